@@ -1,0 +1,141 @@
+//! Finds the exact bytes of one value of a bencoded top-level dictionary.
+//!
+//! The info-hash must be taken over the `info` dictionary exactly as it appears in the file:
+//! re-serialising a parsed value would change the hash of any torrent whose encoder was not
+//! canonical. serde_bencode gives no byte offsets, so this walks the structure without
+//! building it, with a depth limit so hostile nesting cannot exhaust the stack.
+
+use std::ops::Range;
+
+const MAX_DEPTH: usize = 64;
+
+/// Why the bencode structure could not be walked.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("bencode: {what} at byte {at}")]
+pub struct SpanError {
+    pub what: &'static str,
+    pub at: usize,
+}
+
+fn err<T>(what: &'static str, at: usize) -> Result<T, SpanError> {
+    Err(SpanError { what, at })
+}
+
+/// Returns the byte range of the value under `key` in the top-level dictionary of `data`.
+pub fn dict_value_span(data: &[u8], key: &[u8]) -> Result<Option<Range<usize>>, SpanError> {
+    if data.first() != Some(&b'd') {
+        return err("top level is not a dictionary", 0);
+    }
+    let mut pos = 1;
+    let mut found = None;
+    loop {
+        match data.get(pos) {
+            None => return err("unterminated dictionary", pos),
+            Some(b'e') => break,
+            Some(_) => {
+                let k = string_span(data, pos)?;
+                pos = k.end;
+                let start = pos;
+                pos = skip_value(data, pos, 1)?;
+                if &data[k.start..k.end] == key && found.is_none() {
+                    found = Some(start..pos);
+                }
+            }
+        }
+    }
+    if pos + 1 != data.len() {
+        return err("trailing bytes after the top-level dictionary", pos + 1);
+    }
+    Ok(found)
+}
+
+/// Span of a string's content; `pos` points at its length prefix.
+fn string_span(data: &[u8], pos: usize) -> Result<Range<usize>, SpanError> {
+    let colon = data[pos..]
+        .iter()
+        .take(21)
+        .position(|&b| b == b':')
+        .map(|i| pos + i)
+        .ok_or(SpanError {
+            what: "bad string length",
+            at: pos,
+        })?;
+    let digits = &data[pos..colon];
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return err("bad string length", pos);
+    }
+    let len: usize = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(SpanError {
+            what: "bad string length",
+            at: pos,
+        })?;
+    let start = colon + 1;
+    let end = start.checked_add(len).filter(|&e| e <= data.len());
+    match end {
+        Some(end) => Ok(start..end),
+        None => err("string runs past the end", pos),
+    }
+}
+
+fn skip_value(data: &[u8], pos: usize, depth: usize) -> Result<usize, SpanError> {
+    if depth > MAX_DEPTH {
+        return err("nesting too deep", pos);
+    }
+    match data.get(pos) {
+        None => err("value missing", pos),
+        Some(b'i') => {
+            let end = data[pos..]
+                .iter()
+                .position(|&b| b == b'e')
+                .ok_or(SpanError {
+                    what: "unterminated integer",
+                    at: pos,
+                })?;
+            Ok(pos + end + 1)
+        }
+        Some(b'l') | Some(b'd') => {
+            let is_dict = data[pos] == b'd';
+            let mut p = pos + 1;
+            loop {
+                match data.get(p) {
+                    None => return err("unterminated list or dictionary", pos),
+                    Some(b'e') => return Ok(p + 1),
+                    Some(_) => {
+                        if is_dict {
+                            p = string_span(data, p)?.end;
+                        }
+                        p = skip_value(data, p, depth + 1)?;
+                    }
+                }
+            }
+        }
+        Some(b'0'..=b'9') => Ok(string_span(data, pos)?.end),
+        Some(_) => err("unexpected byte", pos),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_info_span() {
+        let t = b"d8:announce3:abc4:infod4:name1:xe1:zi3ee";
+        let r = dict_value_span(t, b"info").unwrap().unwrap();
+        assert_eq!(&t[r], b"d4:name1:xe");
+        assert_eq!(dict_value_span(t, b"nope").unwrap(), None);
+    }
+
+    #[test]
+    fn refuses_broken_input() {
+        assert!(dict_value_span(b"", b"info").is_err());
+        assert!(dict_value_span(b"d4:info", b"info").is_err());
+        assert!(dict_value_span(b"d4:infoi1e", b"info").is_err());
+        assert!(dict_value_span(b"d4:info99999999999999999999:xe", b"info").is_err());
+        assert!(dict_value_span(b"d4:infoi1eeX", b"info").is_err());
+        let deep = format!("d4:info{}{}e", "l".repeat(100), "e".repeat(100));
+        assert!(dict_value_span(deep.as_bytes(), b"info").is_err());
+    }
+}

@@ -1,0 +1,145 @@
+//! The public face of a running torrent.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::bitfield::Bitfield;
+use crate::events::EventSink;
+use crate::metainfo::Metainfo;
+use crate::plugin::{PiecePicker, Storage, StorageError, Tracker};
+
+/// How to run one torrent.
+#[derive(Clone, Debug)]
+pub struct TorrentConfig {
+    pub meta: Arc<Metainfo>,
+    /// Where the resume file is kept (`<state_dir>/<info-hash>.resume`).
+    pub state_dir: PathBuf,
+    /// Address to accept peers on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Peers to dial besides those trackers return (tests, `--peer`).
+    pub extra_peers: Vec<SocketAddr>,
+    pub max_peers: usize,
+    /// Keep serving after the download completes.
+    pub seed: bool,
+    /// Fetch only what readers ask for (mount `--lazy`); otherwise everything.
+    pub lazy: bool,
+    /// A read that waits longer than this fails.
+    pub read_timeout: Duration,
+    /// Bytes per second, 0 = unlimited.
+    pub download_limit: u64,
+    pub upload_limit: u64,
+    /// Regular upload slots of the choker (one more is optimistic).
+    pub upload_slots: usize,
+}
+
+/// The plugin instances a torrent runs with.
+pub struct Plugins {
+    pub picker: Box<dyn PiecePicker>,
+    pub picker_name: String,
+    pub storage: Arc<dyn Storage>,
+    pub storage_name: String,
+    /// Trackers in BEP 12 tiers.
+    pub trackers: Vec<Vec<Arc<dyn Tracker>>>,
+}
+
+/// A snapshot of progress for display and the mount's status file.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Stats {
+    pub pieces_total: u32,
+    pub pieces_have: u32,
+    pub bytes_total: u64,
+    pub bytes_have: u64,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    /// Bytes per second over the last few seconds.
+    pub download_rate: u64,
+    pub upload_rate: u64,
+    pub peers: usize,
+    pub waiting_reads: usize,
+    pub complete: bool,
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("resume file {path}: {source}")]
+    Resume {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("engine stopped")]
+    Stopped,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("read of {len} bytes at {offset} timed out waiting for pieces")]
+    Timeout { offset: u64, len: u64 },
+    #[error("read at {offset} is past the end of the torrent")]
+    OutOfRange { offset: u64 },
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("engine stopped")]
+    Stopped,
+}
+
+/// A running torrent. Cloning gives another handle to the same torrent.
+#[derive(Clone)]
+pub struct TorrentHandle {
+    _private: (),
+}
+
+impl TorrentHandle {
+    /// Opens storage, loads or rebuilds resume state, binds the listener and starts peers and
+    /// trackers in the background.
+    pub async fn start(
+        _cfg: TorrentConfig,
+        _plugins: Plugins,
+        _events: EventSink,
+    ) -> Result<TorrentHandle, EngineError> {
+        Err(EngineError::Stopped)
+    }
+
+    /// Reads the torrent-global byte range `offset..offset+len` (clamped to the torrent's end),
+    /// waiting until every piece under it is verified; those pieces jump the queue. Fails after
+    /// the configured `read_timeout`. Dropping the future withdraws the request.
+    pub async fn read(&self, _offset: u64, _len: u64) -> Result<Vec<u8>, ReadError> {
+        Err(ReadError::Stopped)
+    }
+
+    /// Readahead hint: fetch `range` soon, ahead of background pieces but after pending reads;
+    /// `urgency` is how far in the future the bytes will be needed. Replaces the previous hint of
+    /// the same `reader` (one reader = one open file handle).
+    pub fn prefetch(&self, _reader: u64, _range: Range<u64>, _urgency: Duration) {}
+
+    /// Forgets the readahead of `reader` (its file handle was closed).
+    pub fn forget_reader(&self, _reader: u64) {}
+
+    pub fn stats(&self) -> Stats {
+        Stats::default()
+    }
+
+    /// Which pieces are verified and stored.
+    pub fn have(&self) -> Bitfield {
+        Bitfield::default()
+    }
+
+    /// Resolves once every piece is verified.
+    pub async fn wait_complete(&self) -> Result<(), EngineError> {
+        Err(EngineError::Stopped)
+    }
+
+    /// Announces `stopped`, flushes storage and the resume file, closes connections. Pending
+    /// reads fail with [`ReadError::Stopped`].
+    pub async fn shutdown(&self) {}
+}

@@ -1,0 +1,1 @@
+//! picker-rarest-first plugin (to be written).

@@ -1,0 +1,1 @@
+//! picker-sequential plugin (to be written).

@@ -1,0 +1,1 @@
+//! picker-streaming plugin (to be written).

@@ -1,0 +1,1 @@
+//! storage-memory plugin (to be written).

@@ -1,0 +1,1 @@
+//! storage-mmap plugin (to be written).

@@ -1,0 +1,1 @@
+//! tracker-http plugin (to be written).

@@ -1,0 +1,1 @@
+//! tracker-udp plugin (to be written).
