@@ -7,5 +7,7 @@ pub mod bitfield;
 pub mod events;
 pub mod layout;
 pub mod metainfo;
+mod peer;
 pub mod plugin;
 pub mod torrent;
+pub mod wire;

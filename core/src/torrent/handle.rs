@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::engine::Engine;
 use crate::bitfield::Bitfield;
 use crate::events::EventSink;
 use crate::metainfo::Metainfo;
@@ -79,6 +80,8 @@ pub enum EngineError {
     },
     #[error("engine stopped")]
     Stopped,
+    #[error("{0}")]
+    Failed(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,50 +99,61 @@ pub enum ReadError {
 /// A running torrent. Cloning gives another handle to the same torrent.
 #[derive(Clone)]
 pub struct TorrentHandle {
-    _private: (),
+    engine: Arc<Engine>,
 }
 
 impl TorrentHandle {
     /// Opens storage, loads or rebuilds resume state, binds the listener and starts peers and
     /// trackers in the background.
     pub async fn start(
-        _cfg: TorrentConfig,
-        _plugins: Plugins,
-        _events: EventSink,
+        cfg: TorrentConfig,
+        plugins: Plugins,
+        events: EventSink,
     ) -> Result<TorrentHandle, EngineError> {
-        Err(EngineError::Stopped)
+        Ok(TorrentHandle { engine: Engine::start(cfg, plugins, events).await? })
     }
 
     /// Reads the torrent-global byte range `offset..offset+len` (clamped to the torrent's end),
     /// waiting until every piece under it is verified; those pieces jump the queue. Fails after
     /// the configured `read_timeout`. Dropping the future withdraws the request.
-    pub async fn read(&self, _offset: u64, _len: u64) -> Result<Vec<u8>, ReadError> {
-        Err(ReadError::Stopped)
+    pub async fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, ReadError> {
+        self.engine.read(offset, len).await
     }
 
     /// Readahead hint: fetch `range` soon, ahead of background pieces but after pending reads;
     /// `urgency` is how far in the future the bytes will be needed. Replaces the previous hint of
     /// the same `reader` (one reader = one open file handle).
-    pub fn prefetch(&self, _reader: u64, _range: Range<u64>, _urgency: Duration) {}
+    pub fn prefetch(&self, reader: u64, range: Range<u64>, urgency: Duration) {
+        self.engine.prefetch(reader, range, urgency)
+    }
 
     /// Forgets the readahead of `reader` (its file handle was closed).
-    pub fn forget_reader(&self, _reader: u64) {}
+    pub fn forget_reader(&self, reader: u64) {
+        self.engine.forget_reader(reader)
+    }
 
     pub fn stats(&self) -> Stats {
-        Stats::default()
+        self.engine.stats()
     }
 
     /// Which pieces are verified and stored.
     pub fn have(&self) -> Bitfield {
-        Bitfield::default()
+        self.engine.state().have.clone()
     }
 
-    /// Resolves once every piece is verified.
+    /// The address peers can reach us on.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.engine.listen_addr
+    }
+
+    /// Resolves once every piece is verified; fails if storage failed or the torrent stopped.
     pub async fn wait_complete(&self) -> Result<(), EngineError> {
-        Err(EngineError::Stopped)
+        self.engine.wait_complete().await
     }
 
     /// Announces `stopped`, flushes storage and the resume file, closes connections. Pending
     /// reads fail with [`ReadError::Stopped`].
-    pub async fn shutdown(&self) {}
+    pub async fn shutdown(&self) {
+        self.engine.shutdown().await
+    }
 }

@@ -1,0 +1,132 @@
+//! Collects the blocks of one piece until it can be verified.
+//!
+//! Tracks per block whether it is missing, requested (and from how many peers, for endgame
+//! duplicates) or received, and which peers contributed, so a piece that fails its hash can be
+//! blamed on the right peers.
+
+use std::net::SocketAddr;
+
+use crate::wire::BLOCK_SIZE;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BlockState {
+    Missing,
+    /// Requested from this many peers at once.
+    Requested(u8),
+    Received,
+}
+
+/// What happened to a block that arrived.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Accepted {
+    /// Stored; the piece still misses blocks.
+    Partial,
+    /// Stored and the piece is whole: verify it.
+    Complete,
+    /// We already had it (endgame duplicate).
+    Duplicate,
+    /// Offset or length do not match any block of this piece.
+    Invalid,
+}
+
+pub(crate) struct PieceAssembly {
+    pub index: u32,
+    pub data: Vec<u8>,
+    blocks: Vec<BlockState>,
+    received: usize,
+    pub contributors: Vec<SocketAddr>,
+}
+
+impl PieceAssembly {
+    pub fn new(index: u32, len: u64) -> Self {
+        let n = len.div_ceil(BLOCK_SIZE as u64) as usize;
+        PieceAssembly {
+            index,
+            data: vec![0; len as usize],
+            blocks: vec![BlockState::Missing; n],
+            received: 0,
+            contributors: Vec::new(),
+        }
+    }
+
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// (offset, len) of block `i`.
+    pub fn block(&self, i: usize) -> (u32, u32) {
+        let off = i as u32 * BLOCK_SIZE;
+        (off, (self.data.len() as u32 - off).min(BLOCK_SIZE))
+    }
+
+    pub fn state(&self, i: usize) -> BlockState {
+        self.blocks[i]
+    }
+
+    /// First block nobody has been asked for.
+    pub fn next_missing(&self) -> Option<usize> {
+        self.blocks.iter().position(|b| *b == BlockState::Missing)
+    }
+
+    pub fn mark_requested(&mut self, i: usize) {
+        self.blocks[i] = match self.blocks[i] {
+            BlockState::Missing => BlockState::Requested(1),
+            BlockState::Requested(n) => BlockState::Requested(n.saturating_add(1)),
+            BlockState::Received => BlockState::Received,
+        };
+    }
+
+    /// A request for block `i` was withdrawn (timeout, choke, disconnect).
+    pub fn unrequest(&mut self, i: usize) {
+        if let BlockState::Requested(n) = self.blocks[i] {
+            self.blocks[i] = if n <= 1 { BlockState::Missing } else { BlockState::Requested(n - 1) };
+        }
+    }
+
+    fn index_of(&self, offset: u32, len: usize) -> Option<usize> {
+        if offset % BLOCK_SIZE != 0 {
+            return None;
+        }
+        let i = (offset / BLOCK_SIZE) as usize;
+        (i < self.blocks.len() && self.block(i).1 as usize == len).then_some(i)
+    }
+
+    pub fn accept(&mut self, offset: u32, data: &[u8], from: SocketAddr) -> Accepted {
+        let Some(i) = self.index_of(offset, data.len()) else { return Accepted::Invalid };
+        if self.blocks[i] == BlockState::Received {
+            return Accepted::Duplicate;
+        }
+        self.data[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+        self.blocks[i] = BlockState::Received;
+        self.received += 1;
+        if !self.contributors.contains(&from) {
+            self.contributors.push(from);
+        }
+        if self.received == self.blocks.len() { Accepted::Complete } else { Accepted::Partial }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assembles_short_last_block() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let mut p = PieceAssembly::new(3, BLOCK_SIZE as u64 + 10);
+        assert_eq!(p.block_count(), 2);
+        assert_eq!(p.block(1), (BLOCK_SIZE, 10));
+        p.mark_requested(0);
+        p.mark_requested(0);
+        p.unrequest(0);
+        assert_eq!(p.state(0), BlockState::Requested(1));
+        assert_eq!(p.next_missing(), Some(1));
+        assert_eq!(p.accept(BLOCK_SIZE, &[1; 9], a), Accepted::Invalid);
+        assert_eq!(p.accept(5, &[1; 10], a), Accepted::Invalid);
+        assert_eq!(p.accept(BLOCK_SIZE, &[1; 10], a), Accepted::Partial);
+        assert_eq!(p.accept(BLOCK_SIZE, &[1; 10], a), Accepted::Duplicate);
+        assert_eq!(p.accept(0, &[2; BLOCK_SIZE as usize], a), Accepted::Complete);
+        assert_eq!(p.data[BLOCK_SIZE as usize], 1);
+        assert_eq!(p.contributors, vec![a]);
+    }
+}

@@ -1,0 +1,483 @@
+//! A running torrent: owns the state lock and the background tasks (listener, ticker, tracker
+//! tiers), verifies and stores finished pieces, and serves reads.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_std::channel::{Receiver, Sender};
+use async_std::net::TcpListener;
+use sha1::{Digest, Sha1};
+
+use super::assembly::PieceAssembly;
+use super::handle::{EngineError, Plugins, ReadError, Stats, TorrentConfig};
+use super::rate::RateLimiter;
+use super::state::{Candidate, State};
+use super::{announce, resume};
+use crate::bitfield::Bitfield;
+use crate::events::{Event, EventSink};
+use crate::layout::Layout;
+use crate::metainfo::Metainfo;
+use crate::plugin::{Storage, StorageError, Tracker};
+
+/// How often the ticker runs (rates, timeouts, dialing).
+const TICK: Duration = Duration::from_millis(500);
+const RECHOKE_EVERY: Duration = Duration::from_secs(10);
+const RESUME_EVERY: Duration = Duration::from_secs(5);
+
+pub(crate) struct Engine {
+    pub cfg: TorrentConfig,
+    pub meta: Arc<Metainfo>,
+    pub layout: Layout,
+    pub storage: Arc<dyn Storage>,
+    pub events: EventSink,
+    pub peer_id: [u8; 20],
+    pub listen_addr: SocketAddr,
+    pub tiers: Mutex<Vec<Vec<Arc<dyn Tracker>>>>,
+    pub announce_key: u32,
+    pub down_limit: RateLimiter,
+    pub up_limit: RateLimiter,
+    state: Mutex<State>,
+    /// Dropped at shutdown: every background task holds a receiver and ends when it closes.
+    stop_tx: Mutex<Option<Sender<()>>>,
+    pub stop_rx: Receiver<()>,
+    resume_path: Option<PathBuf>,
+    /// Wakes the tracker tiers when the download completes.
+    pub completed_tx: Sender<()>,
+    pub completed_rx: Receiver<()>,
+}
+
+fn new_peer_id() -> [u8; 20] {
+    const ALNUM: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut id = *b"-RV0010-000000000000";
+    for b in &mut id[8..] {
+        *b = ALNUM[rand::random_range(0..ALNUM.len())];
+    }
+    id
+}
+
+impl Engine {
+    pub async fn start(
+        cfg: TorrentConfig,
+        plugins: Plugins,
+        events: EventSink,
+    ) -> Result<Arc<Engine>, EngineError> {
+        let meta = cfg.meta.clone();
+        let layout = Layout::new(&meta);
+        let storage = plugins.storage;
+        let persistent = storage.persistent();
+        let resume_path = persistent.then(|| resume::path_for(&cfg.state_dir, &meta));
+        events.emit(Event::Started {
+            info_hash: meta.info_hash.hex(),
+            name: meta.name.clone(),
+            pieces: meta.piece_count(),
+            picker: plugins.picker_name.clone(),
+            storage: plugins.storage_name.clone(),
+        });
+
+        let have = {
+            let meta = meta.clone();
+            let layout = layout.clone();
+            let storage = storage.clone();
+            let resume_path = resume_path.clone();
+            async_std::task::spawn_blocking(move || {
+                initial_have(&meta, &layout, storage.as_ref(), resume_path.as_deref())
+            })
+            .await
+        };
+        events.emit(Event::Resumed { pieces: have.count() });
+
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| EngineError::Listen { addr: cfg.listen, source })?;
+        let listen_addr = listener
+            .local_addr()
+            .map_err(|source| EngineError::Listen { addr: cfg.listen, source })?;
+        events.emit(Event::Listening { addr: listen_addr.to_string() });
+
+        let mut picker = plugins.picker;
+        picker.init(meta.piece_count(), &have);
+        // A RAM cache that lets pieces go cannot hold the whole torrent: fetch only what is read.
+        let lazy = cfg.lazy || !persistent;
+        let mut state = State::new(meta.clone(), events.clone(), picker, have, lazy, cfg.upload_slots);
+        let now = Instant::now();
+        for &addr in &cfg.extra_peers {
+            state.known.insert(addr, Candidate { next_try: now, fails: 0, connecting: false });
+        }
+        let (stop_tx, stop_rx) = async_std::channel::bounded(1);
+        let (completed_tx, completed_rx) = async_std::channel::bounded(16);
+        let engine = Arc::new(Engine {
+            down_limit: RateLimiter::new(cfg.download_limit),
+            up_limit: RateLimiter::new(cfg.upload_limit),
+            cfg,
+            meta,
+            layout,
+            storage,
+            events,
+            peer_id: new_peer_id(),
+            listen_addr,
+            tiers: Mutex::new(plugins.trackers.clone()),
+            announce_key: rand::random(),
+            state: Mutex::new(state),
+            stop_tx: Mutex::new(Some(stop_tx)),
+            stop_rx,
+            resume_path,
+            completed_tx,
+            completed_rx,
+        });
+
+        async_std::task::spawn(crate::peer::listen(engine.clone(), listener));
+        async_std::task::spawn(engine.clone().ticker());
+        for tier in 0..plugins.trackers.len() {
+            async_std::task::spawn(announce::run_tier(engine.clone(), tier));
+        }
+        engine.dial_more();
+        Ok(engine)
+    }
+
+    /// The state lock. A poisoned lock means a bug panicked while holding it; the state is
+    /// still the best we have, so keep going rather than take the whole process down.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stop_tx.lock().map(|s| s.is_none()).unwrap_or(true)
+    }
+
+    /// Adds peers learnt from a tracker and dials them.
+    pub fn add_candidates(self: &Arc<Self>, peers: &[SocketAddr]) {
+        {
+            let mut s = self.state();
+            let now = Instant::now();
+            for &a in peers {
+                if a == self.listen_addr || s.self_addrs.contains(&a) || a.port() == 0 {
+                    continue;
+                }
+                s.known.entry(a).or_insert(Candidate { next_try: now, fails: 0, connecting: false });
+            }
+        }
+        self.dial_more();
+    }
+
+    /// Starts connections to known peers while below `max_peers`.
+    pub fn dial_more(self: &Arc<Self>) {
+        if self.stopped() {
+            return;
+        }
+        let to_dial: Vec<SocketAddr> = {
+            let mut s = self.state();
+            if s.complete() && !self.cfg.seed {
+                return;
+            }
+            let now = Instant::now();
+            let connecting = s.known.values().filter(|c| c.connecting).count();
+            let room = self.cfg.max_peers.saturating_sub(s.peers.len() + connecting);
+            let mut pick: Vec<SocketAddr> = s
+                .known
+                .iter()
+                .filter(|(a, c)| !c.connecting && c.next_try <= now && !s.banned.contains(&a.ip()))
+                .map(|(a, _)| *a)
+                .filter(|a| !s.is_connected(*a))
+                .collect();
+            pick.truncate(room);
+            for a in &pick {
+                if let Some(c) = s.known.get_mut(a) {
+                    c.connecting = true;
+                }
+            }
+            pick
+        };
+        for addr in to_dial {
+            async_std::task::spawn(crate::peer::connect(self.clone(), addr));
+        }
+    }
+
+    /// An outgoing connection attempt failed.
+    pub fn dial_failed(&self, addr: SocketAddr, self_connection: bool) {
+        let mut s = self.state();
+        if self_connection {
+            s.self_addrs.insert(addr);
+            s.known.remove(&addr);
+            return;
+        }
+        if let Some(c) = s.known.get_mut(&addr) {
+            c.connecting = false;
+            c.fails += 1;
+            c.next_try = Instant::now() + Duration::from_secs(5 << c.fails.min(6));
+        }
+    }
+
+    async fn ticker(self: Arc<Self>) {
+        let mut last_choke = Instant::now();
+        let mut last_resume = Instant::now();
+        loop {
+            if async_std::future::timeout(TICK, self.stop_rx.recv()).await.is_ok() {
+                return;
+            }
+            let now = Instant::now();
+            {
+                let mut s = self.state();
+                s.tick(now);
+                if now.duration_since(last_choke) >= RECHOKE_EVERY {
+                    s.rechoke();
+                    last_choke = now;
+                }
+            }
+            if now.duration_since(last_resume) >= RESUME_EVERY {
+                last_resume = now;
+                self.save_resume().await;
+            }
+            self.dial_more();
+        }
+    }
+
+    /// Flushes storage, then records what it holds. In that order: the resume file must never
+    /// name a piece that is not durable.
+    pub async fn save_resume(self: &Arc<Self>) {
+        let Some(path) = self.resume_path.clone() else { return };
+        let have = {
+            let mut s = self.state();
+            if !s.resume_dirty {
+                return;
+            }
+            s.resume_dirty = false;
+            s.have.clone()
+        };
+        let engine = self.clone();
+        async_std::task::spawn_blocking(move || {
+            if let Err(e) = engine.storage.flush() {
+                tracing::error!("flushing storage: {e}");
+                return;
+            }
+            if let Err(e) = resume::save(&path, &engine.meta, &have) {
+                tracing::error!("writing resume file {}: {e}", path.display());
+            }
+        })
+        .await;
+    }
+
+    /// Checks a whole piece and stores it, then tells the state.
+    pub async fn verify_and_store(self: &Arc<Self>, asm: PieceAssembly) {
+        let want = &self.meta.piece_hashes[asm.index as usize];
+        let result = if Sha1::digest(&asm.data).as_slice() != want {
+            Err(None)
+        } else {
+            self.write_piece(asm.index, &asm.data).map_err(|e| Some(e.to_string()))
+        };
+        let completed = {
+            let mut s = self.state();
+            let before = s.complete();
+            s.piece_finished(&asm, result);
+            !before && s.complete()
+        };
+        if completed {
+            let tiers = self.tiers.lock().map(|t| t.len()).unwrap_or(0);
+            for _ in 0..tiers {
+                let _ = self.completed_tx.try_send(());
+            }
+            self.save_resume().await;
+        }
+    }
+
+    fn write_piece(&self, piece: u32, data: &[u8]) -> Result<(), StorageError> {
+        for span in self.layout.spans(self.layout.piece_range(piece)) {
+            let at = span.range_offset as usize;
+            self.storage.write(span.file, span.offset, &data[at..at + span.len as usize])?;
+        }
+        Ok(())
+    }
+
+    pub fn read_storage(&self, range: Range<u64>) -> Result<Vec<u8>, StorageError> {
+        read_range(&self.layout, self.storage.as_ref(), range)
+    }
+
+    pub async fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, ReadError> {
+        let total = self.meta.total_length;
+        if offset > total {
+            return Err(ReadError::OutOfRange { offset });
+        }
+        let end = offset.saturating_add(len).min(total);
+        let pieces = self.layout.pieces_for(offset..end);
+        let give_up = Instant::now() + self.cfg.read_timeout;
+        loop {
+            let (tx, rx) = async_std::channel::bounded(1);
+            let wait = {
+                let mut s = self.state();
+                if s.stopped {
+                    return Err(ReadError::Stopped);
+                }
+                if pieces.clone().all(|p| s.have.get(p)) {
+                    None
+                } else {
+                    let now_ms = s.now_ms();
+                    let State { readers, have, picker, .. } = &mut *s;
+                    let id = readers.register(pieces.clone(), now_ms, tx, have, picker.as_mut());
+                    s.fill_all();
+                    Some(WaitGuard { engine: self, id })
+                }
+            };
+            let Some(wait) = wait else {
+                match self.read_storage(offset..end) {
+                    Ok(v) => return Ok(v),
+                    Err(StorageError::Evicted) => {
+                        let mut s = self.state();
+                        for p in pieces.clone() {
+                            if s.have.clear(p) {
+                                s.picker.piece_lost(p);
+                            }
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            let left = give_up.saturating_duration_since(Instant::now());
+            match async_std::future::timeout(left, rx.recv()).await {
+                Err(_) => {
+                    self.events.emit(Event::ReadTimeout { offset, len: end - offset });
+                    tracing::warn!("read of {} bytes at {offset} timed out", end - offset);
+                    return Err(ReadError::Timeout { offset, len: end - offset });
+                }
+                Ok(Err(_)) => return Err(ReadError::Stopped),
+                Ok(Ok(())) => drop(wait),
+            }
+        }
+    }
+
+    pub fn prefetch(&self, reader: u64, range: Range<u64>, urgency: Duration) {
+        let pieces = self.layout.pieces_for(range);
+        let mut s = self.state();
+        let deadline = s.now_ms() + urgency.as_millis() as u64;
+        let State { readers, have, picker, .. } = &mut *s;
+        readers.set_window(reader, Some((pieces, deadline)), have, picker.as_mut());
+        s.fill_all();
+    }
+
+    pub fn forget_reader(&self, reader: u64) {
+        let mut s = self.state();
+        let State { readers, have, picker, .. } = &mut *s;
+        readers.set_window(reader, None, have, picker.as_mut());
+    }
+
+    pub fn stats(&self) -> Stats {
+        let s = self.state();
+        let n = s.have.len();
+        let mut bytes_have = s.have.count() as u64 * self.meta.piece_length;
+        if n > 0 && s.have.get(n - 1) {
+            bytes_have = bytes_have - self.meta.piece_length + self.meta.piece_len(n - 1);
+        }
+        Stats {
+            pieces_total: n,
+            pieces_have: s.have.count(),
+            bytes_total: self.meta.total_length,
+            bytes_have,
+            downloaded: s.downloaded,
+            uploaded: s.uploaded,
+            download_rate: s.down.rate(),
+            upload_rate: s.up.rate(),
+            peers: s.peers.len(),
+            waiting_reads: s.readers.waiting(),
+            complete: s.complete(),
+            listen: Some(self.listen_addr),
+        }
+    }
+
+    pub async fn wait_complete(&self) -> Result<(), EngineError> {
+        loop {
+            let (tx, rx) = async_std::channel::bounded(1);
+            {
+                let mut s = self.state();
+                if let Some(e) = &s.fatal {
+                    return Err(EngineError::Failed(e.clone()));
+                }
+                if s.complete() {
+                    return Ok(());
+                }
+                if s.stopped {
+                    return Err(EngineError::Stopped);
+                }
+                s.complete_waiters.push(tx);
+            }
+            if rx.recv().await.is_err() {
+                return Err(EngineError::Stopped);
+            }
+        }
+    }
+
+    pub async fn shutdown(self: &Arc<Self>) {
+        {
+            let mut s = self.state();
+            if s.stopped {
+                return;
+            }
+            s.stopped = true;
+            s.readers.close_all();
+            s.complete_waiters.clear();
+            let keys: Vec<_> = s.peers.keys().copied().collect();
+            for k in keys {
+                s.remove_peer(k, "shutting down");
+            }
+        }
+        if let Ok(mut tx) = self.stop_tx.lock() {
+            tx.take();
+        }
+        announce::announce_stopped(self).await;
+        self.state().resume_dirty = true;
+        self.save_resume().await;
+        if let Err(e) = self.storage.flush() {
+            tracing::error!("flushing storage: {e}");
+        }
+        self.events.emit(Event::Stopped);
+    }
+}
+
+/// Withdraws a read's deadlines when it finishes, times out or is dropped.
+struct WaitGuard<'a> {
+    engine: &'a Engine,
+    id: u64,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        let mut s = self.engine.state();
+        let State { readers, have, picker, .. } = &mut *s;
+        readers.unregister(self.id, have, picker.as_mut());
+    }
+}
+
+fn read_range(layout: &Layout, storage: &dyn Storage, range: Range<u64>) -> Result<Vec<u8>, StorageError> {
+    let mut buf = vec![0u8; (range.end - range.start) as usize];
+    for span in layout.spans(range) {
+        let at = span.range_offset as usize;
+        storage.read(span.file, span.offset, &mut buf[at..at + span.len as usize])?;
+    }
+    Ok(buf)
+}
+
+/// Pieces already complete: those the resume file names, plus any other piece whose data on
+/// disk hashes right (the resume file lags behind a crash).
+fn initial_have(meta: &Metainfo, layout: &Layout, storage: &dyn Storage, resume: Option<&std::path::Path>) -> Bitfield {
+    let n = meta.piece_count();
+    let Some(resume) = resume else { return Bitfield::new(n) };
+    let mut have = resume::load(resume, meta).unwrap_or_else(|| Bitfield::new(n));
+    let zero_hash: [u8; 20] = Sha1::digest(vec![0u8; meta.piece_length as usize]).into();
+    for p in 0..n {
+        if have.get(p) {
+            continue;
+        }
+        let Ok(data) = read_range(layout, storage, layout.piece_range(p)) else { continue };
+        // Never-written (sparse) pieces read as zeros: skip hashing them unless zeros are
+        // really what the piece holds.
+        let full = data.len() as u64 == meta.piece_length;
+        if full && zero_hash != meta.piece_hashes[p as usize] && data.iter().all(|&b| b == 0) {
+            continue;
+        }
+        if Sha1::digest(&data).as_slice() == meta.piece_hashes[p as usize] {
+            have.set(p);
+        }
+    }
+    have
+}

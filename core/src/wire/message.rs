@@ -1,0 +1,200 @@
+//! BEP 3 messages after the handshake: a 4-byte big-endian length, an id, a payload.
+//!
+//! The length is checked against a caller-given cap before anything is allocated, so a peer
+//! announcing a 4 GiB message costs us nothing.
+
+use futures::{AsyncRead, AsyncReadExt};
+
+/// A block request (also used for cancel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BlockRequest {
+    pub piece: u32,
+    pub offset: u32,
+    pub len: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    KeepAlive,
+    Choke,
+    Unchoke,
+    Interested,
+    NotInterested,
+    Have(u32),
+    Bitfield(Vec<u8>),
+    Request(BlockRequest),
+    Piece { piece: u32, offset: u32, data: Vec<u8> },
+    Cancel(BlockRequest),
+    Port(u16),
+    /// A message id we do not speak (extensions); skipped.
+    Unknown(u8),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("message of {len} bytes exceeds the limit of {max}")]
+    TooLong { len: u32, max: u32 },
+    #[error("message id {id} has a payload of {len} bytes, expected {want}")]
+    BadLength { id: u8, len: usize, want: &'static str },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+impl Message {
+    /// Parses one message body (id + payload, without the length prefix).
+    pub fn decode(body: Vec<u8>) -> Result<Self, MessageError> {
+        let Some(&id) = body.first() else { return Ok(Message::KeepAlive) };
+        let p = &body[1..];
+        let want = |ok: bool, want: &'static str| {
+            if ok { Ok(()) } else { Err(MessageError::BadLength { id, len: p.len(), want }) }
+        };
+        let req = |p: &[u8]| BlockRequest { piece: be32(p), offset: be32(&p[4..]), len: be32(&p[8..]) };
+        Ok(match id {
+            0..=3 => {
+                want(p.is_empty(), "0")?;
+                [Message::Choke, Message::Unchoke, Message::Interested, Message::NotInterested][id as usize]
+                    .clone()
+            }
+            4 => {
+                want(p.len() == 4, "4")?;
+                Message::Have(be32(p))
+            }
+            5 => Message::Bitfield(p.to_vec()),
+            6 | 8 => {
+                want(p.len() == 12, "12")?;
+                if id == 6 { Message::Request(req(p)) } else { Message::Cancel(req(p)) }
+            }
+            7 => {
+                want(p.len() >= 8, "at least 8")?;
+                let (piece, offset) = (be32(p), be32(&p[4..]));
+                let mut data = body;
+                data.drain(..9);
+                Message::Piece { piece, offset, data }
+            }
+            9 => {
+                want(p.len() == 2, "2")?;
+                Message::Port(u16::from_be_bytes([p[0], p[1]]))
+            }
+            other => Message::Unknown(other),
+        })
+    }
+
+    /// Appends the wire form (with length prefix) to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut put = |id: Option<u8>, parts: &[&[u8]]| {
+            let len: usize = parts.iter().map(|p| p.len()).sum::<usize>() + id.is_some() as usize;
+            out.extend_from_slice(&(len as u32).to_be_bytes());
+            if let Some(id) = id {
+                out.push(id);
+            }
+            for p in parts {
+                out.extend_from_slice(p);
+            }
+        };
+        let r = |r: &BlockRequest| {
+            let mut b = [0u8; 12];
+            b[..4].copy_from_slice(&r.piece.to_be_bytes());
+            b[4..8].copy_from_slice(&r.offset.to_be_bytes());
+            b[8..].copy_from_slice(&r.len.to_be_bytes());
+            b
+        };
+        match self {
+            Message::KeepAlive => put(None, &[]),
+            Message::Choke => put(Some(0), &[]),
+            Message::Unchoke => put(Some(1), &[]),
+            Message::Interested => put(Some(2), &[]),
+            Message::NotInterested => put(Some(3), &[]),
+            Message::Have(i) => put(Some(4), &[&i.to_be_bytes()]),
+            Message::Bitfield(b) => put(Some(5), &[b]),
+            Message::Request(q) => put(Some(6), &[&r(q)]),
+            Message::Piece { piece, offset, data } => {
+                put(Some(7), &[&piece.to_be_bytes(), &offset.to_be_bytes(), data])
+            }
+            Message::Cancel(q) => put(Some(8), &[&r(q)]),
+            Message::Port(p) => put(Some(9), &[&p.to_be_bytes()]),
+            Message::Unknown(id) => put(Some(*id), &[]),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.encode_into(&mut v);
+        v
+    }
+
+    /// Reads one message, refusing any whose length exceeds `max_len` before allocating.
+    pub async fn read<R: AsyncRead + Unpin>(r: &mut R, max_len: u32) -> Result<Self, MessageError> {
+        let mut len = [0u8; 4];
+        r.read_exact(&mut len).await?;
+        let len = u32::from_be_bytes(len);
+        if len > max_len {
+            return Err(MessageError::TooLong { len, max: max_len });
+        }
+        let mut body = vec![0u8; len as usize];
+        r.read_exact(&mut body).await?;
+        Self::decode(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn all() -> Vec<Message> {
+        let q = BlockRequest { piece: 7, offset: 16384, len: 16384 };
+        vec![
+            Message::KeepAlive,
+            Message::Choke,
+            Message::Unchoke,
+            Message::Interested,
+            Message::NotInterested,
+            Message::Have(42),
+            Message::Bitfield(vec![0xff, 0x80]),
+            Message::Request(q),
+            Message::Piece { piece: 1, offset: 2, data: vec![9; 100] },
+            Message::Cancel(q),
+            Message::Port(6881),
+        ]
+    }
+
+    #[test]
+    fn round_trips() {
+        for m in all() {
+            let wire = m.encode();
+            let got = async_std::task::block_on(Message::read(&mut wire.as_slice(), 1 << 20)).unwrap();
+            assert_eq!(got, m);
+        }
+    }
+
+    #[test]
+    fn refuses_huge_length_before_allocating() {
+        let wire = [0xff, 0xff, 0xff, 0xff, 7];
+        let e = async_std::task::block_on(Message::read(&mut wire.as_slice(), 1 << 17)).unwrap_err();
+        assert!(matches!(e, MessageError::TooLong { len: u32::MAX, .. }));
+    }
+
+    #[test]
+    fn refuses_bad_payload_lengths() {
+        assert!(Message::decode(vec![4, 0, 0]).is_err());
+        assert!(Message::decode(vec![6; 5]).is_err());
+        assert!(Message::decode(vec![7, 0, 0, 0]).is_err());
+        assert!(Message::decode(vec![1, 0]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(body in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = Message::decode(body);
+        }
+
+        #[test]
+        fn read_never_panics(wire in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = async_std::task::block_on(Message::read(&mut wire.as_slice(), 1 << 17));
+        }
+    }
+}
