@@ -1,1 +1,7 @@
-fn main() {}
+//! The `rivulet` command: mount, download, seed, info, plugins.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -56,4 +56,11 @@ pub trait Storage: Send + Sync {
     fn flush(&self) -> Result<(), StorageError>;
     /// Whether data survives a restart, so that resuming from it makes sense.
     fn persistent(&self) -> bool;
+    /// Whether `len` bytes at `offset` of file `file` may hold written data. `false` lets the
+    /// engine skip hashing a never-written piece when it rebuilds its state at start; a backend
+    /// that cannot tell keeps the default.
+    fn has_data(&self, file: usize, offset: u64, len: u64) -> bool {
+        let _ = (file, offset, len);
+        true
+    }
 }

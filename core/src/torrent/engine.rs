@@ -463,18 +463,16 @@ fn initial_have(meta: &Metainfo, layout: &Layout, storage: &dyn Storage, resume:
     let n = meta.piece_count();
     let Some(resume) = resume else { return Bitfield::new(n) };
     let mut have = resume::load(resume, meta).unwrap_or_else(|| Bitfield::new(n));
-    let zero_hash: [u8; 20] = Sha1::digest(vec![0u8; meta.piece_length as usize]).into();
     for p in 0..n {
         if have.get(p) {
             continue;
         }
-        let Ok(data) = read_range(layout, storage, layout.piece_range(p)) else { continue };
-        // Never-written (sparse) pieces read as zeros: skip hashing them unless zeros are
-        // really what the piece holds.
-        let full = data.len() as u64 == meta.piece_length;
-        if full && zero_hash != meta.piece_hashes[p as usize] && data.iter().all(|&b| b == 0) {
+        let range = layout.piece_range(p);
+        // A piece with a never-written span cannot be complete: skip reading and hashing it.
+        if !layout.spans(range.clone()).iter().all(|s| storage.has_data(s.file, s.offset, s.len)) {
             continue;
         }
+        let Ok(data) = read_range(layout, storage, range) else { continue };
         if Sha1::digest(&data).as_slice() == meta.piece_hashes[p as usize] {
             have.set(p);
         }
