@@ -26,7 +26,8 @@ const WRITE_BATCH: usize = 256 * 1024;
 pub(crate) async fn listen(engine: Arc<Engine>, listener: TcpListener) {
     loop {
         let accepted =
-            futures::future::select(Box::pin(listener.accept()), Box::pin(engine.stop_rx.recv())).await;
+            futures::future::select(Box::pin(listener.accept()), Box::pin(engine.stop_rx.recv()))
+                .await;
         let (stream, addr) = match accepted {
             futures::future::Either::Left((Ok(conn), _)) => conn,
             futures::future::Either::Left((Err(e), _)) => {
@@ -73,7 +74,11 @@ pub(crate) async fn connect(engine: Arc<Engine>, addr: SocketAddr) {
 }
 
 /// BEP 3 handshake; the dialing side speaks first.
-async fn handshake(engine: &Engine, stream: &TcpStream, dialing: bool) -> Result<Handshake, HandshakeError> {
+async fn handshake(
+    engine: &Engine,
+    stream: &TcpStream,
+    dialing: bool,
+) -> Result<Handshake, HandshakeError> {
     let ours = Handshake::new(engine.meta.info_hash.0, engine.peer_id);
     let mut s = stream.clone();
     let exchange = async {
@@ -94,6 +99,8 @@ async fn handshake(engine: &Engine, stream: &TcpStream, dialing: bool) -> Result
 
 async fn run(engine: Arc<Engine>, stream: TcpStream, addr: SocketAddr, remote: Handshake) {
     let _ = stream.set_nodelay(true);
+    static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let conn = NEXT_CONN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (tx, rx) = async_std::channel::unbounded();
     let key = {
         let mut s = engine.state();
@@ -101,30 +108,46 @@ async fn run(engine: Arc<Engine>, stream: TcpStream, addr: SocketAddr, remote: H
             return;
         }
         let pieces = s.have.len();
-        s.add_peer(PeerState::new(addr, remote.peer_id, tx, stream.clone(), pieces))
+        s.add_peer(PeerState::new(
+            conn,
+            addr,
+            remote.peer_id,
+            tx,
+            stream.clone(),
+            pieces,
+        ))
     };
-    async_std::task::spawn(writer(engine.clone(), key, stream.clone(), rx));
-    let reason = reader(&engine, key, stream).await;
-    engine.state().remove_peer(key, &reason);
+    let id = Conn { key, conn };
+    async_std::task::spawn(writer(engine.clone(), id, stream.clone(), rx));
+    let reason = reader(&engine, id, stream).await;
+    engine.state().remove_conn(key, conn, &reason);
+}
+
+/// A registered connection: its (reusable) peer key and its unique id.
+#[derive(Clone, Copy)]
+struct Conn {
+    key: u32,
+    conn: u64,
 }
 
 /// Reads messages until the connection ends; returns why it ended.
-async fn reader(engine: &Arc<Engine>, key: u32, stream: TcpStream) -> String {
+async fn reader(engine: &Arc<Engine>, id: Conn, stream: TcpStream) -> String {
     let pieces = engine.meta.piece_count();
     // The largest legal message is a bitfield or a served block; anything longer is refused
     // before it is allocated.
     let max_len = (crate::bitfield::Bitfield::byte_len(pieces) as u32 + 1).max(128 * 1024 + 9);
     let mut r = BufReader::with_capacity(256 * 1024, stream);
     loop {
-        let msg = match async_std::future::timeout(IDLE_TIMEOUT, Message::read(&mut r, max_len)).await {
-            Err(_) => return "idle too long".into(),
-            Ok(Err(e)) => return e.to_string(),
-            Ok(Ok(m)) => m,
-        };
+        let msg =
+            match async_std::future::timeout(IDLE_TIMEOUT, Message::read(&mut r, max_len)).await {
+                Err(_) => return "idle too long".into(),
+                Ok(Err(e)) => return e.to_string(),
+                Ok(Ok(m)) => m,
+            };
         if let Message::Piece { data, .. } = &msg {
             engine.down_limit.acquire(data.len() as u64).await;
         }
-        let done = match engine.state().on_message(key, msg) {
+        let done = match engine.state().on_message(id.key, id.conn, msg) {
             Ok(done) => done,
             Err(drop) => return drop.0,
         };
@@ -135,7 +158,7 @@ async fn reader(engine: &Arc<Engine>, key: u32, stream: TcpStream) -> String {
 }
 
 /// Sends what the state queued for this peer, batching small messages into one write.
-async fn writer(engine: Arc<Engine>, key: u32, mut stream: TcpStream, rx: Receiver<Outbound>) {
+async fn writer(engine: Arc<Engine>, id: Conn, mut stream: TcpStream, rx: Receiver<Outbound>) {
     let mut buf = Vec::with_capacity(WRITE_BATCH + 64 * 1024);
     loop {
         buf.clear();
@@ -144,10 +167,10 @@ async fn writer(engine: Arc<Engine>, key: u32, mut stream: TcpStream, rx: Receiv
             Ok(Err(_)) => return,
             Ok(Ok(o)) => o,
         };
-        encode(&engine, key, first, &mut buf).await;
+        encode(&engine, id, first, &mut buf).await;
         while buf.len() < WRITE_BATCH {
             match rx.try_recv() {
-                Ok(o) => encode(&engine, key, o, &mut buf).await,
+                Ok(o) => encode(&engine, id, o, &mut buf).await,
                 Err(_) => break,
             }
         }
@@ -155,26 +178,31 @@ async fn writer(engine: Arc<Engine>, key: u32, mut stream: TcpStream, rx: Receiv
             continue;
         }
         if let Err(e) = stream.write_all(&buf).await {
-            tracing::debug!("write to peer {key}: {e}");
+            tracing::debug!("write to peer {}: {e}", id.key);
             let _ = stream.shutdown(std::net::Shutdown::Both);
             return;
         }
     }
 }
 
-async fn encode(engine: &Engine, key: u32, out: Outbound, buf: &mut Vec<u8>) {
+async fn encode(engine: &Engine, id: Conn, out: Outbound, buf: &mut Vec<u8>) {
     match out {
         Outbound::Msg(m) => m.encode_into(buf),
         Outbound::Serve(r) => {
-            if !engine.state().take_upload(key, &r) {
+            if !engine.state().take_upload(id.key, id.conn, &r) {
                 return;
             }
             let start = engine.layout.piece_range(r.piece).start + r.offset as u64;
             match engine.read_storage(start..start + r.len as u64) {
                 Ok(data) => {
                     engine.up_limit.acquire(data.len() as u64).await;
-                    Message::Piece { piece: r.piece, offset: r.offset, data }.encode_into(buf);
-                    engine.state().uploaded_block(key, r.len as u64);
+                    Message::Piece {
+                        piece: r.piece,
+                        offset: r.offset,
+                        data,
+                    }
+                    .encode_into(buf);
+                    engine.state().uploaded_block(id.key, id.conn, r.len as u64);
                 }
                 Err(e) => tracing::warn!("cannot serve piece {}: {e}", r.piece),
             }

@@ -26,7 +26,11 @@ fn request(engine: &Engine, event: AnnounceEvent, timeout: Duration) -> Announce
         downloaded: st.downloaded,
         left: st.bytes_total - st.bytes_have,
         event,
-        num_want: if event == AnnounceEvent::Stopped { 0 } else { 200 },
+        num_want: if event == AnnounceEvent::Stopped {
+            0
+        } else {
+            200
+        },
         key: engine.announce_key,
         timeout,
     }
@@ -45,8 +49,11 @@ pub(crate) async fn run_tier(engine: Arc<Engine>, tier: usize) {
     let mut backoff = Duration::from_secs(15);
     let mut was_complete = engine.stats().complete;
     loop {
-        let trackers: Vec<Arc<dyn Tracker>> =
-            engine.tiers.lock().map(|t| t[tier].clone()).unwrap_or_default();
+        let trackers: Vec<Arc<dyn Tracker>> = engine
+            .tiers
+            .lock()
+            .map(|t| t[tier].clone())
+            .unwrap_or_default();
         let mut wait = None;
         for (i, t) in trackers.iter().enumerate() {
             let req = request(&engine, event, ANNOUNCE_TIMEOUT);
@@ -80,7 +87,10 @@ pub(crate) async fn run_tier(engine: Arc<Engine>, tier: usize) {
                 }
                 Err(e) => {
                     tracing::warn!("tracker {}: {e}", t.url());
-                    engine.events.emit(Event::TrackerError { url: t.url().to_string(), error: e.to_string() });
+                    engine.events.emit(Event::TrackerError {
+                        url: t.url().to_string(),
+                        error: e.to_string(),
+                    });
                 }
             }
         }
@@ -117,7 +127,11 @@ pub(crate) async fn announce_stopped(engine: &Arc<Engine>) {
     let calls = firsts.into_iter().map(|t| {
         let req = request(engine, AnnounceEvent::Stopped, STOPPED_TIMEOUT);
         async move {
-            let _ = async_std::future::timeout(STOPPED_TIMEOUT + Duration::from_secs(1), announce_one(t, req)).await;
+            let _ = async_std::future::timeout(
+                STOPPED_TIMEOUT + Duration::from_secs(1),
+                announce_one(t, req),
+            )
+            .await;
         }
     });
     futures::future::join_all(calls).await;

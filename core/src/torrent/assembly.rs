@@ -79,7 +79,11 @@ impl PieceAssembly {
     /// A request for block `i` was withdrawn (timeout, choke, disconnect).
     pub fn unrequest(&mut self, i: usize) {
         if let BlockState::Requested(n) = self.blocks[i] {
-            self.blocks[i] = if n <= 1 { BlockState::Missing } else { BlockState::Requested(n - 1) };
+            self.blocks[i] = if n <= 1 {
+                BlockState::Missing
+            } else {
+                BlockState::Requested(n - 1)
+            };
         }
     }
 
@@ -92,7 +96,9 @@ impl PieceAssembly {
     }
 
     pub fn accept(&mut self, offset: u32, data: &[u8], from: SocketAddr) -> Accepted {
-        let Some(i) = self.index_of(offset, data.len()) else { return Accepted::Invalid };
+        let Some(i) = self.index_of(offset, data.len()) else {
+            return Accepted::Invalid;
+        };
         if self.blocks[i] == BlockState::Received {
             return Accepted::Duplicate;
         }
@@ -102,7 +108,11 @@ impl PieceAssembly {
         if !self.contributors.contains(&from) {
             self.contributors.push(from);
         }
-        if self.received == self.blocks.len() { Accepted::Complete } else { Accepted::Partial }
+        if self.received == self.blocks.len() {
+            Accepted::Complete
+        } else {
+            Accepted::Partial
+        }
     }
 }
 
@@ -125,7 +135,10 @@ mod tests {
         assert_eq!(p.accept(5, &[1; 10], a), Accepted::Invalid);
         assert_eq!(p.accept(BLOCK_SIZE, &[1; 10], a), Accepted::Partial);
         assert_eq!(p.accept(BLOCK_SIZE, &[1; 10], a), Accepted::Duplicate);
-        assert_eq!(p.accept(0, &[2; BLOCK_SIZE as usize], a), Accepted::Complete);
+        assert_eq!(
+            p.accept(0, &[2; BLOCK_SIZE as usize], a),
+            Accepted::Complete
+        );
         assert_eq!(p.data[BLOCK_SIZE as usize], 1);
         assert_eq!(p.contributors, vec![a]);
     }

@@ -87,24 +87,49 @@ impl Engine {
             })
             .await
         };
-        events.emit(Event::Resumed { pieces: have.count() });
+        events.emit(Event::Resumed {
+            pieces: have.count(),
+        });
 
-        let listener = TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|source| EngineError::Listen { addr: cfg.listen, source })?;
+        let listener =
+            TcpListener::bind(cfg.listen)
+                .await
+                .map_err(|source| EngineError::Listen {
+                    addr: cfg.listen,
+                    source,
+                })?;
         let listen_addr = listener
             .local_addr()
-            .map_err(|source| EngineError::Listen { addr: cfg.listen, source })?;
-        events.emit(Event::Listening { addr: listen_addr.to_string() });
+            .map_err(|source| EngineError::Listen {
+                addr: cfg.listen,
+                source,
+            })?;
+        events.emit(Event::Listening {
+            addr: listen_addr.to_string(),
+        });
 
         let mut picker = plugins.picker;
         picker.init(meta.piece_count(), &have);
         // A RAM cache that lets pieces go cannot hold the whole torrent: fetch only what is read.
         let lazy = cfg.lazy || !persistent;
-        let mut state = State::new(meta.clone(), events.clone(), picker, have, lazy, cfg.upload_slots);
+        let mut state = State::new(
+            meta.clone(),
+            events.clone(),
+            picker,
+            have,
+            lazy,
+            cfg.upload_slots,
+        );
         let now = Instant::now();
         for &addr in &cfg.extra_peers {
-            state.known.insert(addr, Candidate { next_try: now, fails: 0, connecting: false });
+            state.known.insert(
+                addr,
+                Candidate {
+                    next_try: now,
+                    fails: 0,
+                    connecting: false,
+                },
+            );
         }
         let (stop_tx, stop_rx) = async_std::channel::bounded(1);
         let (completed_tx, completed_rx) = async_std::channel::bounded(16);
@@ -156,7 +181,11 @@ impl Engine {
                 if a == self.listen_addr || s.self_addrs.contains(&a) || a.port() == 0 {
                     continue;
                 }
-                s.known.entry(a).or_insert(Candidate { next_try: now, fails: 0, connecting: false });
+                s.known.entry(a).or_insert(Candidate {
+                    next_try: now,
+                    fails: 0,
+                    connecting: false,
+                });
             }
         }
         self.dial_more();
@@ -174,7 +203,10 @@ impl Engine {
             }
             let now = Instant::now();
             let connecting = s.known.values().filter(|c| c.connecting).count();
-            let room = self.cfg.max_peers.saturating_sub(s.peers.len() + connecting);
+            let room = self
+                .cfg
+                .max_peers
+                .saturating_sub(s.peers.len() + connecting);
             let mut pick: Vec<SocketAddr> = s
                 .known
                 .iter()
@@ -214,7 +246,10 @@ impl Engine {
         let mut last_choke = Instant::now();
         let mut last_resume = Instant::now();
         loop {
-            if async_std::future::timeout(TICK, self.stop_rx.recv()).await.is_ok() {
+            if async_std::future::timeout(TICK, self.stop_rx.recv())
+                .await
+                .is_ok()
+            {
                 return;
             }
             let now = Instant::now();
@@ -237,7 +272,9 @@ impl Engine {
     /// Flushes storage, then records what it holds. In that order: the resume file must never
     /// name a piece that is not durable.
     pub async fn save_resume(self: &Arc<Self>) {
-        let Some(path) = self.resume_path.clone() else { return };
+        let Some(path) = self.resume_path.clone() else {
+            return;
+        };
         let have = {
             let mut s = self.state();
             if !s.resume_dirty {
@@ -265,7 +302,8 @@ impl Engine {
         let result = if Sha1::digest(&asm.data).as_slice() != want {
             Err(None)
         } else {
-            self.write_piece(asm.index, &asm.data).map_err(|e| Some(e.to_string()))
+            self.write_piece(asm.index, &asm.data)
+                .map_err(|e| Some(e.to_string()))
         };
         let completed = {
             let mut s = self.state();
@@ -285,7 +323,8 @@ impl Engine {
     fn write_piece(&self, piece: u32, data: &[u8]) -> Result<(), StorageError> {
         for span in self.layout.spans(self.layout.piece_range(piece)) {
             let at = span.range_offset as usize;
-            self.storage.write(span.file, span.offset, &data[at..at + span.len as usize])?;
+            self.storage
+                .write(span.file, span.offset, &data[at..at + span.len as usize])?;
         }
         Ok(())
     }
@@ -313,7 +352,12 @@ impl Engine {
                     None
                 } else {
                     let now_ms = s.now_ms();
-                    let State { readers, have, picker, .. } = &mut *s;
+                    let State {
+                        readers,
+                        have,
+                        picker,
+                        ..
+                    } = &mut *s;
                     let id = readers.register(pieces.clone(), now_ms, tx, have, picker.as_mut());
                     s.fill_all();
                     Some(WaitGuard { engine: self, id })
@@ -337,9 +381,15 @@ impl Engine {
             let left = give_up.saturating_duration_since(Instant::now());
             match async_std::future::timeout(left, rx.recv()).await {
                 Err(_) => {
-                    self.events.emit(Event::ReadTimeout { offset, len: end - offset });
+                    self.events.emit(Event::ReadTimeout {
+                        offset,
+                        len: end - offset,
+                    });
                     tracing::warn!("read of {} bytes at {offset} timed out", end - offset);
-                    return Err(ReadError::Timeout { offset, len: end - offset });
+                    return Err(ReadError::Timeout {
+                        offset,
+                        len: end - offset,
+                    });
                 }
                 Ok(Err(_)) => return Err(ReadError::Stopped),
                 Ok(Ok(())) => drop(wait),
@@ -351,14 +401,24 @@ impl Engine {
         let pieces = self.layout.pieces_for(range);
         let mut s = self.state();
         let deadline = s.now_ms() + urgency.as_millis() as u64;
-        let State { readers, have, picker, .. } = &mut *s;
+        let State {
+            readers,
+            have,
+            picker,
+            ..
+        } = &mut *s;
         readers.set_window(reader, Some((pieces, deadline)), have, picker.as_mut());
         s.fill_all();
     }
 
     pub fn forget_reader(&self, reader: u64) {
         let mut s = self.state();
-        let State { readers, have, picker, .. } = &mut *s;
+        let State {
+            readers,
+            have,
+            picker,
+            ..
+        } = &mut *s;
         readers.set_window(reader, None, have, picker.as_mut());
     }
 
@@ -443,12 +503,21 @@ struct WaitGuard<'a> {
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         let mut s = self.engine.state();
-        let State { readers, have, picker, .. } = &mut *s;
+        let State {
+            readers,
+            have,
+            picker,
+            ..
+        } = &mut *s;
         readers.unregister(self.id, have, picker.as_mut());
     }
 }
 
-fn read_range(layout: &Layout, storage: &dyn Storage, range: Range<u64>) -> Result<Vec<u8>, StorageError> {
+fn read_range(
+    layout: &Layout,
+    storage: &dyn Storage,
+    range: Range<u64>,
+) -> Result<Vec<u8>, StorageError> {
     let mut buf = vec![0u8; (range.end - range.start) as usize];
     for span in layout.spans(range) {
         let at = span.range_offset as usize;
@@ -459,9 +528,16 @@ fn read_range(layout: &Layout, storage: &dyn Storage, range: Range<u64>) -> Resu
 
 /// Pieces already complete: those the resume file names, plus any other piece whose data on
 /// disk hashes right (the resume file lags behind a crash).
-fn initial_have(meta: &Metainfo, layout: &Layout, storage: &dyn Storage, resume: Option<&std::path::Path>) -> Bitfield {
+fn initial_have(
+    meta: &Metainfo,
+    layout: &Layout,
+    storage: &dyn Storage,
+    resume: Option<&std::path::Path>,
+) -> Bitfield {
     let n = meta.piece_count();
-    let Some(resume) = resume else { return Bitfield::new(n) };
+    let Some(resume) = resume else {
+        return Bitfield::new(n);
+    };
     let mut have = resume::load(resume, meta).unwrap_or_else(|| Bitfield::new(n));
     for p in 0..n {
         if have.get(p) {
@@ -469,10 +545,16 @@ fn initial_have(meta: &Metainfo, layout: &Layout, storage: &dyn Storage, resume:
         }
         let range = layout.piece_range(p);
         // A piece with a never-written span cannot be complete: skip reading and hashing it.
-        if !layout.spans(range.clone()).iter().all(|s| storage.has_data(s.file, s.offset, s.len)) {
+        if !layout
+            .spans(range.clone())
+            .iter()
+            .all(|s| storage.has_data(s.file, s.offset, s.len))
+        {
             continue;
         }
-        let Ok(data) = read_range(layout, storage, range) else { continue };
+        let Ok(data) = read_range(layout, storage, range) else {
+            continue;
+        };
         if Sha1::digest(&data).as_slice() == meta.piece_hashes[p as usize] {
             have.set(p);
         }

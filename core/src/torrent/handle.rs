@@ -110,7 +110,9 @@ impl TorrentHandle {
         plugins: Plugins,
         events: EventSink,
     ) -> Result<TorrentHandle, EngineError> {
-        Ok(TorrentHandle { engine: Engine::start(cfg, plugins, events).await? })
+        Ok(TorrentHandle {
+            engine: Engine::start(cfg, plugins, events).await?,
+        })
     }
 
     /// Reads the torrent-global byte range `offset..offset+len` (clamped to the torrent's end),

@@ -16,6 +16,9 @@ mod state;
 pub use handle::{EngineError, Plugins, ReadError, Stats, TorrentConfig, TorrentHandle};
 
 /// Where the resume file of `meta` lives under `state_dir`.
-pub fn resume_path(state_dir: &std::path::Path, meta: &crate::metainfo::Metainfo) -> std::path::PathBuf {
+pub fn resume_path(
+    state_dir: &std::path::Path,
+    meta: &crate::metainfo::Metainfo,
+) -> std::path::PathBuf {
     resume::path_for(state_dir, meta)
 }

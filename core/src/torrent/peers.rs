@@ -19,6 +19,9 @@ pub(crate) enum Outbound {
 }
 
 pub(crate) struct PeerState {
+    /// Unique per connection: peer keys are reused, so a connection's tasks check this before
+    /// acting on the key they were given.
+    pub conn: u64,
     pub addr: SocketAddr,
     pub peer_id: [u8; 20],
     pub tx: Sender<Outbound>,
@@ -57,6 +60,7 @@ pub(crate) const MAX_UNREQUESTED: u32 = 64;
 
 impl PeerState {
     pub fn new(
+        conn: u64,
         addr: SocketAddr,
         peer_id: [u8; 20],
         tx: Sender<Outbound>,
@@ -64,6 +68,7 @@ impl PeerState {
         pieces: u32,
     ) -> Self {
         PeerState {
+            conn,
             addr,
             peer_id,
             tx,

@@ -42,7 +42,10 @@ pub(crate) struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(rate: u64) -> Self {
-        RateLimiter { rate, state: std::sync::Mutex::new((rate as f64, Instant::now())) }
+        RateLimiter {
+            rate,
+            state: std::sync::Mutex::new((rate as f64, Instant::now())),
+        }
     }
 
     /// Takes `bytes` from the bucket, waiting until they are available.
@@ -58,7 +61,11 @@ impl RateLimiter {
                 .min(self.rate as f64);
             *last = now;
             *tokens -= bytes as f64;
-            if *tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-*tokens / self.rate as f64) }
+            if *tokens >= 0.0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs_f64(-*tokens / self.rate as f64)
+            }
         };
         if !wait.is_zero() {
             async_std::task::sleep(wait).await;

@@ -32,7 +32,11 @@ impl Readers {
         if let Some(&(_, d)) = self.reads_on.get(&piece) {
             return Some(d);
         }
-        self.windows.values().filter(|(r, _)| r.contains(&piece)).map(|&(_, d)| d).min()
+        self.windows
+            .values()
+            .filter(|(r, _)| r.contains(&piece))
+            .map(|&(_, d)| d)
+            .min()
     }
 
     /// Registers a read of `pieces` that still misses some; returns its id.
@@ -58,7 +62,9 @@ impl Readers {
 
     /// The read `id` finished or gave up.
     pub fn unregister(&mut self, id: u64, have: &Bitfield, picker: &mut dyn PiecePicker) {
-        let Some((pieces, _)) = self.waits.remove(&id) else { return };
+        let Some((pieces, _)) = self.waits.remove(&id) else {
+            return;
+        };
         for p in pieces {
             if let Some(e) = self.reads_on.get_mut(&p) {
                 e.0 -= 1;
@@ -84,7 +90,10 @@ impl Readers {
             Some(w) => self.windows.insert(reader, w),
             None => self.windows.remove(&reader),
         };
-        let touched = old.map(|(r, _)| r).into_iter().chain(window.map(|(r, _)| r));
+        let touched = old
+            .map(|(r, _)| r)
+            .into_iter()
+            .chain(window.map(|(r, _)| r));
         for r in touched {
             for p in r.filter(|&p| !have.get(p)) {
                 picker.set_deadline(p, self.deadline(p));

@@ -146,9 +146,23 @@ impl State {
         key
     }
 
+    /// The key of connection `conn`, if it is still registered.
+    pub fn key_of(&self, key: PeerKey, conn: u64) -> Option<PeerKey> {
+        self.peers.get(&key).filter(|p| p.conn == conn).map(|_| key)
+    }
+
+    /// Removes connection `conn` if it is still the one registered under `key`.
+    pub fn remove_conn(&mut self, key: PeerKey, conn: u64, reason: &str) {
+        if self.key_of(key, conn).is_some() {
+            self.remove_peer(key, reason);
+        }
+    }
+
     /// Forgets a peer: its requests go back to the pool, its pieces leave the availability.
     pub fn remove_peer(&mut self, key: PeerKey, reason: &str) {
-        let Some(peer) = self.peers.remove(&key) else { return };
+        let Some(peer) = self.peers.remove(&key) else {
+            return;
+        };
         let _ = peer.stream.shutdown(std::net::Shutdown::Both);
         for req in peer.requests.keys() {
             self.unrequest(req);
@@ -159,7 +173,10 @@ impl State {
             c.connecting = false;
             c.next_try = Instant::now() + Duration::from_secs(10);
         }
-        self.events.emit(Event::PeerDropped { addr: peer.addr.to_string(), reason: reason.to_string() });
+        self.events.emit(Event::PeerDropped {
+            addr: peer.addr.to_string(),
+            reason: reason.to_string(),
+        });
         tracing::debug!("dropped {}: {reason}", peer.addr);
         self.fill_all();
     }
@@ -171,9 +188,16 @@ impl State {
     }
 
     /// Handles one message from `key`. Returns a piece that became whole and must be verified.
-    pub fn on_message(&mut self, key: PeerKey, msg: Message) -> Result<Option<PieceAssembly>, Drop> {
+    pub fn on_message(
+        &mut self,
+        key: PeerKey,
+        conn: u64,
+        msg: Message,
+    ) -> Result<Option<PieceAssembly>, Drop> {
         let pieces = self.have.len();
-        let Some(peer) = self.peers.get_mut(&key) else { return Err(Drop("gone".into())) };
+        let Some(peer) = self.peers.get_mut(&key).filter(|p| p.conn == conn) else {
+            return Err(Drop("gone".into()));
+        };
         match msg {
             Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
             Message::Choke => {
@@ -216,7 +240,11 @@ impl State {
                 }
                 peer.cancelled.push(r);
             }
-            Message::Piece { piece, offset, data } => return self.on_block(key, piece, offset, data),
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => return self.on_block(key, piece, offset, data),
         }
         Ok(None)
     }
@@ -226,7 +254,9 @@ impl State {
             && r.len > 0
             && r.len <= MAX_SERVED_BLOCK
             && r.offset as u64 + r.len as u64 <= self.meta.piece_len(r.piece);
-        let Some(peer) = self.peers.get_mut(&key) else { return Ok(()) };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Ok(());
+        };
         if !valid {
             return Err(Drop(format!("invalid request {r:?}")));
         }
@@ -248,8 +278,14 @@ impl State {
         offset: u32,
         data: Vec<u8>,
     ) -> Result<Option<PieceAssembly>, Drop> {
-        let req = BlockRequest { piece, offset, len: data.len() as u32 };
-        let Some(peer) = self.peers.get_mut(&key) else { return Ok(None) };
+        let req = BlockRequest {
+            piece,
+            offset,
+            len: data.len() as u32,
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Ok(None);
+        };
         let requested = peer.requests.remove(&req).is_some();
         let n = data.len() as u64;
         peer.downloaded += n;
@@ -285,7 +321,12 @@ impl State {
         if let Some(done) = &done {
             // Requests still out for a finished piece (endgame) are cancelled too.
             for p in self.peers.values_mut() {
-                let stale: Vec<_> = p.requests.keys().filter(|r| r.piece == done.index).copied().collect();
+                let stale: Vec<_> = p
+                    .requests
+                    .keys()
+                    .filter(|r| r.piece == done.index)
+                    .copied()
+                    .collect();
                 for r in stale {
                     p.requests.remove(&r);
                     p.send(Message::Cancel(r));
@@ -299,13 +340,19 @@ impl State {
     /// Sends `interested`/`not interested` when that changed.
     fn update_interest(&mut self, key: PeerKey) {
         let complete = self.complete();
-        let Some(peer) = self.peers.get_mut(&key) else { return };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
         // Checking the whole bitfield per message is too slow for big torrents; a peer that has
         // any piece we lack is interesting, and once complete nobody is.
         let want = !complete && (peer.am_interested || peer.has.ones().any(|i| !self.have.get(i)));
         if want != peer.am_interested {
             peer.am_interested = want;
-            peer.send(if want { Message::Interested } else { Message::NotInterested });
+            peer.send(if want {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            });
         }
     }
 
@@ -320,12 +367,20 @@ impl State {
     pub fn fill_requests(&mut self, key: PeerKey) {
         let now = Instant::now();
         loop {
-            let Some(peer) = self.peers.get(&key) else { return };
-            if peer.peer_choking || !peer.am_interested || peer.requests.len() >= peer.queue_target {
+            let Some(peer) = self.peers.get(&key) else {
+                return;
+            };
+            if peer.peer_choking || !peer.am_interested || peer.requests.len() >= peer.queue_target
+            {
                 return;
             }
-            let Some((piece, block)) = self.next_block(key) else { return };
-            let a = self.assemblies.get_mut(&piece).expect("next_block returns live pieces");
+            let Some((piece, block)) = self.next_block(key) else {
+                return;
+            };
+            let a = self
+                .assemblies
+                .get_mut(&piece)
+                .expect("next_block returns live pieces");
             a.mark_requested(block);
             let (offset, len) = a.block(block);
             let req = BlockRequest { piece, offset, len };
@@ -366,13 +421,15 @@ impl State {
             }
         }
         if let Some(i) = self.picker.pick(key, &peer.has) {
-            let valid = i < self.have.len() && !self.have.get(i) && !self.assemblies.contains_key(&i);
+            let valid =
+                i < self.have.len() && !self.have.get(i) && !self.assemblies.contains_key(&i);
             if !valid {
                 tracing::warn!("picker returned piece {i}, which is not wanted; ignoring it");
             } else if self.lazy && self.readers.deadline(i).is_none() {
                 self.picker.piece_lost(i);
             } else {
-                self.assemblies.insert(i, PieceAssembly::new(i, self.meta.piece_len(i)));
+                self.assemblies
+                    .insert(i, PieceAssembly::new(i, self.meta.piece_len(i)));
                 peer.assigned.push(i);
                 return Some((i, 0));
             }
@@ -385,7 +442,11 @@ impl State {
             for b in 0..a.block_count() {
                 if let BlockState::Requested(n) = a.state(b) {
                     let (offset, len) = a.block(b);
-                    let req = BlockRequest { piece: i, offset, len };
+                    let req = BlockRequest {
+                        piece: i,
+                        offset,
+                        len,
+                    };
                     if n < MAX_DUPLICATES && !peer.requests.contains_key(&req) {
                         return Some((i, b));
                     }
@@ -418,7 +479,10 @@ impl State {
             Err(None) => {
                 self.picker.piece_lost(piece);
                 let peers: Vec<String> = asm.contributors.iter().map(|a| a.to_string()).collect();
-                tracing::warn!("piece {piece} failed its hash check (from {})", peers.join(", "));
+                tracing::warn!(
+                    "piece {piece} failed its hash check (from {})",
+                    peers.join(", ")
+                );
                 self.events.emit(Event::HashFailed { piece, peers });
                 let weight = if asm.contributors.len() == 1 { 2 } else { 1 };
                 for addr in &asm.contributors {
@@ -443,7 +507,10 @@ impl State {
     }
 
     fn on_complete(&mut self) {
-        self.events.emit(Event::Complete { downloaded: self.downloaded, uploaded: self.uploaded });
+        self.events.emit(Event::Complete {
+            downloaded: self.downloaded,
+            uploaded: self.uploaded,
+        });
         tracing::info!("download complete");
         for w in self.complete_waiters.drain(..) {
             let _ = w.try_send(());
@@ -463,18 +530,27 @@ impl State {
             return;
         }
         tracing::warn!("banning {}: {reason}", addr.ip());
-        self.events.emit(Event::PeerBanned { addr: addr.to_string(), reason: reason.to_string() });
-        let keys: Vec<PeerKey> =
-            self.peers.iter().filter(|(_, p)| p.addr.ip() == addr.ip()).map(|(k, _)| *k).collect();
+        self.events.emit(Event::PeerBanned {
+            addr: addr.to_string(),
+            reason: reason.to_string(),
+        });
+        let keys: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.addr.ip() == addr.ip())
+            .map(|(k, _)| *k)
+            .collect();
         for k in keys {
             self.remove_peer(k, reason);
         }
     }
 
     /// Checks whether a queued upload may still be served; called by the writer.
-    pub fn take_upload(&mut self, key: PeerKey, r: &BlockRequest) -> bool {
+    pub fn take_upload(&mut self, key: PeerKey, conn: u64, r: &BlockRequest) -> bool {
         let have = self.have.get(r.piece);
-        let Some(peer) = self.peers.get_mut(&key) else { return false };
+        let Some(peer) = self.peers.get_mut(&key).filter(|p| p.conn == conn) else {
+            return false;
+        };
         peer.pending_uploads = peer.pending_uploads.saturating_sub(1);
         if let Some(i) = peer.cancelled.iter().position(|c| c == r) {
             peer.cancelled.swap_remove(i);
@@ -483,8 +559,8 @@ impl State {
         have && !peer.am_choking
     }
 
-    pub fn uploaded_block(&mut self, key: PeerKey, n: u64) {
-        if let Some(peer) = self.peers.get_mut(&key) {
+    pub fn uploaded_block(&mut self, key: PeerKey, conn: u64, n: u64) {
+        if let Some(peer) = self.peers.get_mut(&key).filter(|p| p.conn == conn) {
             peer.uploaded += n;
             peer.up.add(n);
         }
@@ -505,7 +581,11 @@ impl State {
         if let Some(p) = self.peers.get_mut(&key) {
             if p.am_choking != choke {
                 p.am_choking = choke;
-                p.send(if choke { Message::Choke } else { Message::Unchoke });
+                p.send(if choke {
+                    Message::Choke
+                } else {
+                    Message::Unchoke
+                });
             }
         }
     }
@@ -522,12 +602,20 @@ impl State {
             .map(|(k, p)| (*k, if seeding { p.up.rate() } else { p.down.rate() }))
             .collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1));
-        let regular: HashSet<PeerKey> = ranked.iter().take(self.upload_slots).map(|r| r.0).collect();
+        let regular: HashSet<PeerKey> =
+            ranked.iter().take(self.upload_slots).map(|r| r.0).collect();
         let rotate = self.last_optimistic.elapsed() >= Duration::from_secs(30);
-        let mut optimistic = self.peers.iter().find(|(_, p)| p.optimistic).map(|(k, _)| *k);
+        let mut optimistic = self
+            .peers
+            .iter()
+            .find(|(_, p)| p.optimistic)
+            .map(|(k, _)| *k);
         if rotate || optimistic.is_none() {
-            let choked: Vec<PeerKey> =
-                ranked.iter().map(|r| r.0).filter(|k| !regular.contains(k)).collect();
+            let choked: Vec<PeerKey> = ranked
+                .iter()
+                .map(|r| r.0)
+                .filter(|k| !regular.contains(k))
+                .collect();
             optimistic = (!choked.is_empty()).then(|| choked[rand::random_range(0..choked.len())]);
             self.last_optimistic = Instant::now();
         }

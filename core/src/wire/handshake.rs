@@ -26,7 +26,11 @@ pub enum HandshakeError {
 
 impl Handshake {
     pub fn new(info_hash: [u8; 20], peer_id: [u8; 20]) -> Self {
-        Handshake { reserved: [0; 8], info_hash, peer_id }
+        Handshake {
+            reserved: [0; 8],
+            info_hash,
+            peer_id,
+        }
     }
 
     pub fn encode(&self) -> [u8; HANDSHAKE_LEN] {
@@ -75,10 +79,18 @@ impl Handshake {
 
 /// A short printable client name from an Azureus-style peer id (`-AR1360-...` → `AR1360`).
 pub fn client_name(peer_id: &[u8; 20]) -> String {
-    if peer_id[0] == b'-' && peer_id[7] == b'-' && peer_id[1..7].iter().all(u8::is_ascii_alphanumeric) {
+    if peer_id[0] == b'-'
+        && peer_id[7] == b'-'
+        && peer_id[1..7].iter().all(u8::is_ascii_alphanumeric)
+    {
         String::from_utf8_lossy(&peer_id[1..7]).into_owned()
     } else {
-        peer_id.iter().take(8).filter(|b| b.is_ascii_graphic()).map(|&b| b as char).collect()
+        peer_id
+            .iter()
+            .take(8)
+            .filter(|b| b.is_ascii_graphic())
+            .map(|&b| b as char)
+            .collect()
     }
 }
 
@@ -91,12 +103,21 @@ mod tests {
         let h = Handshake::new([1; 20], [2; 20]);
         let d = Handshake::decode(&h.encode()).unwrap();
         assert_eq!(d, h);
-        assert!(matches!(d.check(&[9; 20], &[3; 20]), Err(HandshakeError::WrongInfoHash)));
-        assert!(matches!(d.check(&[1; 20], &[2; 20]), Err(HandshakeError::SelfConnection)));
+        assert!(matches!(
+            d.check(&[9; 20], &[3; 20]),
+            Err(HandshakeError::WrongInfoHash)
+        ));
+        assert!(matches!(
+            d.check(&[1; 20], &[2; 20]),
+            Err(HandshakeError::SelfConnection)
+        ));
         assert!(d.check(&[1; 20], &[3; 20]).is_ok());
         let mut bad = h.encode();
         bad[5] = b'x';
-        assert!(matches!(Handshake::decode(&bad), Err(HandshakeError::NotBitTorrent)));
+        assert!(matches!(
+            Handshake::decode(&bad),
+            Err(HandshakeError::NotBitTorrent)
+        ));
         assert_eq!(client_name(b"-AR1360-abcdefghijkl"), "AR1360");
     }
 }

@@ -23,7 +23,11 @@ pub enum Message {
     Have(u32),
     Bitfield(Vec<u8>),
     Request(BlockRequest),
-    Piece { piece: u32, offset: u32, data: Vec<u8> },
+    Piece {
+        piece: u32,
+        offset: u32,
+        data: Vec<u8>,
+    },
     Cancel(BlockRequest),
     Port(u16),
     /// A message id we do not speak (extensions); skipped.
@@ -35,7 +39,11 @@ pub enum MessageError {
     #[error("message of {len} bytes exceeds the limit of {max}")]
     TooLong { len: u32, max: u32 },
     #[error("message id {id} has a payload of {len} bytes, expected {want}")]
-    BadLength { id: u8, len: usize, want: &'static str },
+    BadLength {
+        id: u8,
+        len: usize,
+        want: &'static str,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -47,16 +55,35 @@ fn be32(b: &[u8]) -> u32 {
 impl Message {
     /// Parses one message body (id + payload, without the length prefix).
     pub fn decode(body: Vec<u8>) -> Result<Self, MessageError> {
-        let Some(&id) = body.first() else { return Ok(Message::KeepAlive) };
+        let Some(&id) = body.first() else {
+            return Ok(Message::KeepAlive);
+        };
         let p = &body[1..];
         let want = |ok: bool, want: &'static str| {
-            if ok { Ok(()) } else { Err(MessageError::BadLength { id, len: p.len(), want }) }
+            if ok {
+                Ok(())
+            } else {
+                Err(MessageError::BadLength {
+                    id,
+                    len: p.len(),
+                    want,
+                })
+            }
         };
-        let req = |p: &[u8]| BlockRequest { piece: be32(p), offset: be32(&p[4..]), len: be32(&p[8..]) };
+        let req = |p: &[u8]| BlockRequest {
+            piece: be32(p),
+            offset: be32(&p[4..]),
+            len: be32(&p[8..]),
+        };
         Ok(match id {
             0..=3 => {
                 want(p.is_empty(), "0")?;
-                [Message::Choke, Message::Unchoke, Message::Interested, Message::NotInterested][id as usize]
+                [
+                    Message::Choke,
+                    Message::Unchoke,
+                    Message::Interested,
+                    Message::NotInterested,
+                ][id as usize]
                     .clone()
             }
             4 => {
@@ -66,14 +93,22 @@ impl Message {
             5 => Message::Bitfield(p.to_vec()),
             6 | 8 => {
                 want(p.len() == 12, "12")?;
-                if id == 6 { Message::Request(req(p)) } else { Message::Cancel(req(p)) }
+                if id == 6 {
+                    Message::Request(req(p))
+                } else {
+                    Message::Cancel(req(p))
+                }
             }
             7 => {
                 want(p.len() >= 8, "at least 8")?;
                 let (piece, offset) = (be32(p), be32(&p[4..]));
                 let mut data = body;
                 data.drain(..9);
-                Message::Piece { piece, offset, data }
+                Message::Piece {
+                    piece,
+                    offset,
+                    data,
+                }
             }
             9 => {
                 want(p.len() == 2, "2")?;
@@ -111,9 +146,14 @@ impl Message {
             Message::Have(i) => put(Some(4), &[&i.to_be_bytes()]),
             Message::Bitfield(b) => put(Some(5), &[b]),
             Message::Request(q) => put(Some(6), &[&r(q)]),
-            Message::Piece { piece, offset, data } => {
-                put(Some(7), &[&piece.to_be_bytes(), &offset.to_be_bytes(), data])
-            }
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => put(
+                Some(7),
+                &[&piece.to_be_bytes(), &offset.to_be_bytes(), data],
+            ),
             Message::Cancel(q) => put(Some(8), &[&r(q)]),
             Message::Port(p) => put(Some(9), &[&p.to_be_bytes()]),
             Message::Unknown(id) => put(Some(*id), &[]),
@@ -146,7 +186,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn all() -> Vec<Message> {
-        let q = BlockRequest { piece: 7, offset: 16384, len: 16384 };
+        let q = BlockRequest {
+            piece: 7,
+            offset: 16384,
+            len: 16384,
+        };
         vec![
             Message::KeepAlive,
             Message::Choke,
@@ -156,7 +200,11 @@ mod tests {
             Message::Have(42),
             Message::Bitfield(vec![0xff, 0x80]),
             Message::Request(q),
-            Message::Piece { piece: 1, offset: 2, data: vec![9; 100] },
+            Message::Piece {
+                piece: 1,
+                offset: 2,
+                data: vec![9; 100],
+            },
             Message::Cancel(q),
             Message::Port(6881),
         ]
@@ -166,7 +214,8 @@ mod tests {
     fn round_trips() {
         for m in all() {
             let wire = m.encode();
-            let got = async_std::task::block_on(Message::read(&mut wire.as_slice(), 1 << 20)).unwrap();
+            let got =
+                async_std::task::block_on(Message::read(&mut wire.as_slice(), 1 << 20)).unwrap();
             assert_eq!(got, m);
         }
     }
@@ -174,7 +223,8 @@ mod tests {
     #[test]
     fn refuses_huge_length_before_allocating() {
         let wire = [0xff, 0xff, 0xff, 0xff, 7];
-        let e = async_std::task::block_on(Message::read(&mut wire.as_slice(), 1 << 17)).unwrap_err();
+        let e =
+            async_std::task::block_on(Message::read(&mut wire.as_slice(), 1 << 17)).unwrap_err();
         assert!(matches!(e, MessageError::TooLong { len: u32::MAX, .. }));
     }
 
