@@ -20,8 +20,8 @@ use crate::fs::TorrentFs;
 use crate::mount_point;
 use crate::source::Source;
 
-/// How long an unmount waits for the session to end before aborting the connection, and again
-/// after that before giving up on it.
+/// How long an unmount waits for the session to end before aborting the connection, and then
+/// for the abort to take effect.
 const SESSION_END_GRACE: Duration = Duration::from_secs(3);
 const ABORT_GRACE: Duration = Duration::from_secs(2);
 
@@ -144,39 +144,44 @@ impl Mount {
         if self.is_mounted()
             && let Err(source) = unmount_dir(&self.dir)
         {
-            // The session cannot end while the kernel still has the mount; leave it be.
-            std::mem::forget(session);
+            // The session ends only once the kernel lets go of the mount; reap it then.
+            std::thread::spawn(move || session.join());
             return Err(MountError::Unmount {
                 dir: self.dir.clone(),
                 source,
             });
         }
-        if !self.wait_ended(SESSION_END_GRACE) {
-            // Still open somewhere (a shell's working directory, a process holding a file):
-            // the lazy unmount keeps the connection alive until then. Abort it if fusectl is
-            // there, so those processes get errors instead of a half-dead mount.
-            if let Some(conn) = self.connection {
-                let path = format!("/sys/fs/fuse/connections/{conn}/abort");
-                if std::fs::write(&path, b"1").is_ok() {
-                    tracing::info!("aborted FUSE connection {conn}");
-                }
-            }
-            if !self.wait_ended(ABORT_GRACE) {
-                tracing::warn!(
-                    dir = %self.dir.display(),
-                    "mount detached but still in use; it goes away when the last file on it is closed"
-                );
-                // Joining would wait for those processes; dropping would unmount the path
-                // again, which may by now be something else.
-                std::mem::forget(session);
-                return Ok(());
-            }
+        let ended = self.wait_ended(SESSION_END_GRACE)
+            || (self.abort_connection() && self.wait_ended(ABORT_GRACE));
+        if !ended {
+            // Still open somewhere (a shell's working directory, a process holding a file): the
+            // lazy unmount keeps the connection until the last of those closes. Reads on it
+            // fail already; reap the session in the background when it finally ends.
+            tracing::warn!(
+                dir = %self.dir.display(),
+                "mount detached but still in use; it goes away when the last file on it is closed"
+            );
+            std::thread::spawn(move || session.join());
+            return Ok(());
         }
         if let Err(e) = session.join() {
             tracing::warn!("FUSE session ended with: {e}");
         }
         tracing::info!(dir = %self.dir.display(), "unmounted");
         Ok(())
+    }
+
+    /// Aborts the FUSE connection through fusectl, when it is mounted; true if that worked.
+    fn abort_connection(&self) -> bool {
+        let Some(conn) = self.connection else {
+            return false;
+        };
+        let aborted =
+            std::fs::write(format!("/sys/fs/fuse/connections/{conn}/abort"), b"1").is_ok();
+        if aborted {
+            tracing::info!("aborted FUSE connection {conn}");
+        }
+        aborted
     }
 
     fn wait_ended(&self, limit: Duration) -> bool {

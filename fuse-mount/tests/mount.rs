@@ -304,10 +304,14 @@ fn reads_land_on_the_right_torrent_bytes() {
     let calls = source.calls.clone();
     let m = Mounted::new(source, &fx.meta);
     let dir = m.dir();
-    let meta = fx.meta.clone();
+    let expected = fx.meta.clone();
     let data = fx.data.clone();
     within(LIMIT, move || {
-        let fx = Fixture { meta, data };
+        let fx = Fixture {
+            torrent: Vec::new(),
+            meta: expected,
+            data,
+        };
         for (i, f) in fx.meta.files.iter().enumerate() {
             let path = dir.join(f.relative_path());
             assert_eq!(std::fs::read(&path).unwrap(), fx.file_data(i), "{path:?}");
@@ -456,6 +460,29 @@ fn unmount_does_not_wait_for_reads_that_never_finish() {
     reader.join().unwrap();
     assert!(!is_mount_point(&dir));
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+#[test]
+fn unmount_of_a_busy_mount_detaches_it_without_waiting_for_the_holder() {
+    let fx = album();
+    let mut m = Mounted::new(StoppedSource, &fx.meta);
+    let dir = m.dir();
+    let held = File::open(dir.join("album/a.txt")).unwrap();
+    let mount = m.take();
+    let t = std::time::Instant::now();
+    within(LIMIT, move || mount.unmount()).expect("unmount");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(!is_mount_point(&dir), "detached from the tree");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    // The holder's reads fail instead of hanging, and closing it ends the session.
+    let e = within(LIMIT, move || {
+        let mut buf = [0u8; 10];
+        held.read_at(&mut buf, 0).unwrap_err()
+    });
+    assert!(
+        matches!(e.raw_os_error(), Some(libc::EIO | libc::ENOTCONN)),
+        "{e}"
+    );
 }
 
 #[test]

@@ -66,6 +66,8 @@ fn text(s: &str) -> Bencode {
 
 /// A torrent and the bytes it describes.
 pub struct Fixture {
+    /// The .torrent file (for a real seeder).
+    pub torrent: Vec<u8>,
     pub meta: Arc<Metainfo>,
     /// The torrent's concatenated data.
     pub data: Arc<Vec<u8>>,
@@ -122,6 +124,7 @@ pub fn torrent(name: &str, files: &[(&str, u64)], piece_length: u64) -> Fixture 
     .encode(&mut bytes);
     let meta = Metainfo::from_bytes(&bytes).expect("test torrent parses");
     Fixture {
+        torrent: bytes,
         meta: Arc::new(meta),
         data: Arc::new(data),
     }
