@@ -1,0 +1,18 @@
+//! Mounts a torrent as a read-only directory through FUSE.
+//!
+//! The tree appears the moment [`mount`] returns (it comes from the metainfo alone); file reads
+//! wait for the engine, each in its own task, with readahead kept per open file handle. Progress
+//! is visible inside the mount as the `user.rivulet.progress` attribute of every file and folder
+//! and as `.rivulet/status.json` at the mount root.
+
+mod fs;
+mod mount;
+mod mount_point;
+mod source;
+
+pub use fs::status::PROGRESS_XATTR;
+pub use mount::{Mount, MountError, MountOptions, mount};
+pub use source::Source;
+
+/// Where the status document sits, relative to the mount point.
+pub const STATUS_PATH: &str = ".rivulet/status.json";
