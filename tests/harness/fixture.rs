@@ -167,6 +167,18 @@ impl Fixture {
         out
     }
 
+    /// Copies the payload into `dest` (as `dest/<name>...`), for a client that may write to
+    /// its data: the cached original must stay intact for the other tests.
+    pub fn copy_payload(&self, dest: &Path) {
+        for f in &self.files {
+            let to = dest.join(&f.rel);
+            fs::create_dir_all(to.parent().expect("file has a parent"))
+                .unwrap_or_else(|e| panic!("mkdir for {}: {e}", to.display()));
+            fs::copy(self.root.join(&f.rel), &to)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", f.rel.display(), to.display()));
+        }
+    }
+
     /// Reads `buf.len()` bytes at `offset` of the torrent's concatenated payload.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         let mut file_start = 0u64;

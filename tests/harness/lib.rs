@@ -6,11 +6,14 @@
 //! them in a network namespace that holds only `lo`.
 
 pub mod aria2;
+pub mod events;
+pub mod fake_peer;
 pub mod fixture;
 pub mod netns;
 pub mod ports;
 pub mod process;
 pub mod qbittorrent;
+pub mod rivulet;
 pub mod torrent;
 pub mod tracker;
 pub mod udp_announce;

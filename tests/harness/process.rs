@@ -55,12 +55,23 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `cmd` in a new process group; stdout and stderr both go to `log`.
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
-        let out = File::create(log)
-            .unwrap_or_else(|e| panic!("cannot create log {} for {name}: {e}", log.display()));
+    pub fn spawn(name: &str, cmd: Command, log: &Path) -> Proc {
+        let out = create_log(name, log);
         let err = out
             .try_clone()
             .unwrap_or_else(|e| panic!("cannot clone log handle for {name}: {e}"));
+        Self::spawn_to(name, cmd, out, err, log)
+    }
+
+    /// Like [`Proc::spawn`] with stdout and stderr in files of their own; the log tail is
+    /// stderr's.
+    pub fn spawn_split(name: &str, cmd: Command, stdout: &Path, stderr: &Path) -> Proc {
+        let out = create_log(name, stdout);
+        let err = create_log(name, stderr);
+        Self::spawn_to(name, cmd, out, err, stderr)
+    }
+
+    fn spawn_to(name: &str, mut cmd: Command, out: File, err: File, log: &Path) -> Proc {
         cmd.stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -182,6 +193,11 @@ impl Drop for Proc {
         self.kill_group(libc::SIGKILL);
         let _ = self.child.wait();
     }
+}
+
+fn create_log(name: &str, path: &Path) -> File {
+    File::create(path)
+        .unwrap_or_else(|e| panic!("cannot create log {} for {name}: {e}", path.display()))
 }
 
 /// The last `bytes` of a file, lossily decoded; empty if it cannot be read.
