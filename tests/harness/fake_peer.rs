@@ -317,7 +317,7 @@ fn piece_message(index: u32, begin: u32, data: &[u8]) -> Vec<u8> {
 fn full_bitfield(fixture: &Fixture) -> Vec<u8> {
     let n = fixture.meta.piece_count() as usize;
     let mut bits = vec![0xffu8; n.div_ceil(8)];
-    if n % 8 != 0 {
+    if !n.is_multiple_of(8) {
         // Spare bits at the end must be zero (clients may drop a peer that sets them).
         let last = bits.len() - 1;
         bits[last] = 0xffu8 << (8 - n % 8);
