@@ -14,6 +14,7 @@ pub mod ports;
 pub mod process;
 pub mod qbittorrent;
 pub mod rivulet;
+pub mod swarm;
 pub mod torrent;
 pub mod tracker;
 pub mod udp_announce;

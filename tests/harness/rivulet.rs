@@ -150,6 +150,11 @@ impl Download {
         self
     }
 
+    /// The command line after the binary's name.
+    pub fn args(&self) -> &[OsString] {
+        &self.args
+    }
+
     /// Starts the download in the background; its output goes to `dir/<tag>.log`.
     pub fn spawn(&self, dir: &Path, tag: &str) -> Running {
         let mut cmd = Command::new(binary());
