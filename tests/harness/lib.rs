@@ -1,1 +1,22 @@
-//! Test harness (to be written).
+//! The test harness: real trackers and peers on loopback (opentracker, aria2, qBittorrent),
+//! deterministic fixtures, a fault-injecting fake peer, and a driver for the `rivulet` binary.
+//!
+//! Everything a test starts is killed when its handle is dropped, and every wait has a timeout
+//! that fails with the relevant log tail. Run the tests through `tests/run-all.sh`, which puts
+//! them in a network namespace that holds only `lo`.
+
+pub mod aria2;
+pub mod events;
+pub mod fake_peer;
+pub mod fixture;
+pub mod netns;
+pub mod ports;
+pub mod process;
+pub mod qbittorrent;
+pub mod rivulet;
+pub mod swarm;
+pub mod torrent;
+pub mod tracker;
+pub mod udp_announce;
+pub mod verify;
+pub mod workdir;

@@ -1,0 +1,219 @@
+//! Hostile .torrent files: `rivulet info` and `rivulet download` refuse each with one error line
+//! and a non-zero exit, never panic, and write nothing outside the output directory.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use rivulet_tests::fixture::Fixture;
+use rivulet_tests::rivulet::{self, Download};
+use rivulet_tests::workdir::WorkDir;
+use serde_bencode::value::Value;
+
+type Dict = HashMap<Vec<u8>, Value>;
+
+fn base(fixture: &Fixture, dir: &Path) -> Vec<u8> {
+    let path = fixture.torrent("http://127.0.0.1:1/announce", "base", dir);
+    std::fs::read(path).expect("read base torrent")
+}
+
+/// Decodes `bytes`, lets `edit` change the info dictionary, encodes again.
+fn with_info(bytes: &[u8], edit: impl FnOnce(&mut Dict)) -> Vec<u8> {
+    let Ok(Value::Dict(mut top)) = serde_bencode::from_bytes::<Value>(bytes) else {
+        panic!("base torrent is not a dictionary")
+    };
+    let Some(Value::Dict(info)) = top.get_mut(&b"info"[..]) else {
+        panic!("base torrent has no info dictionary")
+    };
+    edit(info);
+    serde_bencode::to_bytes(&Value::Dict(top)).expect("encode torrent")
+}
+
+fn set(info: &mut Dict, key: &str, v: Value) {
+    info.insert(key.as_bytes().to_vec(), v);
+}
+
+fn bytes(s: &str) -> Value {
+    Value::Bytes(s.as_bytes().to_vec())
+}
+
+/// Sets the path of file `index` of a multi-file torrent.
+fn set_path(info: &mut Dict, index: usize, path: &[&str]) {
+    let Some(Value::List(files)) = info.get_mut(&b"files"[..]) else {
+        panic!("not a multi-file torrent")
+    };
+    let Value::Dict(file) = &mut files[index] else {
+        panic!("file entry is not a dictionary")
+    };
+    file.insert(
+        b"path".to_vec(),
+        Value::List(path.iter().map(|c| bytes(c)).collect()),
+    );
+}
+
+fn cases(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
+    let single = base(Fixture::single_small(), dir);
+    let multi = base(Fixture::multi_small(), dir);
+    let pieces = |b: &[u8]| {
+        let mut p = None;
+        with_info(b, |info| p = info.get(&b"pieces"[..]).cloned());
+        match p {
+            Some(Value::Bytes(p)) => p,
+            _ => panic!("no pieces"),
+        }
+    };
+    let (sp, mp) = (pieces(&single), pieces(&multi));
+    vec![
+        ("empty", Vec::new()),
+        ("not-bencode", b"this is not a torrent\n".to_vec()),
+        ("truncated", single[..single.len() / 2].to_vec()),
+        ("truncated-multi", multi[..multi.len() - 1].to_vec()),
+        ("top-level-list", b"l4:infoe".to_vec()),
+        (
+            "info-not-a-dict",
+            b"d8:announce27:http://127.0.0.1:1/announce4:infoi42ee".to_vec(),
+        ),
+        (
+            "piece-length-is-a-string",
+            with_info(&single, |i| set(i, "piece length", bytes("65536"))),
+        ),
+        (
+            "piece-length-zero",
+            with_info(&single, |i| set(i, "piece length", Value::Int(0))),
+        ),
+        (
+            "name-is-an-integer",
+            with_info(&single, |i| set(i, "name", Value::Int(7))),
+        ),
+        (
+            "negative-length",
+            with_info(&single, |i| set(i, "length", Value::Int(-1))),
+        ),
+        (
+            "files-is-a-dict",
+            with_info(&multi, |i| set(i, "files", Value::Dict(HashMap::new()))),
+        ),
+        (
+            "piece-hashes-not-multiple-of-20",
+            with_info(&single, |i| {
+                set(i, "pieces", Value::Bytes(sp[..sp.len() - 7].to_vec()))
+            }),
+        ),
+        (
+            "too-few-piece-hashes",
+            with_info(&multi, |i| {
+                set(i, "pieces", Value::Bytes(mp[..mp.len() - 20].to_vec()))
+            }),
+        ),
+        (
+            "name-dot-dot",
+            with_info(&single, |i| set(i, "name", bytes(".."))),
+        ),
+        (
+            "name-with-slash",
+            with_info(&single, |i| set(i, "name", bytes("../evil.txt"))),
+        ),
+        (
+            "path-traversal",
+            with_info(&multi, |i| set_path(i, 1, &["..", "..", "evil.txt"])),
+        ),
+        (
+            "path-component-with-slash",
+            with_info(&multi, |i| set_path(i, 1, &["dir", "../../evil.txt"])),
+        ),
+        (
+            "absolute-path",
+            with_info(&multi, |i| set_path(i, 1, &["/tmp", "evil.txt"])),
+        ),
+        ("empty-path", with_info(&multi, |i| set_path(i, 1, &[]))),
+    ]
+}
+
+/// Every file and directory below `dir`, relative, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(dir).unwrap_or(&p).display().to_string());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn info_refuses_malformed_torrents() {
+    let work = WorkDir::new("malformed-info");
+    for (name, data) in cases(work.path()) {
+        let path = work.join(&format!("{name}.torrent"));
+        std::fs::write(&path, data).expect("write case");
+        rivulet::info(work.path(), &path).assert_clean_failure(&format!("info {name}"));
+    }
+}
+
+#[test]
+fn download_refuses_malformed_torrents_and_writes_nothing_outside() {
+    let work = WorkDir::new("malformed-download");
+    let torrents = work.subdir("torrents");
+    for (name, data) in cases(&torrents) {
+        let torrent = torrents.join(format!("{name}.torrent"));
+        std::fs::write(&torrent, data).expect("write case");
+        // out sits two levels down so that a `..` escape lands in a directory we watch.
+        let cage = work.subdir(&format!("cage-{name}"));
+        let out = cage.join("inner/out");
+        std::fs::create_dir_all(&out).expect("mkdir out");
+        let logs = work.subdir(&format!("logs-{name}"));
+        let finished = rivulet::run(
+            &logs,
+            "download",
+            Download::new(&torrent, &out).args(),
+            Duration::from_secs(20),
+        );
+        finished.assert_clean_failure(&format!("download {name}"));
+        let outside: Vec<String> = tree(&cage)
+            .into_iter()
+            .filter(|p| p != "inner" && p != "inner/out" && !p.starts_with("inner/out/"))
+            .collect();
+        assert!(
+            outside.is_empty(),
+            "download {name} wrote outside its output dir: {outside:?}"
+        );
+    }
+    let evil: Vec<String> = tree(work.path())
+        .into_iter()
+        .filter(|p| p.ends_with("evil.txt"))
+        .collect();
+    assert!(evil.is_empty(), "a traversal path was written: {evil:?}");
+    assert!(
+        !Path::new("/tmp/evil.txt").exists(),
+        "an absolute path was written: /tmp/evil.txt"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Random byte flips of a valid torrent: `info` either succeeds or fails cleanly.
+    #[test]
+    fn info_never_panics_on_mutated_torrents(flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+        let work = WorkDir::new("malformed-fuzz");
+        let mut data = base(Fixture::multi_small(), work.path());
+        for (at, byte) in flips {
+            let i = at.index(data.len());
+            data[i] = byte;
+        }
+        let path = work.join("mutated.torrent");
+        std::fs::write(&path, &data).expect("write mutated torrent");
+        let finished = rivulet::info(work.path(), &path);
+        prop_assert!(!finished.stderr.contains("panicked"), "panic: {}", finished.stderr);
+        if !finished.status.success() {
+            finished.assert_clean_failure("info on a mutated torrent");
+        }
+    }
+}
