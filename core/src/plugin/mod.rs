@@ -10,3 +10,5 @@ pub mod tracker;
 pub use picker::{PeerKey, PiecePicker};
 pub use storage::{Storage, StorageError, StorageSpec};
 pub use tracker::{AnnounceEvent, AnnounceRequest, AnnounceResponse, Tracker, TrackerError};
+
+pub mod abi;
