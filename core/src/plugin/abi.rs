@@ -14,7 +14,7 @@
 
 use std::ffi::c_void;
 
-mod export;
+pub mod export;
 pub mod fault;
 pub mod picker;
 pub mod storage;

@@ -44,17 +44,24 @@ pub struct PickerVTable {
     pub create: Option<unsafe extern "C" fn(out: *mut Handle, err: *mut ErrorOut) -> Status>,
     pub destroy: Option<unsafe extern "C" fn(h: Handle)>,
     pub init: Option<
-        unsafe extern "C" fn(h: Handle, pieces: u32, have: BitfieldRef, err: *mut ErrorOut) -> Status,
+        unsafe extern "C" fn(
+            h: Handle,
+            pieces: u32,
+            have: BitfieldRef,
+            err: *mut ErrorOut,
+        ) -> Status,
     >,
     pub peer_bitfield: Option<
         unsafe extern "C" fn(h: Handle, peer: u32, has: BitfieldRef, err: *mut ErrorOut) -> Status,
     >,
-    pub peer_have:
-        Option<unsafe extern "C" fn(h: Handle, peer: u32, piece: u32, err: *mut ErrorOut) -> Status>,
+    pub peer_have: Option<
+        unsafe extern "C" fn(h: Handle, peer: u32, piece: u32, err: *mut ErrorOut) -> Status,
+    >,
     pub peer_left: Option<unsafe extern "C" fn(h: Handle, peer: u32, err: *mut ErrorOut) -> Status>,
     pub piece_verified:
         Option<unsafe extern "C" fn(h: Handle, piece: u32, err: *mut ErrorOut) -> Status>,
-    pub piece_lost: Option<unsafe extern "C" fn(h: Handle, piece: u32, err: *mut ErrorOut) -> Status>,
+    pub piece_lost:
+        Option<unsafe extern "C" fn(h: Handle, piece: u32, err: *mut ErrorOut) -> Status>,
     /// `has_deadline == 0` means no deadline (`deadline_ms` is then ignored).
     pub set_deadline: Option<
         unsafe extern "C" fn(
@@ -124,10 +131,27 @@ pub struct PickerFns {
     piece_verified: unsafe extern "C" fn(Handle, u32, *mut ErrorOut) -> Status,
     piece_lost: unsafe extern "C" fn(Handle, u32, *mut ErrorOut) -> Status,
     set_deadline: unsafe extern "C" fn(Handle, u32, u8, u64, *mut ErrorOut) -> Status,
-    pick: unsafe extern "C" fn(Handle, u32, BitfieldRef, *mut u32, *mut u8, *mut ErrorOut) -> Status,
+    pick:
+        unsafe extern "C" fn(Handle, u32, BitfieldRef, *mut u32, *mut u8, *mut ErrorOut) -> Status,
 }
 
-unsafe extern "C" fn create<T: PiecePicker + Default>(out: *mut Handle, err: *mut ErrorOut) -> Status {
+/// Runs a method that cannot fail on the instance behind `h`.
+///
+/// # Safety
+/// As for [`instance`] and [`guard`].
+unsafe fn on<T: PiecePicker>(h: Handle, err: *mut ErrorOut, f: impl FnOnce(&mut T)) -> Status {
+    unsafe {
+        guard(err, || {
+            f(instance::<T>(h)?);
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn create<T: PiecePicker + Default>(
+    out: *mut Handle,
+    err: *mut ErrorOut,
+) -> Status {
     // SAFETY (all entries below): the host passes a handle from `create` and a valid ErrorOut.
     unsafe { guard(err, || hand_out(out, T::default())) }
 }
@@ -168,11 +192,11 @@ unsafe extern "C" fn peer_have<T: PiecePicker>(
     piece: u32,
     err: *mut ErrorOut,
 ) -> Status {
-    unsafe { guard(err, || Ok(instance::<T>(h)?.peer_have(peer, piece))) }
+    unsafe { on::<T>(h, err, |p| p.peer_have(peer, piece)) }
 }
 
 unsafe extern "C" fn peer_left<T: PiecePicker>(h: Handle, peer: u32, err: *mut ErrorOut) -> Status {
-    unsafe { guard(err, || Ok(instance::<T>(h)?.peer_left(peer))) }
+    unsafe { on::<T>(h, err, |p| p.peer_left(peer)) }
 }
 
 unsafe extern "C" fn piece_verified<T: PiecePicker>(
@@ -180,11 +204,15 @@ unsafe extern "C" fn piece_verified<T: PiecePicker>(
     piece: u32,
     err: *mut ErrorOut,
 ) -> Status {
-    unsafe { guard(err, || Ok(instance::<T>(h)?.piece_verified(piece))) }
+    unsafe { on::<T>(h, err, |p| p.piece_verified(piece)) }
 }
 
-unsafe extern "C" fn piece_lost<T: PiecePicker>(h: Handle, piece: u32, err: *mut ErrorOut) -> Status {
-    unsafe { guard(err, || Ok(instance::<T>(h)?.piece_lost(piece))) }
+unsafe extern "C" fn piece_lost<T: PiecePicker>(
+    h: Handle,
+    piece: u32,
+    err: *mut ErrorOut,
+) -> Status {
+    unsafe { on::<T>(h, err, |p| p.piece_lost(piece)) }
 }
 
 unsafe extern "C" fn set_deadline<T: PiecePicker>(
@@ -195,7 +223,7 @@ unsafe extern "C" fn set_deadline<T: PiecePicker>(
     err: *mut ErrorOut,
 ) -> Status {
     let deadline = (has_deadline != 0).then_some(deadline_ms);
-    unsafe { guard(err, || Ok(instance::<T>(h)?.set_deadline(piece, deadline))) }
+    unsafe { on::<T>(h, err, |p| p.set_deadline(piece, deadline)) }
 }
 
 unsafe extern "C" fn pick<T: PiecePicker>(
@@ -277,8 +305,9 @@ impl DynPicker {
         let (mut piece, mut found) = (0u32, 0u8);
         let (f, h, has) = (self.fns.pick, self.handle, BitfieldRef::borrow(peer_has));
         // SAFETY: live handle, complete table, `peer_has` outlives the call.
-        self.poison
-            .call(&self.name, |err| unsafe { f(h, peer, has, &mut piece, &mut found, err) })?;
+        self.poison.call(&self.name, |err| unsafe {
+            f(h, peer, has, &mut piece, &mut found, err)
+        })?;
         Ok((found != 0).then_some(piece))
     }
 
