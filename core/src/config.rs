@@ -273,7 +273,7 @@ fn one_line(e: &config::ConfigError) -> String {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.contains(" | "));
     let first = lines.next().unwrap_or_default().to_string();
-    match lines.last() {
+    match lines.next_back() {
         Some(last) => format!("{first}: {last}"),
         None => first,
     }
