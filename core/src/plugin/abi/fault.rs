@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -90,7 +91,7 @@ impl Fault {
     /// Reads what a plugin wrote after returning `status`.
     ///
     /// # Safety
-    /// `out.buf` must be valid for `out.cap` bytes.
+    /// `out.buf` must be valid for `out.cap` bytes, the first `out.len` of them initialised.
     pub unsafe fn read(status: i32, out: &ErrorOut) -> Self {
         let len = out.len.min(out.cap);
         let message = if out.buf.is_null() {
@@ -251,9 +252,11 @@ impl Poison {
         if let Some(reason) = self.reason() {
             return Err(Fault::new(STATUS_POISONED, reason));
         }
-        let mut buf = [0u8; MESSAGE_CAPACITY];
+        // Uninitialised: zeroing it would be most of the cost of a cheap call. Only the `len`
+        // bytes the plugin reports writing are read.
+        let mut buf = [MaybeUninit::<u8>::uninit(); MESSAGE_CAPACITY];
         let mut out = ErrorOut {
-            buf: buf.as_mut_ptr(),
+            buf: buf.as_mut_ptr().cast::<u8>(),
             cap: buf.len(),
             len: 0,
             os_code: 0,
@@ -263,7 +266,7 @@ impl Poison {
         if status == STATUS_OK {
             return Ok(());
         }
-        // SAFETY: `out.buf` is `buf`, valid for `cap` bytes.
+        // SAFETY: `out.buf` is `buf`, `cap` bytes of which the plugin initialised the first `len`.
         let fault = unsafe { Fault::read(status, &out) };
         if fault.is_panic() {
             tracing::error!(plugin, "plugin {fault}; this instance is disabled");
