@@ -4,6 +4,7 @@
 //! [`torrent::TorrentHandle`].
 
 pub mod bitfield;
+pub mod config;
 pub mod events;
 pub mod layout;
 pub mod metainfo;

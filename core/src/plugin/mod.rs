@@ -10,3 +10,13 @@ pub mod tracker;
 pub use picker::{PeerKey, PiecePicker};
 pub use storage::{Storage, StorageError, StorageSpec};
 pub use tracker::{AnnounceEvent, AnnounceRequest, AnnounceResponse, Tracker, TrackerError};
+
+pub mod abi;
+pub mod loader;
+pub mod registry;
+
+pub use registry::{
+    BuiltinPicker, BuiltinStorage, BuiltinTracker, PickerFactory, PluginError, PluginInfo,
+    PluginKind, PluginSource, PluginStatus, Registry, StorageFactory, StorageOpen, TrackerFactory,
+    TrackerOpen,
+};

@@ -1,0 +1,159 @@
+//! Settings precedence (defaults < file < environment < command line) and the errors for unknown
+//! keys and bad values, with real files and an environment passed in (never the process's).
+
+use std::path::{Path, PathBuf};
+
+use rivulet_core::config::{ConfigError, Settings};
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn file_then_environment_then_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "rivulet.toml",
+        "picker = \"sequential\"\nstorage = \"memory\"\nmax_peers = 30\nupload_slots = 7\n\
+         plugin_dirs = [\"/opt/a\", \"~/plugins\"]\n",
+    );
+    let environment = env(&[
+        ("HOME", "/home/u"),
+        ("RIVULET_MAX_PEERS", "10"),
+        ("RIVULET_STORAGE", "mmap"),
+        ("RIVULET_LISTEN", "127.0.0.1:7000"),
+        ("UNRELATED", "x"),
+    ]);
+    let overrides = [
+        ("max_peers", "3".to_string()),
+        ("download_dir", "~/dl".to_string()),
+    ];
+    let s = Settings::load_from(Some(&file), environment, &overrides).unwrap();
+    assert_eq!(s.picker, "sequential", "file over default");
+    assert_eq!(s.upload_slots, 7, "file over default");
+    assert_eq!(s.storage, "mmap", "environment over file");
+    assert_eq!(s.listen, "127.0.0.1:7000".parse().unwrap());
+    assert_eq!(s.max_peers, 3, "command line over environment");
+    assert_eq!(s.download_dir, PathBuf::from("/home/u/dl"));
+    assert_eq!(
+        s.plugin_dirs,
+        vec![PathBuf::from("/opt/a"), PathBuf::from("/home/u/plugins")]
+    );
+    assert_eq!(s.read_timeout_secs, 60, "untouched keys keep their default");
+    assert_eq!(s.state_dir, PathBuf::from("/home/u/.local/state/rivulet"));
+}
+
+#[test]
+fn lists_from_environment_and_command_line_are_comma_separated() {
+    let e = env(&[("RIVULET_PLUGIN_DIRS", "/a,/b")]);
+    let s = Settings::load_from(None, e.clone(), &[]).unwrap();
+    assert_eq!(
+        s.plugin_dirs,
+        vec![PathBuf::from("/a"), PathBuf::from("/b")]
+    );
+    let s = Settings::load_from(None, e, &[("plugin_dirs", "/c,/d,/e".into())]).unwrap();
+    assert_eq!(s.plugin_dirs.len(), 3);
+    // Parsing for lists must not turn a numeric-looking name into something else.
+    let s = Settings::load_from(None, env(&[("RIVULET_PICKER", "123")]), &[]).unwrap();
+    assert_eq!(s.picker, "123");
+}
+
+#[test]
+fn default_file_is_found_under_xdg_config_home() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "rivulet/config.toml", "upload_slots = 9\n");
+    let xdg = dir.path().to_str().unwrap();
+    let s = Settings::load_from(None, env(&[("XDG_CONFIG_HOME", xdg)]), &[]).unwrap();
+    assert_eq!(s.upload_slots, 9);
+    // ~/.config is the fallback, and a missing default file is no error.
+    let s = Settings::load_from(None, env(&[("HOME", xdg)]), &[]).unwrap();
+    assert_eq!(s.upload_slots, 4);
+}
+
+#[test]
+fn unknown_keys_are_refused_naming_key_and_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "bad.toml", "picker = \"x\"\nmax_peer = 3\n");
+    let e = Settings::load_from(Some(&file), env(&[]), &[]).unwrap_err();
+    assert!(matches!(e, ConfigError::UnknownKey { .. }));
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!("{}: unknown key 'max_peer'", file.display())),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'));
+
+    let e = Settings::load_from(None, env(&[("RIVULET_PICKR", "x")]), &[]).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("environment variable RIVULET_PICKR: unknown key 'pickr'"),
+        "{e}"
+    );
+    let e = Settings::load_from(None, env(&[]), &[("colour", "x".into())]).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("command line: unknown key 'colour'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_values_name_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "bad.toml", "max_peers = \"lots\"\n");
+    let msg = Settings::load_from(Some(&file), env(&[]), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("max_peers") && msg.contains(&file.display().to_string()),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'));
+
+    let msg = Settings::load_from(None, env(&[("RIVULET_LISTEN", "nowhere")]), &[])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        msg,
+        "environment variable RIVULET_LISTEN: key 'listen': invalid socket address syntax"
+    );
+    let msg = Settings::load_from(None, env(&[]), &[("upload_slots", "-2".into())])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("command line: key 'upload_slots': "),
+        "{msg}"
+    );
+
+    let broken = write(dir.path(), "broken.toml", "picker = \n");
+    let e = Settings::load_from(Some(&broken), env(&[]), &[]).unwrap_err();
+    assert!(
+        matches!(e, ConfigError::File { ref path, .. } if path == &broken),
+        "{e}"
+    );
+
+    let missing = dir.path().join("missing.toml");
+    let e = Settings::load_from(Some(&missing), env(&[]), &[]).unwrap_err();
+    assert!(e.to_string().contains("missing.toml"), "{e}");
+}
+
+#[test]
+fn the_sample_config_is_complete_and_valid() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rivulet.toml");
+    let text = std::fs::read_to_string(&sample).unwrap();
+    for key in rivulet_core::config::KEYS {
+        assert!(text.contains(&format!("\n{key} = ")), "sample lacks {key}");
+    }
+    Settings::load_from(Some(&sample), env(&[("HOME", "/home/u")]), &[]).unwrap();
+}
