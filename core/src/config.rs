@@ -35,8 +35,10 @@ const LIST_KEYS: &[&str] = &["plugin_dirs"];
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Piece picker plugin name.
-    pub picker: String,
+    /// Piece picker plugin name; unset means the command's own default (rarest-first for
+    /// `download` and `seed`, streaming for `mount`).
+    #[serde(default)]
+    pub picker: Option<String>,
     /// Storage backend plugin name.
     pub storage: String,
     /// Directories whose `*.so` plugins are loaded; a loaded plugin overrides a built-in.
@@ -197,7 +199,7 @@ impl Settings {
             .or_else(|| home.map(|h| h.join(".local/state")))
             .map_or_else(|| PathBuf::from(".rivulet-state"), |d| d.join("rivulet"));
         Settings {
-            picker: "streaming".to_string(),
+            picker: None,
             storage: "mmap".to_string(),
             plugin_dirs: Vec::new(),
             listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
