@@ -50,10 +50,8 @@ impl Storage for MmapStorage {
 
     fn flush(&self) -> Result<(), StorageError> {
         // Every file gets its sync even if an earlier one failed; the first error is reported.
-        self.files
-            .iter()
-            .map(DiskFile::flush)
-            .fold(Ok(()), |first, r| first.and(r))
+        let results: Vec<_> = self.files.iter().map(DiskFile::flush).collect();
+        results.into_iter().collect()
     }
 
     fn persistent(&self) -> bool {
