@@ -22,13 +22,14 @@ const IN_FLIGHT: usize = 256;
 const DEADLINES: u32 = 20;
 const RUN: Duration = Duration::from_secs(1);
 
-fn swarm() -> Vec<Bitfield> {
+/// `PEERS` bitfields, each piece held with probability `percent` %.
+fn swarm(percent: u8) -> Vec<Bitfield> {
     let mut rng = fastrand::Rng::with_seed(99);
     (0..PEERS)
         .map(|_| {
             let mut b = Bitfield::new(PIECES);
             for i in 0..PIECES {
-                if rng.bool() {
+                if rng.u8(..100) < percent {
                     b.set(i);
                 }
             }
@@ -85,7 +86,7 @@ fn main() {
         "{PIECES} pieces, {PEERS} peers with random ~50% bitfields; one step = pick + piece_lost \
          of the pick made {IN_FLIGHT} steps earlier"
     );
-    let peers = swarm();
+    let peers = swarm(50);
     bench("rarest-first", RarestFirst::with_seed(1), &peers, false);
     bench("sequential", Sequential::default(), &peers, false);
     bench(
@@ -93,5 +94,14 @@ fn main() {
         Streaming::with_seed(1),
         &peers,
         true,
+    );
+    // Peers holding little make the bounded rarity scan give up more often, so the word pass
+    // over the whole bitfield runs: the picker's slow path.
+    let sparse = swarm(5);
+    bench(
+        "rarest-first, peers with ~5% each",
+        RarestFirst::with_seed(1),
+        &sparse,
+        false,
     );
 }

@@ -72,8 +72,8 @@ impl Buckets {
         }
     }
 
-    /// Buckets from the rarest non-empty one upwards.
-    pub(crate) fn rarest_first(&mut self) -> impl Iterator<Item = &[u32]> {
+    /// (availability, pieces) of the buckets from the rarest non-empty one upwards.
+    pub(crate) fn rarest_first(&mut self) -> impl Iterator<Item = (u32, &[u32])> {
         while self
             .by_avail
             .get(self.lowest)
@@ -81,7 +81,11 @@ impl Buckets {
         {
             self.lowest += 1;
         }
-        self.by_avail[self.lowest..].iter().map(Vec::as_slice)
+        let lowest = self.lowest;
+        self.by_avail[lowest..]
+            .iter()
+            .enumerate()
+            .map(move |(i, bucket)| ((lowest + i) as u32, bucket.as_slice()))
     }
 }
 
@@ -99,7 +103,7 @@ mod tests {
         b.remove(0, 0);
         b.remove(9, 0);
         b.moved(5, 0, 1);
-        let rest: Vec<Vec<u32>> = b.rarest_first().map(|s| s.to_vec()).collect();
+        let rest: Vec<Vec<u32>> = b.rarest_first().map(|(_, s)| s.to_vec()).collect();
         let mut zero = rest[0].clone();
         zero.sort();
         assert_eq!(zero, vec![1, 2, 4, 6, 7, 8]);
@@ -114,7 +118,7 @@ mod tests {
         b.remove(3, 2);
         b.remove(5, 1);
         b.remove(1, 0);
-        let rest: Vec<usize> = b.rarest_first().map(<[u32]>::len).collect();
-        assert_eq!(rest[0], 5);
+        let rest: Vec<(u32, usize)> = b.rarest_first().map(|(a, s)| (a, s.len())).collect();
+        assert_eq!(rest[0], (0, 5));
     }
 }

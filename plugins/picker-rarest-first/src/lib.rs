@@ -94,11 +94,19 @@ impl RarestFirst {
         self.wanted.moved(piece, from, to);
     }
 
-    /// Scans the rarest buckets; `Err(())` if the budget ran out before anything was found.
-    fn scan_rarest(&mut self, peer_has: &Bitfield) -> Result<Option<u32>, ()> {
+    /// Scans the rarest buckets for a piece the peer has. For a peer whose pieces we were told
+    /// (`known`), pieces no peer has are skipped: in a sparse swarm they would eat the whole
+    /// budget on every pick. `Err(floor)` when the scan gave up: no piece the peer has is
+    /// rarer than `floor`.
+    fn scan_rarest(&mut self, peer_has: &Bitfield, known: bool) -> Result<Option<u32>, u32> {
         let mut budget = SCAN_BUDGET;
+        let mut unheld = false;
         let rng = &mut self.rng;
-        for bucket in self.wanted.rarest_first() {
+        for (avail, bucket) in self.wanted.rarest_first() {
+            if avail == 0 && known {
+                unheld = !bucket.is_empty();
+                continue;
+            }
             if bucket.is_empty() {
                 continue;
             }
@@ -110,38 +118,36 @@ impl RarestFirst {
                 }
                 budget -= 1;
                 if budget == 0 {
-                    return Err(());
+                    return Err(avail);
                 }
             }
         }
-        Ok(None)
+        // Only the unheld pieces are left unexamined.
+        if unheld { Err(0) } else { Ok(None) }
     }
 
-    /// The rarest wanted piece the peer has, by intersecting bitfields 64 pieces at a time.
-    fn scan_words(&mut self, peer_has: &Bitfield) -> Option<u32> {
+    /// The rarest wanted piece the peer has, intersecting bitfields 64 pieces at a time from a
+    /// random word on (the tie-break), stopping early at a piece of availability `floor`.
+    fn scan_words(&mut self, peer_has: &Bitfield, floor: u32) -> Option<u32> {
         let members = self.wanted.members();
+        let words = members.word_count();
+        if words == 0 {
+            return None;
+        }
+        let first = self.rng.usize(..words);
         let mut best: Option<(u32, u32)> = None;
-        let mut ties = 0u32;
-        for w in 0..members.word_count() {
+        for w in (first..words).chain(0..first) {
             let mut both = members.word(w) & peer_has.word(w);
             while both != 0 {
                 let bit = both.leading_zeros();
                 both &= !(1u64 << 63 >> bit);
                 let piece = w as u32 * 64 + bit;
                 let avail = self.avail[piece as usize];
-                match best {
-                    Some((_, a)) if avail > a => {}
-                    Some((_, a)) if avail == a => {
-                        // Reservoir sampling: each equally rare piece ends up chosen evenly.
-                        ties += 1;
-                        if self.rng.u32(..ties) == 0 {
-                            best = Some((piece, avail));
-                        }
+                if best.is_none_or(|(_, a)| avail < a) {
+                    if avail <= floor {
+                        return Some(piece);
                     }
-                    _ => {
-                        best = Some((piece, avail));
-                        ties = 1;
-                    }
+                    best = Some((piece, avail));
                 }
             }
         }
@@ -223,10 +229,11 @@ impl PiecePicker for RarestFirst {
 
     fn set_deadline(&mut self, _piece: u32, _deadline_ms: Option<u64>) {}
 
-    fn pick(&mut self, _peer: PeerKey, peer_has: &Bitfield) -> Option<u32> {
-        let piece = match self.scan_rarest(peer_has) {
+    fn pick(&mut self, peer: PeerKey, peer_has: &Bitfield) -> Option<u32> {
+        let known = self.peers.contains_key(&peer);
+        let piece = match self.scan_rarest(peer_has, known) {
             Ok(found) => found,
-            Err(()) => self.scan_words(peer_has),
+            Err(floor) => self.scan_words(peer_has, floor),
         }?;
         self.take(piece);
         Some(piece)

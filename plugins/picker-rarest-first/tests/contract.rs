@@ -104,16 +104,18 @@ fn equally_rare_pieces_are_spread_between_leechers() {
 
 #[test]
 fn finds_a_lone_piece_past_the_scan_budget() {
-    // 10,000 rare pieces the peer lacks, and one common piece it has: the bounded scan gives up
-    // and the word pass must still find it.
+    // 10,000 rare pieces (one source) the asking peer lacks, and one commoner piece it has: the
+    // bounded scan gives up and the word pass must still find it.
     let pieces = 10_001;
     let mut p = RarestFirst::with_seed(5);
     p.init(pieces, &Bitfield::new(pieces));
     p.peer_bitfield(1, &bits(pieces, [10_000]));
-    p.peer_bitfield(2, &bits(pieces, [10_000]));
+    p.peer_bitfield(2, &bits(pieces, 0..10_000));
+    p.peer_bitfield(3, &bits(pieces, [10_000]));
     let lone = bits(pieces, [10_000]);
     assert_eq!(p.pick(1, &lone), Some(10_000));
     assert_eq!(p.pick(1, &lone), None);
+    assert_eq!(p.pick(3, &lone), None);
 }
 
 /// Random operations; every pick is checked against a brute-force model: the piece is one the
