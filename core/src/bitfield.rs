@@ -118,6 +118,22 @@ impl Bitfield {
     pub fn ones(&self) -> impl Iterator<Item = u32> + '_ {
         (0..self.len).filter(|&i| self.get(i))
     }
+
+    /// Number of 64-piece words, for [`Bitfield::word`].
+    pub fn word_count(&self) -> usize {
+        self.bytes.len().div_ceil(8)
+    }
+
+    /// Pieces `64 * index ..` as one word, the lowest piece in the high bit (wire order), so that
+    /// set operations and searches run 64 pieces at a time; words past the end are 0.
+    pub fn word(&self, index: usize) -> u64 {
+        let mut buf = [0u8; 8];
+        if let Some(tail) = self.bytes.get(index.saturating_mul(8)..) {
+            let n = tail.len().min(8);
+            buf[..n].copy_from_slice(&tail[..n]);
+        }
+        u64::from_be_bytes(buf)
+    }
 }
 
 #[cfg(test)]
@@ -144,5 +160,18 @@ mod tests {
         assert_eq!(b.count(), 2);
         assert!(b.clear(0));
         assert_eq!(b.ones().collect::<Vec<_>>(), vec![9]);
+    }
+
+    #[test]
+    fn words_in_wire_order() {
+        let mut b = Bitfield::new(70);
+        b.set(0);
+        b.set(63);
+        b.set(64);
+        b.set(69);
+        assert_eq!(b.word_count(), 2);
+        assert_eq!(b.word(0), (1 << 63) | 1);
+        assert_eq!(b.word(1), (1 << 63) | (1 << 58));
+        assert_eq!(b.word(2), 0);
     }
 }

@@ -1,1 +1,87 @@
-//! tracker-http plugin (to be written).
+//! HTTP(S) tracker client (BEP 3, compact peers BEP 23) over surf with a pure-Rust TLS stack.
+//!
+//! `announce` is blocking: it runs the request on async-std's executor with `block_on`, bounded
+//! by the request's timeout. Replies are capped in size, and only a bencoded reply counts: an
+//! HTML error page or a non-200 status is reported as such.
+
+mod query;
+mod reply;
+
+use async_std::io::ReadExt;
+use rivulet_core::plugin::{AnnounceRequest, AnnounceResponse, Tracker, TrackerError};
+use url::Url;
+
+/// Larger replies are refused; a real one is a few KiB.
+const MAX_REPLY: u64 = 2 * 1024 * 1024;
+
+pub struct HttpTracker {
+    url: String,
+    base: Url,
+    client: surf::Client,
+}
+
+impl HttpTracker {
+    /// A client for the `http://` or `https://` announce URL `url`.
+    pub fn open(url: &str) -> Result<Self, TrackerError> {
+        let base = Url::parse(url).map_err(|e| TrackerError::Unsupported(format!("{url}: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(TrackerError::Unsupported(format!(
+                "{url}: not an http or https URL"
+            )));
+        }
+        Ok(HttpTracker {
+            url: url.to_string(),
+            base,
+            client: surf::Client::new(),
+        })
+    }
+
+    /// Status and (capped) body of a GET.
+    async fn get(&self, url: &Url) -> Result<(u16, Vec<u8>), TrackerError> {
+        let mut res = self
+            .client
+            .get(url.as_str())
+            .await
+            .map_err(|e| TrackerError::Unreachable(format!("{}: {e}", self.url)))?;
+        let status = res.status() as u16;
+        let mut body = Vec::new();
+        res.take_body()
+            .take(MAX_REPLY + 1)
+            .read_to_end(&mut body)
+            .await
+            .map_err(|e| TrackerError::Unreachable(format!("{}: reading reply: {e}", self.url)))?;
+        if body.len() as u64 > MAX_REPLY {
+            return Err(TrackerError::BadReply(format!(
+                "reply larger than {MAX_REPLY} bytes"
+            )));
+        }
+        Ok((status, body))
+    }
+}
+
+impl Tracker for HttpTracker {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn announce(&self, req: &AnnounceRequest) -> Result<AnnounceResponse, TrackerError> {
+        let url = query::announce_url(&self.base, req);
+        let (status, body) =
+            async_std::task::block_on(async_std::future::timeout(req.timeout, self.get(&url)))
+                .map_err(|_| TrackerError::Timeout)??;
+        if status != 200 {
+            // Some trackers send their failure reason with an error status: prefer it.
+            return match reply::parse(&body) {
+                Err(e @ TrackerError::Failure(_)) => Err(e),
+                _ => Err(TrackerError::Unreachable(format!(
+                    "{}: HTTP status {status}: {}",
+                    self.url,
+                    reply::preview(&body)
+                ))),
+            };
+        }
+        let response = reply::parse(&body)?;
+        tracing::debug!(url = %self.url, peers = response.peers.len(), "announced");
+        Ok(response)
+    }
+}
