@@ -154,7 +154,8 @@ fn the_sample_config_is_complete_and_valid() {
     let text = std::fs::read_to_string(&sample).unwrap();
     for key in rivulet_core::config::KEYS {
         // An optional key with no default (picker) is shown commented out.
-        let shown = text.contains(&format!("\n{key} = ")) || text.contains(&format!("\n# {key} = "));
+        let shown =
+            text.contains(&format!("\n{key} = ")) || text.contains(&format!("\n# {key} = "));
         assert!(shown, "sample lacks {key}");
     }
     Settings::load_from(Some(&sample), env(&[("HOME", "/home/u")]), &[]).unwrap();

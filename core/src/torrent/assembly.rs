@@ -88,7 +88,7 @@ impl PieceAssembly {
     }
 
     fn index_of(&self, offset: u32, len: usize) -> Option<usize> {
-        if offset % BLOCK_SIZE != 0 {
+        if !offset.is_multiple_of(BLOCK_SIZE) {
             return None;
         }
         let i = (offset / BLOCK_SIZE) as usize;

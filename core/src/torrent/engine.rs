@@ -44,6 +44,8 @@ pub(crate) struct Engine {
     stop_tx: Mutex<Option<Sender<()>>>,
     pub stop_rx: Receiver<()>,
     resume_path: Option<PathBuf>,
+    /// One resume save at a time, so an older snapshot never overwrites a newer one.
+    resume_lock: async_std::sync::Mutex<()>,
     /// Wakes the tracker tiers when the download completes.
     pub completed_tx: Sender<()>,
     pub completed_rx: Receiver<()>,
@@ -149,6 +151,7 @@ impl Engine {
             stop_tx: Mutex::new(Some(stop_tx)),
             stop_rx,
             resume_path,
+            resume_lock: async_std::sync::Mutex::new(()),
             completed_tx,
             completed_rx,
         });
@@ -275,6 +278,7 @@ impl Engine {
         let Some(path) = self.resume_path.clone() else {
             return;
         };
+        let _one_at_a_time = self.resume_lock.lock().await;
         let have = {
             let mut s = self.state();
             if !s.resume_dirty {

@@ -398,10 +398,11 @@ impl State {
         let missing_in = |a: &PieceAssembly| a.next_missing();
         // Urgent pieces first.
         for (&i, a) in &self.assemblies {
-            if peer.has.get(i) && self.readers.deadline(i).is_some() {
-                if let Some(b) = missing_in(a) {
-                    return Some((i, b));
-                }
+            if peer.has.get(i)
+                && self.readers.deadline(i).is_some()
+                && let Some(b) = missing_in(a)
+            {
+                return Some((i, b));
             }
         }
         while let Some(&i) = peer.assigned.first() {
@@ -413,11 +414,11 @@ impl State {
             }
         }
         for (&i, a) in &self.assemblies {
-            if peer.has.get(i) {
-                if let Some(b) = missing_in(a) {
-                    peer.assigned.push(i);
-                    return Some((i, b));
-                }
+            if peer.has.get(i)
+                && let Some(b) = missing_in(a)
+            {
+                peer.assigned.push(i);
+                return Some((i, b));
             }
         }
         if let Some(i) = self.picker.pick(key, &peer.has) {
@@ -578,15 +579,15 @@ impl State {
     }
 
     fn set_choke(&mut self, key: PeerKey, choke: bool) {
-        if let Some(p) = self.peers.get_mut(&key) {
-            if p.am_choking != choke {
-                p.am_choking = choke;
-                p.send(if choke {
-                    Message::Choke
-                } else {
-                    Message::Unchoke
-                });
-            }
+        if let Some(p) = self.peers.get_mut(&key)
+            && p.am_choking != choke
+        {
+            p.am_choking = choke;
+            p.send(if choke {
+                Message::Choke
+            } else {
+                Message::Unchoke
+            });
         }
     }
 
@@ -601,7 +602,7 @@ impl State {
             .filter(|(_, p)| p.peer_interested)
             .map(|(k, p)| (*k, if seeding { p.up.rate() } else { p.down.rate() }))
             .collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        ranked.sort_by_key(|r| std::cmp::Reverse(r.1));
         let regular: HashSet<PeerKey> =
             ranked.iter().take(self.upload_slots).map(|r| r.0).collect();
         let rotate = self.last_optimistic.elapsed() >= Duration::from_secs(30);

@@ -239,3 +239,5 @@ impl PiecePicker for RarestFirst {
         Some(piece)
     }
 }
+
+rivulet_core::export_picker!(RarestFirst, "rarest-first", env!("CARGO_PKG_VERSION"));

@@ -56,3 +56,5 @@ impl PiecePicker for Sequential {
         Some(piece)
     }
 }
+
+rivulet_core::export_picker!(Sequential, "sequential", env!("CARGO_PKG_VERSION"));

@@ -94,3 +94,5 @@ impl PiecePicker for Streaming {
         self.rest.pick(peer, peer_has)
     }
 }
+
+rivulet_core::export_picker!(Streaming, "streaming", env!("CARGO_PKG_VERSION"));

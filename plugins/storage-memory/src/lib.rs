@@ -11,7 +11,7 @@ mod ranges;
 use std::ops::Range;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rivulet_core::plugin::{Storage, StorageError, StorageSpec};
+use rivulet_core::plugin::{Storage, StorageError, StorageOpen, StorageSpec};
 
 use crate::cache::Cache;
 
@@ -91,3 +91,11 @@ impl Storage for MemoryStorage {
         false
     }
 }
+
+impl StorageOpen for MemoryStorage {
+    fn open(spec: &StorageSpec) -> Result<Self, StorageError> {
+        Ok(MemoryStorage::new(spec))
+    }
+}
+
+rivulet_core::export_storage!(MemoryStorage, "memory", env!("CARGO_PKG_VERSION"));

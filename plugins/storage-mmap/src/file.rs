@@ -98,6 +98,28 @@ impl DiskFile {
         written.map_err(|e| StorageError::io(&self.path, e))
     }
 
+    /// Whether `offset..offset+len` may hold written data: false only if the file system says
+    /// the whole range is a hole (never written in this sparse file).
+    pub(crate) fn has_data(&self, offset: u64, len: u64) -> bool {
+        use std::os::fd::AsRawFd;
+        if len == 0 || offset >= self.len {
+            return false;
+        }
+        // SAFETY: lseek on a descriptor we own; it does not touch memory.
+        let next = unsafe {
+            libc::lseek(
+                self.file.as_raw_fd(),
+                offset as libc::off_t,
+                libc::SEEK_DATA,
+            )
+        };
+        if next < 0 {
+            // ENXIO: no data at or after offset. Anything else (no SEEK_DATA support): assume data.
+            return std::io::Error::last_os_error().raw_os_error() != Some(libc::ENXIO);
+        }
+        (next as u64) < offset + len
+    }
+
     /// fdatasync if anything was written since the last flush.
     pub(crate) fn flush(&self) -> Result<(), StorageError> {
         if !self.dirty.swap(false, Ordering::AcqRel) {

@@ -7,7 +7,7 @@
 mod file;
 mod path;
 
-use rivulet_core::plugin::{Storage, StorageError, StorageSpec};
+use rivulet_core::plugin::{Storage, StorageError, StorageOpen, StorageSpec};
 
 use crate::file::DiskFile;
 
@@ -57,4 +57,18 @@ impl Storage for MmapStorage {
     fn persistent(&self) -> bool {
         true
     }
+
+    fn has_data(&self, file: usize, offset: u64, len: u64) -> bool {
+        self.files
+            .get(file)
+            .is_some_and(|f| f.has_data(offset, len))
+    }
 }
+
+impl StorageOpen for MmapStorage {
+    fn open(spec: &StorageSpec) -> Result<Self, StorageError> {
+        MmapStorage::open(spec)
+    }
+}
+
+rivulet_core::export_storage!(MmapStorage, "mmap", env!("CARGO_PKG_VERSION"));

@@ -8,7 +8,7 @@ mod query;
 mod reply;
 
 use async_std::io::ReadExt;
-use rivulet_core::plugin::{AnnounceRequest, AnnounceResponse, Tracker, TrackerError};
+use rivulet_core::plugin::{AnnounceRequest, AnnounceResponse, Tracker, TrackerError, TrackerOpen};
 use url::Url;
 
 /// Larger replies are refused; a real one is a few KiB.
@@ -85,3 +85,16 @@ impl Tracker for HttpTracker {
         Ok(response)
     }
 }
+
+impl TrackerOpen for HttpTracker {
+    fn open(url: &str) -> Result<Self, TrackerError> {
+        HttpTracker::open(url)
+    }
+}
+
+rivulet_core::export_tracker!(
+    HttpTracker,
+    "http",
+    env!("CARGO_PKG_VERSION"),
+    schemes = ["http", "https"]
+);

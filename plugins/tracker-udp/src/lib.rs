@@ -10,7 +10,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rivulet_core::plugin::{AnnounceRequest, AnnounceResponse, Tracker, TrackerError};
+use rivulet_core::plugin::{AnnounceRequest, AnnounceResponse, Tracker, TrackerError, TrackerOpen};
 use url::{Host, Position, Url};
 
 use crate::exchange::Exchange;
@@ -156,3 +156,16 @@ impl Tracker for UdpTracker {
         result
     }
 }
+
+impl TrackerOpen for UdpTracker {
+    fn open(url: &str) -> Result<Self, TrackerError> {
+        UdpTracker::open(url)
+    }
+}
+
+rivulet_core::export_tracker!(
+    UdpTracker,
+    "udp",
+    env!("CARGO_PKG_VERSION"),
+    schemes = ["udp"]
+);

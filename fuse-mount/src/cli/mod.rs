@@ -1,0 +1,174 @@
+//! Command-line interface: argument parsing, logging, and one module per command.
+
+mod info;
+mod progress;
+mod setup;
+mod signals;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use rivulet_core::metainfo::Metainfo;
+
+#[derive(Parser)]
+#[command(
+    name = "rivulet",
+    version,
+    about = "BitTorrent engine that mounts a torrent as a directory"
+)]
+struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// No progress display.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show what a .torrent file holds.
+    Info { torrent: PathBuf },
+    /// Download a torrent into a directory; exits 0 once every piece is verified.
+    Download {
+        torrent: PathBuf,
+        /// Directory the torrent's files are written under.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Keep seeding after the download completes, until interrupted.
+        #[arg(long)]
+        seed: bool,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Serve a complete copy of a torrent's data.
+    Seed {
+        torrent: PathBuf,
+        /// Directory holding the torrent's files (as `download --output` made them).
+        #[arg(short, long)]
+        data: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Mount a torrent as a read-only directory; files download as they are read.
+    Mount {
+        torrent: PathBuf,
+        mountpoint: PathBuf,
+        /// Where pieces are kept (default: a per-torrent cache directory).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Fetch only what is read, nothing in the background.
+        #[arg(long)]
+        lazy: bool,
+        /// Let other users read the mount (needs user_allow_other in /etc/fuse.conf).
+        #[arg(long)]
+        allow_other: bool,
+        /// Seconds a read may wait for its pieces before failing with EIO.
+        #[arg(long)]
+        read_timeout: Option<u64>,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// List the available plugins, built-in and from plugin_dirs.
+    Plugins {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Options shared by every command that runs the engine.
+#[derive(Args, Clone, Default)]
+pub struct EngineArgs {
+    /// Config file (default: $XDG_CONFIG_HOME/rivulet/config.toml if present).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to accept peers on, e.g. 0.0.0.0:6881 (port 0: any free port).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Write a JSON line per event (pieces, peers, trackers) to this file.
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// Also connect to this peer (repeatable).
+    #[arg(long = "peer")]
+    pub peers: Vec<SocketAddr>,
+    /// Piece picker plugin (rarest-first, sequential, streaming, or a loaded one).
+    #[arg(long)]
+    pub picker: Option<String>,
+    /// Storage plugin (mmap, memory, or a loaded one).
+    #[arg(long)]
+    pub storage: Option<String>,
+    #[arg(long)]
+    pub max_peers: Option<usize>,
+    /// Where resume data is kept (default: <data dir>/.rivulet).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub fn load_torrent(path: &std::path::Path) -> anyhow::Result<Metainfo> {
+    Metainfo::from_file(path).with_context(|| format!("cannot load {}", path.display()))
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Info { torrent } => load_torrent(&torrent).map(|m| print!("{}", info::render(&m))),
+        Command::Download {
+            torrent,
+            output,
+            seed,
+            engine,
+        } => async_std::task::block_on(setup::download(torrent, output, seed, engine, cli.quiet)),
+        Command::Seed {
+            torrent,
+            data,
+            engine,
+        } => async_std::task::block_on(setup::seed(torrent, data, engine, cli.quiet)),
+        Command::Mount {
+            torrent,
+            mountpoint,
+            data,
+            lazy,
+            allow_other,
+            read_timeout,
+            engine,
+        } => async_std::task::block_on(setup::mount(setup::MountArgs {
+            torrent,
+            mountpoint,
+            data,
+            lazy,
+            allow_other,
+            read_timeout,
+            engine,
+            quiet: cli.quiet,
+        })),
+        Command::Plugins { config } => setup::plugins(config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of contexts, outermost first.
+            eprintln!("rivulet: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

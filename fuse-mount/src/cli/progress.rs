@@ -1,0 +1,96 @@
+//! Progress on the terminal: a bar when stderr is a terminal, a plain line every few seconds
+//! when it is not (logs, CI).
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use rivulet_core::torrent::{Stats, TorrentHandle};
+
+fn line(s: &Stats) -> String {
+    let pct = if s.bytes_total == 0 {
+        100.0
+    } else {
+        s.bytes_have as f64 * 100.0 / s.bytes_total as f64
+    };
+    let eta = if s.download_rate > 0 && !s.complete {
+        format!(" eta {}s", (s.bytes_total - s.bytes_have) / s.download_rate)
+    } else {
+        String::new()
+    };
+    format!(
+        "{pct:5.1}% {}/{}  down {}/s  up {}/s  peers {}{}{eta}",
+        HumanBytes(s.bytes_have),
+        HumanBytes(s.bytes_total),
+        HumanBytes(s.download_rate),
+        HumanBytes(s.upload_rate),
+        s.peers,
+        if s.waiting_reads > 0 {
+            format!("  reads waiting {}", s.waiting_reads)
+        } else {
+            String::new()
+        },
+    )
+}
+
+/// Shows progress until the returned guard is dropped.
+pub struct Progress {
+    stop: async_std::channel::Sender<()>,
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    pub fn start(handle: TorrentHandle, quiet: bool) -> Progress {
+        let (stop, stopped) = async_std::channel::bounded::<()>(1);
+        let tty = std::io::stderr().is_terminal();
+        let bar = (tty && !quiet).then(|| {
+            let total = handle.stats().bytes_total;
+            let b = ProgressBar::new(total);
+            b.set_style(
+                ProgressStyle::with_template("{bar:30} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b
+        });
+        let bar2 = bar.clone();
+        async_std::task::spawn(async move {
+            let every = if bar2.is_some() {
+                Duration::from_millis(250)
+            } else {
+                Duration::from_secs(5)
+            };
+            loop {
+                if async_std::future::timeout(every, stopped.recv())
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+                let s = handle.stats();
+                match &bar2 {
+                    Some(b) => {
+                        b.set_position(s.bytes_have);
+                        b.set_message(line(&s));
+                    }
+                    None if !quiet => eprintln!("{}", line(&s)),
+                    None => {}
+                }
+            }
+        });
+        Progress { stop, bar }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        let _ = self.stop.try_send(());
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// One final summary line.
+pub fn summary(s: &Stats) -> String {
+    line(s)
+}
