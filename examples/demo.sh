@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 need=()
-for tool in fusermount3:fuse3 ffmpeg:ffmpeg ffprobe:ffmpeg mktorrent:mktorrent; do
+for tool in fusermount3:fuse3 ffmpeg:ffmpeg ffprobe:ffmpeg mktorrent:mktorrent getfattr:attr; do
   command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
 done
 if ((${#need[@]})); then
@@ -17,16 +17,17 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" pkg-config libfuse3-dev
 fi
 
-cargo build --release --bin rivulet
+cargo build --release -p rivulet-fuse --bin rivulet
 BIN="$PWD/target/release/rivulet"
 DIR="${DEMO_DIR:-$(mktemp -d)}"
 mkdir -p "$DIR/seed" "$DIR/mnt"
 PORT=$((20000 + RANDOM % 20000))
 pids=()
 cleanup() {
-  fusermount3 -u "$DIR/mnt" 2>/dev/null || true
+  # SIGTERM makes rivulet unmount and stop cleanly; fusermount3 only clears what a crash left.
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  mountpoint -q "$DIR/mnt" && fusermount3 -u "$DIR/mnt"
   [[ -n "${DEMO_DIR:-}" ]] || rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -55,7 +56,7 @@ echo "== a frame from the middle"
 ffmpeg -loglevel error -y -ss "$(( ${DEMO_SECONDS:-60} / 2 ))" -i "$DIR/mnt/demo.mp4" -frames:v 1 "$DIR/frame.png"
 ls -l "$DIR/frame.png"
 echo "== progress seen from inside the mount"
-getfattr -n user.rivulet.progress "$DIR/mnt/demo.mp4" 2>/dev/null || true
+getfattr -n user.rivulet.progress "$DIR/mnt/demo.mp4"
 cat "$DIR/mnt/.rivulet/status.json"; echo
 echo "== sha1sum through the mount vs the original"
 sha1sum "$DIR/mnt/demo.mp4" "$DIR/seed/demo.mp4"
