@@ -7,7 +7,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rivulet_core::plugin::{AnnounceEvent, AnnounceRequest, Tracker, TrackerError};
-use rivulet_test_opentracker::Opentracker;
+use rivulet_tests::tracker::Tracker as Opentracker;
+use rivulet_tests::workdir::WorkDir;
 use rivulet_tracker_http::HttpTracker;
 
 const HASH: [u8; 20] = *b"\x01rivulet-http-test\xfe\x00";
@@ -29,7 +30,8 @@ fn request(peer_id: &[u8; 20], port: u16, timeout: Duration) -> AnnounceRequest 
 
 #[test]
 fn real_opentracker_lists_the_first_peer_to_the_second() {
-    let ot = Opentracker::start(&[HASH]).expect("start opentracker");
+    let work = WorkDir::new("http-tracker-real");
+    let ot = Opentracker::start(work.path(), &[HASH]);
     let t = HttpTracker::open(&ot.http_url()).unwrap();
     assert_eq!(t.url(), ot.http_url());
     let timeout = Duration::from_secs(5);

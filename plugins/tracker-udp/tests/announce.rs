@@ -6,7 +6,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rivulet_core::plugin::{AnnounceEvent, AnnounceRequest, Tracker, TrackerError};
-use rivulet_test_opentracker::Opentracker;
+use rivulet_tests::tracker::Tracker as Opentracker;
+use rivulet_tests::workdir::WorkDir;
 use rivulet_tracker_udp::UdpTracker;
 
 const HASH: [u8; 20] = *b"\x02rivulet-udp-test\xfe\x00\x01";
@@ -28,7 +29,8 @@ fn request(peer_id: &[u8; 20], port: u16, timeout: Duration) -> AnnounceRequest 
 
 #[test]
 fn real_opentracker_lists_the_first_peer_to_the_second() {
-    let ot = Opentracker::start(&[HASH]).expect("start opentracker");
+    let work = WorkDir::new("udp-tracker-real");
+    let ot = Opentracker::start(work.path(), &[HASH]);
     let t = UdpTracker::open(&ot.udp_url()).unwrap();
     let timeout = Duration::from_secs(5);
     let first = t
