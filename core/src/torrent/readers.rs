@@ -27,6 +27,11 @@ impl Readers {
         self.waits.len()
     }
 
+    /// Whether any piece has a deadline (a waiting read or a readahead window).
+    pub fn has_deadlines(&self) -> bool {
+        !self.reads_on.is_empty() || !self.windows.is_empty()
+    }
+
     /// The deadline currently on `piece`, if any.
     pub fn deadline(&self, piece: u32) -> Option<u64> {
         if let Some(&(_, d)) = self.reads_on.get(&piece) {

@@ -30,6 +30,17 @@ const URGENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 const BAN_STRIKES: u32 = 4;
 /// Endgame asks at most this many peers for one block.
 const MAX_DUPLICATES: u8 = 2;
+/// A peer with more than this much work queued leaves urgent blocks to a much quicker peer.
+const SLOW_QUEUE_SECS: f64 = 1.0;
+/// An urgent block unanswered this long is also asked of a quicker peer.
+const URGENT_DUPLICATE_AFTER: Duration = Duration::from_secs(1);
+
+/// Seconds of work already queued at `p`: its outstanding requests at its observed rate (a
+/// modest rate is assumed until one is measured).
+fn queue_secs(p: &PeerState) -> f64 {
+    let rate = (p.down.rate() as f64).max(256.0 * 1024.0);
+    p.requests.len() as f64 * crate::wire::BLOCK_SIZE as f64 / rate
+}
 
 /// Why a peer is dropped.
 #[derive(Debug)]
@@ -366,6 +377,9 @@ impl State {
     /// Tops up the request pipeline of `key`.
     pub fn fill_requests(&mut self, key: PeerKey) {
         let now = Instant::now();
+        // Asking the picker for an urgent piece costs a pick; once it had none, do not ask again
+        // for every further block of this round.
+        let mut try_urgent = self.readers.has_deadlines();
         loop {
             let Some(peer) = self.peers.get(&key) else {
                 return;
@@ -374,7 +388,7 @@ impl State {
             {
                 return;
             }
-            let Some((piece, block)) = self.next_block(key) else {
+            let Some((piece, block)) = self.next_block(key, &mut try_urgent) else {
                 return;
             };
             let a = self
@@ -390,21 +404,22 @@ impl State {
         }
     }
 
-    /// Chooses the next block to ask `key` for: urgent pieces already started, then the peer's
-    /// own unfinished pieces, then any started piece, then a new piece from the picker, then
-    /// (endgame) a block already asked of someone else.
-    fn next_block(&mut self, key: PeerKey) -> Option<(u32, usize)> {
-        let peer = self.peers.get_mut(&key)?;
-        let missing_in = |a: &PieceAssembly| a.next_missing();
-        // Urgent pieces first.
-        for (&i, a) in &self.assemblies {
-            if peer.has.get(i)
-                && self.readers.deadline(i).is_some()
-                && let Some(b) = missing_in(a)
-            {
-                return Some((i, b));
+    /// Chooses the next block to ask `key` for: blocks of started pieces a reader waits for,
+    /// then a new piece a reader waits for, then the peer's own unfinished pieces, then any
+    /// started piece, then a new piece from the picker, then (endgame) a block already asked of
+    /// someone else.
+    fn next_block(&mut self, key: PeerKey, try_urgent: &mut bool) -> Option<(u32, usize)> {
+        if let Some(urgent) = self.urgent_block(key) {
+            return Some(urgent);
+        }
+        if *try_urgent {
+            match self.start_urgent_piece(key) {
+                Some(i) => return Some((i, 0)),
+                None => *try_urgent = false,
             }
         }
+        let peer = self.peers.get_mut(&key)?;
+        let missing_in = |a: &PieceAssembly| a.next_missing();
         while let Some(&i) = peer.assigned.first() {
             match self.assemblies.get(&i).and_then(missing_in) {
                 Some(b) => return Some((i, b)),
@@ -455,6 +470,76 @@ impl State {
             }
         }
         None
+    }
+
+    /// A block of a started piece that a reader waits for, if `key` is the right peer to ask:
+    /// a missing block, unless a peer with a much shorter queue can take it; or a block already
+    /// asked of a peer that is late with it and slower than `key` (asked twice, first answer wins).
+    fn urgent_block(&self, key: PeerKey) -> Option<(u32, usize)> {
+        let me = self.peers.get(&key)?;
+        let my_queue = queue_secs(me);
+        let now = Instant::now();
+        for (&i, a) in &self.assemblies {
+            if !me.has.get(i) || self.readers.deadline(i).is_none() {
+                continue;
+            }
+            let someone_faster = || {
+                self.peers.iter().any(|(k, p)| {
+                    *k != key && !p.peer_choking && p.has.get(i) && queue_secs(p) * 2.0 < my_queue
+                })
+            };
+            for b in 0..a.block_count() {
+                match a.state(b) {
+                    BlockState::Missing => {
+                        if my_queue > SLOW_QUEUE_SECS && someone_faster() {
+                            break;
+                        }
+                        return Some((i, b));
+                    }
+                    BlockState::Requested(1) => {
+                        let (offset, len) = a.block(b);
+                        let req = BlockRequest {
+                            piece: i,
+                            offset,
+                            len,
+                        };
+                        if me.requests.contains_key(&req) {
+                            continue;
+                        }
+                        let late = self.peers.values().any(|p| {
+                            p.requests.get(&req).is_some_and(|sent| {
+                                now.duration_since(*sent) > URGENT_DUPLICATE_AFTER
+                                    && queue_secs(p) > my_queue
+                            })
+                        });
+                        if late {
+                            return Some((i, b));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        None
+    }
+
+    /// Asks the picker for a piece a reader waits for and starts it; a piece nobody waits for
+    /// goes back, so background work does not jump ahead of readers.
+    fn start_urgent_piece(&mut self, key: PeerKey) -> Option<u32> {
+        let peer = self.peers.get_mut(&key)?;
+        let i = self.picker.pick(key, &peer.has)?;
+        if i >= self.have.len() || self.have.get(i) || self.assemblies.contains_key(&i) {
+            tracing::warn!("picker returned piece {i}, which is not wanted; ignoring it");
+            return None;
+        }
+        if self.readers.deadline(i).is_none() {
+            self.picker.piece_lost(i);
+            return None;
+        }
+        self.assemblies
+            .insert(i, PieceAssembly::new(i, self.meta.piece_len(i)));
+        peer.assigned.push(i);
+        Some(i)
     }
 
     /// A piece was verified and stored (`Ok`), failed its hash (`Err(None)`) or could not be
