@@ -304,10 +304,13 @@ impl State {
         let addr = peer.addr;
         self.downloaded += n;
         self.down.add(n);
+        // Only what we asked this peer for is taken: an unasked block, however plausible, could
+        // poison a piece someone else is sending. A late answer to a request we withdrew is
+        // just asked for again. Blocks of pieces we already have are endgame stragglers.
         let outcome = match self.assemblies.get_mut(&piece) {
-            Some(a) => a.accept(offset, &data, addr),
-            None if requested || self.have.get(piece) => Accepted::Duplicate,
-            None => Accepted::Invalid,
+            Some(a) if requested => a.accept(offset, &data, addr),
+            _ if requested || self.have.get(piece) => Accepted::Duplicate,
+            _ => Accepted::Invalid,
         };
         let mut done = None;
         match outcome {
