@@ -92,6 +92,12 @@ impl Engine {
         events.emit(Event::Resumed {
             pieces: have.count(),
         });
+        if have.is_full() {
+            events.emit(Event::Complete {
+                downloaded: 0,
+                uploaded: 0,
+            });
+        }
 
         let listener =
             TcpListener::bind(cfg.listen)
