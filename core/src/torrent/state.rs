@@ -278,6 +278,10 @@ impl State {
         offset: u32,
         data: Vec<u8>,
     ) -> Result<Option<PieceAssembly>, Drop> {
+        let pieces = self.have.len();
+        if piece >= pieces {
+            return Err(Drop(format!("block for piece {piece} of {pieces}")));
+        }
         let req = BlockRequest {
             piece,
             offset,
