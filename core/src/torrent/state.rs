@@ -55,6 +55,8 @@ pub(crate) struct State {
     free_keys: Vec<PeerKey>,
     next_key: PeerKey,
     pub known: HashMap<SocketAddr, Candidate>,
+    /// Incoming connections still in their handshake.
+    pub handshaking: usize,
     pub self_addrs: HashSet<SocketAddr>,
     pub banned: HashSet<IpAddr>,
     strikes: HashMap<SocketAddr, u32>,
@@ -94,6 +96,7 @@ impl State {
             free_keys: Vec::new(),
             next_key: 0,
             known: HashMap::new(),
+            handshaking: 0,
             self_addrs: HashSet::new(),
             banned: HashSet::new(),
             strikes: HashMap::new(),
