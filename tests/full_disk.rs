@@ -109,6 +109,11 @@ fn full_disk_fails_clearly_and_loses_nothing() {
         !before.is_empty(),
         "nothing was stored before the disk filled up"
     );
+    eprintln!(
+        "8 MiB tmpfs: {} of {} pieces stored, then: {last}",
+        before.len(),
+        fixture.meta.piece_count()
+    );
     assert!(ev.has("storage_error"), "no storage_error event");
     for &p in &before {
         let got = piece_on_disk(fixture, &out, p);
