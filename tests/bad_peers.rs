@@ -2,81 +2,8 @@
 //! blocks, wrong sizes, unrequested blocks, a 4 GiB length prefix, a cut-off block, silence),
 //! the download completes with correct files within its bound, and the liars are dropped.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use rivulet_tests::aria2::SeederOptions;
-use rivulet_tests::events::Events;
-use rivulet_tests::fake_peer::{FakePeer, Misbehaviour, Record};
-use rivulet_tests::fixture::Fixture;
-use rivulet_tests::ports::{LOCALHOST, free_addr, own_loopback};
-use rivulet_tests::rivulet::Download;
-use rivulet_tests::swarm::Swarm;
-use rivulet_tests::tracker::Announce;
-use rivulet_tests::verify::assert_same_files;
-use rivulet_tests::workdir::WorkDir;
-
-const BOUND: Duration = Duration::from_secs(180);
-
-struct Outcome {
-    events: Events,
-    record: Record,
-    fake: SocketAddr,
-}
-
-/// Downloads the multi fixture from a throttled aria2 seeder (so that the fake peer, which
-/// answers at once, gets its share of requests) and the fake peer given with `--peer`.
-fn download_next_to(test: &str, behaviour: Misbehaviour) -> Outcome {
-    let fixture = Fixture::multi();
-    let work = WorkDir::new(test);
-    let swarm = Swarm::start(
-        &work,
-        fixture,
-        SeederOptions {
-            upload_limit: 4 << 20,
-        },
-    );
-    let fake = FakePeer::start(own_loopback(), fixture, behaviour);
-    let torrent = swarm.torrent(&work, Announce::Http);
-    let out = work.subdir("out");
-    let mut run = Download::new(&torrent, &out)
-        .listen(free_addr(LOCALHOST))
-        .peer(fake.addr)
-        .events(&work.join("events.jsonl"))
-        .spawn(work.path(), "download");
-    run.wait_success(BOUND);
-    assert_same_files(fixture, &out, &format!("download next to {behaviour:?}"));
-    let record = fake.record();
-    assert!(
-        record.handshakes >= 1,
-        "rivulet never handshook with the --peer {}: {record:?}",
-        fake.addr
-    );
-    Outcome {
-        events: run.events(),
-        record,
-        fake: fake.addr,
-    }
-}
-
-impl Outcome {
-    fn dropped(&self) -> bool {
-        let addr = self.fake.to_string();
-        self.events.addrs("peer_banned").contains(&addr)
-            || self.events.addrs("peer_dropped").contains(&addr)
-            || self.record.closed_by_client >= 1
-    }
-
-    fn assert_dropped(&self) {
-        assert!(
-            self.dropped(),
-            "the fake peer {} was never dropped: {:?}\n{}",
-            self.fake,
-            self.record,
-            self.events.tail(20)
-        );
-    }
-}
+use rivulet_tests::beside_fake::download_next_to;
+use rivulet_tests::fake_peer::Misbehaviour;
 
 #[test]
 fn corrupt_blocks_fail_hash_and_the_liar_is_banned() {

@@ -16,12 +16,8 @@ use std::time::{Duration, Instant};
 
 use crate::fixture::Fixture;
 use crate::ports::free_port;
+use crate::wire::{self, BITFIELD, PIECE, REQUEST, UNCHOKE, message};
 
-const PROTOCOL: &[u8] = b"BitTorrent protocol";
-const UNCHOKE: u8 = 1;
-const BITFIELD: u8 = 5;
-const REQUEST: u8 = 6;
-const PIECE: u8 = 7;
 /// Larger requests are ignored (clients ask for 16 KiB).
 const MAX_BLOCK: u32 = 128 << 10;
 /// Larger incoming messages end the connection (a bitfield of 100k pieces is 12.5 KB).
@@ -46,6 +42,17 @@ pub enum Misbehaviour {
     DisconnectMidBlock,
     /// Handshake, bitfield and unchoke, then never answers a request.
     Silence,
+    /// Before each answer, a block for a piece index past the torrent's last piece.
+    PieceOutOfRange,
+    /// Right after its bitfield, a `have` for the piece index one past the last.
+    HaveOutOfRange,
+    /// A bitfield with the spare bits after the last piece set (the fixture's piece count must
+    /// not be a multiple of 8).
+    BitfieldSpareBits,
+    /// A bitfield one byte longer than the torrent's piece count allows.
+    BitfieldWrongLength,
+    /// Answers the handshake naming another torrent's info-hash.
+    WrongInfoHash,
 }
 
 /// What the fake peer saw, for assertions.
@@ -168,21 +175,34 @@ impl Conn {
             Err(end) => return end,
         }
         // aria2 tries an encrypted (MSE) handshake first and retries in plaintext when refused.
-        if hs[0] as usize != PROTOCOL.len()
-            || &hs[1..20] != PROTOCOL
-            || hs[28..48] != self.fixture.meta.info_hash
-        {
+        if wire::handshake_info_hash(&hs) != Some(self.fixture.meta.info_hash) {
             return End::Us;
         }
         self.record.lock().expect("record lock").handshakes += 1;
-        let mut reply = Vec::with_capacity(68);
-        reply.push(PROTOCOL.len() as u8);
-        reply.extend_from_slice(PROTOCOL);
-        reply.extend_from_slice(&[0u8; 8]);
-        reply.extend_from_slice(&self.fixture.meta.info_hash);
-        reply.extend_from_slice(b"-FP0001-");
-        reply.extend_from_slice(&rand::random::<[u8; 12]>());
-        reply.extend_from_slice(&message(BITFIELD, &full_bitfield(self.fixture)));
+        let meta = &self.fixture.meta;
+        let pieces = meta.piece_count();
+        let own_hash = match self.behaviour {
+            Misbehaviour::WrongInfoHash => {
+                let mut other = meta.info_hash;
+                other[0] ^= 0xff;
+                other
+            }
+            _ => meta.info_hash,
+        };
+        let mut reply = wire::handshake(&own_hash);
+        let mut bits = wire::full_bitfield(pieces);
+        match self.behaviour {
+            Misbehaviour::BitfieldSpareBits => {
+                let last = bits.len() - 1;
+                bits[last] = 0xff;
+            }
+            Misbehaviour::BitfieldWrongLength => bits.push(0xff),
+            _ => {}
+        }
+        reply.extend_from_slice(&message(BITFIELD, &bits));
+        if self.behaviour == Misbehaviour::HaveOutOfRange {
+            reply.extend_from_slice(&wire::have(pieces));
+        }
         reply.extend_from_slice(&message(UNCHOKE, &[]));
         if self.stream.write_all(&reply).is_err() {
             return End::ClientClosed;
@@ -238,19 +258,18 @@ impl Conn {
         }
         let mut out = Vec::new();
         match self.behaviour {
-            Misbehaviour::Honest => out.extend(piece_message(index, begin, &data)),
             Misbehaviour::CorruptBlocks => {
                 data[0] ^= 0xff;
-                out.extend(piece_message(index, begin, &data));
+                out.extend(wire::piece(index, begin, &data));
             }
             Misbehaviour::WrongBlockSize => {
-                out.extend(piece_message(index, begin, &data[..data.len() / 2]));
+                out.extend(wire::piece(index, begin, &data[..data.len() / 2]));
             }
             Misbehaviour::UnrequestedBlocks => {
                 let other = (index + 1) % meta.piece_count();
                 let len = (16 << 10).min(meta.piece_len(other)) as usize;
-                out.extend(piece_message(other, 0, &vec![0u8; len]));
-                out.extend(piece_message(index, begin, &data));
+                out.extend(wire::piece(other, 0, &vec![0u8; len]));
+                out.extend(wire::piece(index, begin, &data));
             }
             Misbehaviour::HugeLengthPrefix => {
                 if answered > 0 {
@@ -263,11 +282,20 @@ impl Conn {
                 out.extend_from_slice(&data);
             }
             Misbehaviour::DisconnectMidBlock => {
-                let whole = piece_message(index, begin, &data);
+                let whole = wire::piece(index, begin, &data);
                 let _ = self.stream.write_all(&whole[..whole.len() / 2]);
                 return Some(End::Us);
             }
+            Misbehaviour::PieceOutOfRange => {
+                out.extend(wire::piece(meta.piece_count() + 7, 0, &data));
+                out.extend(wire::piece(index, begin, &data));
+            }
             Misbehaviour::Silence => return None,
+            Misbehaviour::Honest
+            | Misbehaviour::HaveOutOfRange
+            | Misbehaviour::BitfieldSpareBits
+            | Misbehaviour::BitfieldWrongLength
+            | Misbehaviour::WrongInfoHash => out.extend(wire::piece(index, begin, &data)),
         }
         if self.stream.write_all(&out).is_err() {
             return Some(End::ClientClosed);
@@ -296,31 +324,4 @@ impl Conn {
         }
         Ok(())
     }
-}
-
-fn message(id: u8, payload: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(5 + payload.len());
-    m.extend_from_slice(&(1 + payload.len() as u32).to_be_bytes());
-    m.push(id);
-    m.extend_from_slice(payload);
-    m
-}
-
-fn piece_message(index: u32, begin: u32, data: &[u8]) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(8 + data.len());
-    payload.extend_from_slice(&index.to_be_bytes());
-    payload.extend_from_slice(&begin.to_be_bytes());
-    payload.extend_from_slice(data);
-    message(PIECE, &payload)
-}
-
-fn full_bitfield(fixture: &Fixture) -> Vec<u8> {
-    let n = fixture.meta.piece_count() as usize;
-    let mut bits = vec![0xffu8; n.div_ceil(8)];
-    if !n.is_multiple_of(8) {
-        // Spare bits at the end must be zero (clients may drop a peer that sets them).
-        let last = bits.len() - 1;
-        bits[last] = 0xffu8 << (8 - n % 8);
-    }
-    bits
 }

@@ -6,17 +6,24 @@
 //! them in a network namespace that holds only `lo`.
 
 pub mod aria2;
+pub mod beside_fake;
 pub mod events;
 pub mod fake_peer;
 pub mod fixture;
+pub mod fuse_mounts;
+pub mod hostile_tracker;
+pub mod make_torrent;
 pub mod netns;
 pub mod ports;
+pub mod proc_stats;
 pub mod process;
 pub mod qbittorrent;
+pub mod raw_peer;
 pub mod rivulet;
 pub mod swarm;
 pub mod torrent;
 pub mod tracker;
 pub mod udp_announce;
 pub mod verify;
+pub mod wire;
 pub mod workdir;

@@ -172,6 +172,18 @@ impl Download {
 
 /// `rivulet seed TORRENT --data DIR --listen ADDR --events FILE`, started in the background.
 pub fn seed(dir: &Path, torrent: &Path, data: &Path, listen: SocketAddr, events: &Path) -> Running {
+    seed_with(dir, torrent, data, listen, events, &[])
+}
+
+/// [`seed`] with more arguments (`--max-peers N`, `--config F`, ...).
+pub fn seed_with(
+    dir: &Path,
+    torrent: &Path,
+    data: &Path,
+    listen: SocketAddr,
+    events: &Path,
+    extra: &[&str],
+) -> Running {
     let mut cmd = Command::new(binary());
     cmd.arg("seed")
         .arg(torrent)
@@ -180,7 +192,8 @@ pub fn seed(dir: &Path, torrent: &Path, data: &Path, listen: SocketAddr, events:
         .arg("--listen")
         .arg(listen.to_string())
         .arg("--events")
-        .arg(events);
+        .arg(events)
+        .args(extra);
     Running {
         proc: Proc::spawn("rivulet seed", cmd, &dir.join("seed.log")),
         events: Some(events.to_path_buf()),
@@ -249,5 +262,35 @@ impl Running {
             "rivulet did not exit cleanly on SIGTERM ({st}); log tail:\n{}",
             self.proc.log_tail(3000)
         );
+    }
+}
+
+/// `rivulet mount TORRENT MOUNTPOINT --data DATA --events FILE EXTRA...` in the background; its
+/// output goes to `dir/<tag>.log`. Wait for the mount with [`crate::fuse_mounts::wait_mounted`].
+pub fn mount(
+    dir: &Path,
+    tag: &str,
+    torrent: &Path,
+    mountpoint: &Path,
+    data: &Path,
+    events: &Path,
+    extra: &[&str],
+) -> Running {
+    let mut cmd = Command::new(binary());
+    cmd.arg("mount")
+        .arg(torrent)
+        .arg(mountpoint)
+        .arg("--data")
+        .arg(data)
+        .arg("--events")
+        .arg(events)
+        .args(extra);
+    Running {
+        proc: Proc::spawn(
+            &format!("rivulet {tag}"),
+            cmd,
+            &dir.join(format!("{tag}.log")),
+        ),
+        events: Some(events.to_path_buf()),
     }
 }

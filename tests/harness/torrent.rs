@@ -104,3 +104,28 @@ impl TorrentInfo {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Rewrites the torrent at `path` to announce to `tiers` (BEP 12 `announce-list`, `announce`
+/// set to the first URL). Both keys lie outside the info dictionary: the info-hash stays.
+pub fn set_tiers(path: &Path, tiers: &[Vec<String>]) {
+    let bytes =
+        std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let Ok(Value::Dict(mut top)) = serde_bencode::from_bytes::<Value>(&bytes) else {
+        panic!("{} is not a bencoded dictionary", path.display());
+    };
+    let url = |u: &String| Value::Bytes(u.as_bytes().to_vec());
+    top.insert(
+        b"announce-list".to_vec(),
+        Value::List(
+            tiers
+                .iter()
+                .map(|t| Value::List(t.iter().map(url).collect()))
+                .collect(),
+        ),
+    );
+    if let Some(first) = tiers.first().and_then(|t| t.first()) {
+        top.insert(b"announce".to_vec(), url(first));
+    }
+    let out = serde_bencode::to_bytes(&Value::Dict(top)).expect("encode torrent");
+    std::fs::write(path, out).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}

@@ -37,17 +37,27 @@ pub(crate) async fn listen(engine: Arc<Engine>, listener: TcpListener) {
             }
             futures::future::Either::Right(_) => return,
         };
-        let full = {
-            let s = engine.state();
-            s.banned.contains(&addr.ip()) || s.peers.len() >= engine.cfg.max_peers
+        // Half-open handshakes are capped like peers: a crowd or a slowloris cannot make us
+        // hold more than twice `max_peers` sockets.
+        let refused = {
+            let mut s = engine.state();
+            let max = engine.cfg.max_peers;
+            let refused =
+                s.banned.contains(&addr.ip()) || s.peers.len() >= max || s.handshaking >= max;
+            if !refused {
+                s.handshaking += 1;
+            }
+            refused
         };
-        if full {
+        if refused {
             continue;
         }
         let engine = engine.clone();
         async_std::task::spawn(async move {
-            match handshake(&engine, &stream, false).await {
-                Ok(remote) => run(engine, stream, addr, remote).await,
+            let shaken = handshake(&engine, &stream, false).await;
+            engine.state().handshaking -= 1;
+            match shaken {
+                Ok(remote) => run(engine, stream, addr, remote, true).await,
                 Err(e) => tracing::debug!("incoming {addr}: {e}"),
             }
         });
@@ -65,7 +75,7 @@ pub(crate) async fn connect(engine: Arc<Engine>, addr: SocketAddr) {
         }
     };
     match handshake(&engine, &stream, true).await {
-        Ok(remote) => run(engine, stream, addr, remote).await,
+        Ok(remote) => run(engine, stream, addr, remote, false).await,
         Err(e) => {
             tracing::debug!("handshake with {addr}: {e}");
             engine.dial_failed(addr, matches!(e, HandshakeError::SelfConnection));
@@ -97,14 +107,23 @@ async fn handshake(
         .map_err(|_| HandshakeError::Io(std::io::ErrorKind::TimedOut.into()))?
 }
 
-async fn run(engine: Arc<Engine>, stream: TcpStream, addr: SocketAddr, remote: Handshake) {
+async fn run(
+    engine: Arc<Engine>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    remote: Handshake,
+    incoming: bool,
+) {
     let _ = stream.set_nodelay(true);
     static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let conn = NEXT_CONN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (tx, rx) = async_std::channel::unbounded();
     let key = {
         let mut s = engine.state();
-        if s.stopped || s.banned.contains(&addr.ip()) || s.is_connected_id(&remote.peer_id) {
+        // Many incoming handshakes finish at once: the room checked at accept may be gone.
+        let full = incoming && s.peers.len() >= engine.cfg.max_peers;
+        if full || s.stopped || s.banned.contains(&addr.ip()) || s.is_connected_id(&remote.peer_id)
+        {
             return;
         }
         let pieces = s.have.len();

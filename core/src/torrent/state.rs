@@ -66,6 +66,8 @@ pub(crate) struct State {
     free_keys: Vec<PeerKey>,
     next_key: PeerKey,
     pub known: HashMap<SocketAddr, Candidate>,
+    /// Incoming connections still in their handshake.
+    pub handshaking: usize,
     pub self_addrs: HashSet<SocketAddr>,
     pub banned: HashSet<IpAddr>,
     strikes: HashMap<SocketAddr, u32>,
@@ -105,6 +107,7 @@ impl State {
             free_keys: Vec::new(),
             next_key: 0,
             known: HashMap::new(),
+            handshaking: 0,
             self_addrs: HashSet::new(),
             banned: HashSet::new(),
             strikes: HashMap::new(),
@@ -289,6 +292,10 @@ impl State {
         offset: u32,
         data: Vec<u8>,
     ) -> Result<Option<PieceAssembly>, Drop> {
+        let pieces = self.have.len();
+        if piece >= pieces {
+            return Err(Drop(format!("block for piece {piece} of {pieces}")));
+        }
         let req = BlockRequest {
             piece,
             offset,
