@@ -9,6 +9,7 @@ pub mod aria2;
 pub mod events;
 pub mod fake_peer;
 pub mod fixture;
+pub mod mount;
 pub mod netns;
 pub mod ports;
 pub mod process;
