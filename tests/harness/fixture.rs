@@ -325,9 +325,6 @@ fn make(spec: &Spec, dir: &Path) {
 }
 
 fn write_content(id: &str, rel: &str, content: &Content, path: &Path) -> (u64, [u8; 20]) {
-    if let Content::Video(seconds) = content {
-        return write_video(*seconds, path);
-    }
     let mut out = BufWriter::new(File::create(path).expect("create fixture file"));
     let mut hasher = Sha1::new();
     let len = match content {
@@ -345,7 +342,10 @@ fn write_content(id: &str, rel: &str, content: &Content, path: &Path) -> (u64, [
             }
             *len
         }
-        Content::Video(_) => unreachable!("videos are written by ffmpeg above"),
+        Content::Video(seconds) => {
+            drop(out);
+            return write_video(*seconds, path);
+        }
         Content::Text(len) => {
             let mut text = String::new();
             for i in 1.. {
