@@ -5,6 +5,7 @@
 //! is visible inside the mount as the `user.rivulet.progress` attribute of every file and folder
 //! and as `.rivulet/status.json` at the mount root.
 
+mod detach_watch;
 mod fs;
 mod mount;
 mod mount_point;

@@ -2,7 +2,8 @@
 //!
 //! fuser serves the mount from a background thread. Unmounting first fails every read still
 //! waiting for pieces, then unmounts (lazily if a process still has a file open) and waits a
-//! bounded time for the session to end.
+//! bounded time for the session to end. A lazy unmount from outside fails the reads as well
+//! (see [`crate::detach_watch`]).
 
 use std::ffi::CString;
 use std::io;
@@ -16,6 +17,7 @@ use async_std::channel::{Receiver, Sender};
 use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use rivulet_core::metainfo::Metainfo;
 
+use crate::detach_watch;
 use crate::fs::TorrentFs;
 use crate::mount_point;
 use crate::source::Source;
@@ -101,7 +103,13 @@ pub fn mount<S: Source>(
         dir: dir.clone(),
         source,
     })?;
-    let connection = std::fs::metadata(&dir).ok().map(|m| libc::minor(m.dev()));
+    let dev = std::fs::metadata(&dir)
+        .ok()
+        .map(|m| (libc::major(m.dev()), libc::minor(m.dev())));
+    if let Some(dev) = dev {
+        detach_watch::spawn(dev, abort.clone(), ended.clone());
+    }
+    let connection = dev.map(|(_, minor)| minor);
     tracing::info!(dir = %dir.display(), "mounted");
     Ok(Mount {
         dir,

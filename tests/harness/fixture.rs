@@ -27,6 +27,9 @@ const MIB: u64 = 1 << 20;
 enum Content {
     Random(u64),
     Text(usize),
+    /// A real MPEG-4 video of this many seconds, made by ffmpeg (bit-exact, so the same bytes
+    /// on every run).
+    Video(u32),
 }
 
 struct Spec {
@@ -64,6 +67,12 @@ const BIG: Spec = Spec {
 const SINGLE_SMALL: Spec = Spec {
     id: "single-small",
     files: &[("small.bin", Content::Random(3 * MIB + 12345))],
+    dir: None,
+    piece_exp: 16,
+};
+const MEDIA: Spec = Spec {
+    id: "media",
+    files: &[("video.mp4", Content::Video(10))],
     dir: None,
     piece_exp: 16,
 };
@@ -135,6 +144,11 @@ impl Fixture {
         /// 3 MiB + 12345 B single file, 64 KiB pieces, short last piece.
         single_small,
         SINGLE_SMALL
+    );
+    fixture_getter!(
+        /// video.mp4: 10 s of 640x360 MPEG-4 video (~4 MB, index at the end), 64 KiB pieces.
+        media,
+        MEDIA
     );
     fixture_getter!(
         /// The multi layout at ~1 MB, 32 KiB pieces.
@@ -328,6 +342,10 @@ fn write_content(id: &str, rel: &str, content: &Content, path: &Path) -> (u64, [
             }
             *len
         }
+        Content::Video(seconds) => {
+            drop(out);
+            return write_video(*seconds, path);
+        }
         Content::Text(len) => {
             let mut text = String::new();
             for i in 1.. {
@@ -344,6 +362,34 @@ fn write_content(id: &str, rel: &str, content: &Content, path: &Path) -> (u64, [
     };
     out.flush().expect("flush fixture file");
     (len, hasher.finalize().into())
+}
+
+/// Encodes a test pattern with ffmpeg's built-in MPEG-4 encoder, single-threaded and bit-exact.
+fn write_video(seconds: u32, path: &Path) -> (u64, [u8; 20]) {
+    let result = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi"])
+        .args(["-i", "testsrc2=size=640x360:rate=25", "-t"])
+        .arg(seconds.to_string())
+        .args(["-c:v", "mpeg4", "-q:v", "2", "-g", "25", "-threads", "1"])
+        .args([
+            "-fflags",
+            "+bitexact",
+            "-flags:v",
+            "+bitexact",
+            "-map_metadata",
+            "-1",
+        ])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ffmpeg (apt-get install ffmpeg): {e}"));
+    assert!(
+        result.status.success(),
+        "ffmpeg failed to make {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let bytes = fs::read(path).expect("read the video ffmpeg made");
+    (bytes.len() as u64, Sha1::digest(&bytes).into())
 }
 
 /// A 32-byte ChaCha seed from the fixture and file name.

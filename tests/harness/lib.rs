@@ -13,6 +13,7 @@ pub mod fixture;
 pub mod fuse_mounts;
 pub mod hostile_tracker;
 pub mod make_torrent;
+pub mod mount;
 pub mod netns;
 pub mod ports;
 pub mod proc_stats;

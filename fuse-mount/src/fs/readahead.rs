@@ -14,6 +14,10 @@ pub const MAX_WINDOW: u64 = 32 << 20;
 /// Reads may reach us slightly out of order (the kernel sends several readahead requests at
 /// once); a read this far behind the furthest byte read still continues the run.
 const REORDER_SLACK: u64 = 256 << 10;
+/// The earliest a readahead range is due. The read that caused the hint is due now and must
+/// come first: a hint due "now" as well tied with it, and the engine (which may see the hint
+/// before the read) fetched the readahead ahead of the bytes the reader was blocked on.
+pub const AFTER_READ: Duration = Duration::from_millis(100);
 /// Below this much elapsed time the reader's rate is too noisy to estimate.
 const MIN_RATE_SAMPLE: Duration = Duration::from_millis(20);
 
@@ -22,8 +26,8 @@ const MIN_RATE_SAMPLE: Duration = Duration::from_millis(20);
 pub struct Hint {
     /// File-relative byte range, never empty and never past the end of the file.
     pub range: Range<u64>,
-    /// When the reader will reach `range.start` at its observed rate; zero when the rate is not
-    /// known yet (first read, just after a seek), because then the bytes are wanted right away.
+    /// When the reader will reach `range.start` at its observed rate, and never before
+    /// [`AFTER_READ`] (also when the rate is not known yet: first read, just after a seek).
     pub urgency: Duration,
 }
 
@@ -70,7 +74,7 @@ impl Readahead {
         }
         Some(Hint {
             range: start..stop,
-            urgency: self.time_to_reach(offset, start, now),
+            urgency: self.time_to_reach(offset, start, now).max(AFTER_READ),
         })
     }
 
@@ -103,11 +107,11 @@ mod tests {
     const FILE: u64 = 1 << 30;
 
     #[test]
-    fn first_read_prefetches_the_minimum_window_right_away() {
+    fn first_read_prefetches_the_minimum_window_right_after_the_read() {
         let mut ra = Readahead::default();
         let h = ra.on_read(0, 128 * KIB, FILE, Instant::now()).unwrap();
         assert_eq!(h.range, 128 * KIB..128 * KIB + MIN_WINDOW);
-        assert_eq!(h.urgency, Duration::ZERO);
+        assert_eq!(h.urgency, AFTER_READ);
     }
 
     #[test]
@@ -141,7 +145,7 @@ mod tests {
             h.range,
             500 * MIB + 64 * KIB..500 * MIB + 64 * KIB + MIN_WINDOW
         );
-        assert_eq!(h.urgency, Duration::ZERO);
+        assert_eq!(h.urgency, AFTER_READ);
         // Seeking backwards is a seek too.
         ra.on_read(500 * MIB + 64 * KIB, 64 * KIB, FILE, t);
         assert_eq!(ra.window(), 2 * MIN_WINDOW);
