@@ -25,6 +25,9 @@ pub enum PathError {
 /// in a legacy encoding still opens (the replacement character keeps it visibly odd).
 pub fn component(raw: &[u8]) -> Result<String, PathError> {
     let s = String::from_utf8_lossy(raw).into_owned();
+    if s.is_empty() {
+        return Err(PathError::Empty);
+    }
     if s == ".." || s == "." {
         return Err(PathError::Traversal(s));
     }

@@ -43,7 +43,7 @@ pub(crate) async fn listen(engine: Arc<Engine>, listener: TcpListener) {
             let mut s = engine.state();
             let max = engine.cfg.max_peers;
             let refused =
-                s.banned.contains(&addr.ip()) || s.peers.len() >= max || s.handshaking >= max;
+                s.banned.contains(&addr.ip()) || s.handshaking >= max || !s.make_room(max);
             if !refused {
                 s.handshaking += 1;
             }
@@ -121,7 +121,7 @@ async fn run(
     let key = {
         let mut s = engine.state();
         // Many incoming handshakes finish at once: the room checked at accept may be gone.
-        let full = incoming && s.peers.len() >= engine.cfg.max_peers;
+        let full = incoming && !s.make_room(engine.cfg.max_peers);
         if full || s.stopped || s.banned.contains(&addr.ip()) || s.is_connected_id(&remote.peer_id)
         {
             return;

@@ -26,6 +26,8 @@ use crate::plugin::{Storage, StorageError, Tracker};
 const TICK: Duration = Duration::from_millis(500);
 const RECHOKE_EVERY: Duration = Duration::from_secs(10);
 const RESUME_EVERY: Duration = Duration::from_secs(5);
+/// Readahead deadlines come this long after reads made at the same moment.
+const READAHEAD_AFTER_READS: Duration = Duration::from_secs(1);
 
 pub(crate) struct Engine {
     pub cfg: TorrentConfig,
@@ -351,6 +353,7 @@ impl Engine {
         let end = offset.saturating_add(len).min(total);
         let pieces = self.layout.pieces_for(offset..end);
         let give_up = Instant::now() + self.cfg.read_timeout;
+        let mut first_wait = true;
         loop {
             let (tx, rx) = async_std::channel::bounded(1);
             let wait = {
@@ -369,6 +372,13 @@ impl Engine {
                         ..
                     } = &mut *s;
                     let id = readers.register(pieces.clone(), now_ms, tx, have, picker.as_mut());
+                    if first_wait {
+                        first_wait = false;
+                        self.events.emit(Event::ReadWaiting {
+                            offset,
+                            len: end - offset,
+                        });
+                    }
                     s.fill_all();
                     Some(WaitGuard { engine: self, id })
                 }
@@ -410,7 +420,9 @@ impl Engine {
     pub fn prefetch(&self, reader: u64, range: Range<u64>, urgency: Duration) {
         let pieces = self.layout.pieces_for(range);
         let mut s = self.state();
-        let deadline = s.now_ms() + urgency.as_millis() as u64;
+        // A window is never due before a read registered now: readers are served first.
+        let deadline =
+            s.now_ms() + READAHEAD_AFTER_READS.as_millis() as u64 + urgency.as_millis() as u64;
         let State {
             readers,
             have,

@@ -48,6 +48,9 @@ pub(crate) struct PeerState {
     pub uploaded: u64,
     /// Blocks we did not ask for (or that did not fit any block).
     pub unrequested: u32,
+    /// When the peer last gave or asked for data (or connected); the stalest goes first when a
+    /// newcomer needs its slot.
+    pub last_useful: Instant,
 }
 
 /// Requests kept in flight per peer at first; grows with the peer's rate.
@@ -89,6 +92,7 @@ impl PeerState {
             downloaded: 0,
             uploaded: 0,
             unrequested: 0,
+            last_useful: Instant::now(),
         }
     }
 

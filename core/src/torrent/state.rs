@@ -28,6 +28,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const URGENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// Hash failures (weighted: 2 when the peer sent the whole piece) before a peer is banned.
 const BAN_STRIKES: u32 = 4;
+/// When every slot is taken, a peer that has neither given nor asked for data this long makes
+/// room for a newcomer.
+const IDLE_EVICT: Duration = Duration::from_secs(60);
 /// Endgame asks at most this many peers for one block.
 const MAX_DUPLICATES: u8 = 2;
 /// A peer with more than this much work queued leaves urgent blocks to a much quicker peer.
@@ -165,6 +168,26 @@ impl State {
         self.peers.get(&key).filter(|p| p.conn == conn).map(|_| key)
     }
 
+    /// Whether a newcomer can get a slot: one is free, or the stalest peer has been of no use for
+    /// [`IDLE_EVICT`] and is dropped to make room (silent peers must not hold every slot).
+    pub fn make_room(&mut self, max_peers: usize) -> bool {
+        if self.peers.len() < max_peers {
+            return true;
+        }
+        let stalest = self
+            .peers
+            .iter()
+            .min_by_key(|(_, p)| p.last_useful)
+            .map(|(k, p)| (*k, p.last_useful));
+        match stalest {
+            Some((key, since)) if since.elapsed() >= IDLE_EVICT => {
+                self.remove_peer(key, "idle while a newcomer needed its slot");
+                self.peers.len() < max_peers
+            }
+            _ => false,
+        }
+    }
+
     /// Removes connection `conn` if it is still the one registered under `key`.
     pub fn remove_conn(&mut self, key: PeerKey, conn: u64, reason: &str) {
         if self.key_of(key, conn).is_some() {
@@ -247,7 +270,10 @@ impl State {
                 self.update_interest(key);
                 self.fill_requests(key);
             }
-            Message::Request(r) => self.on_request(key, r)?,
+            Message::Request(r) => {
+                peer.last_useful = Instant::now();
+                self.on_request(key, r)?
+            }
             Message::Cancel(r) => {
                 if peer.cancelled.len() >= MAX_PENDING_UPLOADS {
                     peer.cancelled.remove(0);
@@ -305,6 +331,9 @@ impl State {
             return Ok(None);
         };
         let requested = peer.requests.remove(&req).is_some();
+        if requested {
+            peer.last_useful = Instant::now();
+        }
         let n = data.len() as u64;
         peer.downloaded += n;
         peer.down.add(n);
