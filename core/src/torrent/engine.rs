@@ -122,6 +122,8 @@ impl Engine {
             lazy,
             cfg.upload_slots,
         );
+        state.picker_name = plugins.picker_name.clone();
+        state.fallback_picker = Some((plugins.fallback_picker_name, plugins.fallback_picker));
         let now = Instant::now();
         for &addr in &cfg.extra_peers {
             state.known.insert(

@@ -50,6 +50,9 @@ pub(crate) struct State {
     pub upload_slots: usize,
     pub have: Bitfield,
     pub picker: Box<dyn PiecePicker>,
+    pub picker_name: String,
+    /// Replaces `picker` once if it reports a fault.
+    pub fallback_picker: Option<(String, Box<dyn PiecePicker>)>,
     pub assemblies: BTreeMap<u32, PieceAssembly>,
     pub peers: HashMap<PeerKey, PeerState>,
     free_keys: Vec<PeerKey>,
@@ -89,6 +92,8 @@ impl State {
             upload_slots: upload_slots.max(1),
             have,
             picker,
+            picker_name: String::new(),
+            fallback_picker: None,
             assemblies: BTreeMap::new(),
             peers: HashMap::new(),
             free_keys: Vec::new(),
@@ -421,7 +426,9 @@ impl State {
                 return Some((i, b));
             }
         }
-        if let Some(i) = self.picker.pick(key, &peer.has) {
+        let picked = self.pick_new(key);
+        let peer = self.peers.get_mut(&key)?;
+        if let Some(i) = picked {
             let valid =
                 i < self.have.len() && !self.have.get(i) && !self.assemblies.contains_key(&i);
             if !valid {
@@ -455,6 +462,51 @@ impl State {
             }
         }
         None
+    }
+
+    /// A new piece for `key` from the picker. A picker that has nothing and reports a fault is
+    /// replaced by the fallback, which is asked in its place.
+    fn pick_new(&mut self, key: PeerKey) -> Option<u32> {
+        let picked = self.picker.pick(key, &self.peers.get(&key)?.has);
+        if picked.is_some() {
+            return picked;
+        }
+        let reason = self.picker.fault()?;
+        if !self.replace_faulty_picker(reason) {
+            return None;
+        }
+        self.picker.pick(key, &self.peers.get(&key)?.has)
+    }
+
+    /// Swaps in the fallback picker, told what the engine knows: pieces we have, pieces in
+    /// progress (as had: the engine reports them verified or lost later, like picked ones),
+    /// every peer's pieces and the readers' deadlines. False if the fallback was used already.
+    fn replace_faulty_picker(&mut self, reason: String) -> bool {
+        let Some((name, mut picker)) = self.fallback_picker.take() else {
+            return false;
+        };
+        tracing::error!("{reason}; continuing with the {name} picker");
+        self.events.emit(Event::PickerFault {
+            picker: self.picker_name.clone(),
+            error: reason,
+            fallback: name.clone(),
+        });
+        let mut taken = self.have.clone();
+        for &piece in self.assemblies.keys() {
+            taken.set(piece);
+        }
+        picker.init(self.have.len(), &taken);
+        for (&key, peer) in &self.peers {
+            picker.peer_bitfield(key, &peer.has);
+        }
+        for (piece, deadline) in self.readers.deadlines() {
+            if !self.have.get(piece) {
+                picker.set_deadline(piece, Some(deadline));
+            }
+        }
+        self.picker = picker;
+        self.picker_name = name;
+        true
     }
 
     /// A piece was verified and stored (`Ok`), failed its hash (`Err(None)`) or could not be
