@@ -10,6 +10,7 @@ pub mod events;
 pub mod fake_peer;
 pub mod fixture;
 pub mod netns;
+pub mod plugin_libs;
 pub mod ports;
 pub mod process;
 pub mod qbittorrent;

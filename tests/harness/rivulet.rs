@@ -98,6 +98,7 @@ pub fn info(dir: &Path, torrent: &Path) -> Finished {
 /// The arguments of `rivulet download`.
 pub struct Download {
     args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
     events: Option<PathBuf>,
 }
 
@@ -110,6 +111,7 @@ impl Download {
                 "--output".into(),
                 output.into(),
             ],
+            env: Vec::new(),
             events: None,
         }
     }
@@ -150,6 +152,12 @@ impl Download {
         self
     }
 
+    /// Sets an environment variable of the rivulet process (e.g. `RIVULET_PICKER`).
+    pub fn env(mut self, key: &str, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
     /// The command line after the binary's name.
     pub fn args(&self) -> &[OsString] {
         &self.args
@@ -158,7 +166,7 @@ impl Download {
     /// Starts the download in the background; its output goes to `dir/<tag>.log`.
     pub fn spawn(&self, dir: &Path, tag: &str) -> Running {
         let mut cmd = Command::new(binary());
-        cmd.args(&self.args);
+        cmd.args(&self.args).envs(self.env.iter().cloned());
         Running {
             proc: Proc::spawn(
                 &format!("rivulet {tag}"),
