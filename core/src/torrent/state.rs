@@ -47,6 +47,9 @@ pub(crate) struct State {
     pub events: EventSink,
     pub clock: Instant,
     pub lazy: bool,
+    /// The storage may let verified pieces go (a bounded RAM cache): being complete is then a
+    /// passing state, and seeds must stay connected.
+    pub evicting: bool,
     pub upload_slots: usize,
     pub have: Bitfield,
     pub picker: Box<dyn PiecePicker>,
@@ -89,6 +92,7 @@ impl State {
             events,
             clock: now,
             lazy,
+            evicting: false,
             upload_slots: upload_slots.max(1),
             have,
             picker,
@@ -342,6 +346,21 @@ impl State {
         Ok(done)
     }
 
+    /// The storage let go of a verified piece: it is wanted again, and the peers holding it are
+    /// interesting again (once complete, nobody was).
+    pub fn piece_evicted(&mut self, piece: u32) {
+        if !self.have.clear(piece) {
+            return;
+        }
+        self.picker.piece_lost(piece);
+        for peer in self.peers.values_mut() {
+            if peer.has.get(piece) && !peer.am_interested {
+                peer.am_interested = true;
+                peer.send(Message::Interested);
+            }
+        }
+    }
+
     /// Sends `interested`/`not interested` when that changed.
     fn update_interest(&mut self, key: PeerKey) {
         let complete = self.complete();
@@ -571,8 +590,8 @@ impl State {
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for k in keys {
             self.update_interest(k);
-            // Two seeds have nothing to say to each other.
-            if self.peers.get(&k).is_some_and(|p| p.has.is_full()) {
+            // Two seeds have nothing to say to each other, unless our pieces may be evicted.
+            if !self.evicting && self.peers.get(&k).is_some_and(|p| p.has.is_full()) {
                 self.remove_peer(k, "both complete");
             }
         }
