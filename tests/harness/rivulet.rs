@@ -32,6 +32,19 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// Variables of the harness itself, named like rivulet's own settings: rivulet refuses unknown
+/// `RIVULET_*` variables, so they must not reach it.
+const HARNESS_VARS: &[&str] = &["RIVULET_BIN", "RIVULET_KEEP_TMP", "RIVULET_FIXTURE_DIR"];
+
+/// A command running the binary under test, without the harness's own variables.
+pub fn command() -> Command {
+    let mut cmd = Command::new(binary());
+    for var in HARNESS_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// A finished run: exit status and both output streams.
 pub struct Finished {
     pub status: ExitStatus,
@@ -70,7 +83,7 @@ impl Finished {
 
 /// Runs `rivulet ARGS` to the end (at most `timeout`), capturing its output in `dir`.
 pub fn run(dir: &Path, tag: &str, args: &[OsString], timeout: Duration) -> Finished {
-    let mut cmd = Command::new(binary());
+    let mut cmd = command();
     cmd.args(args);
     let (out, err) = (
         dir.join(format!("{tag}.stdout")),
@@ -165,7 +178,7 @@ impl Download {
 
     /// Starts the download in the background; its output goes to `dir/<tag>.log`.
     pub fn spawn(&self, dir: &Path, tag: &str) -> Running {
-        let mut cmd = Command::new(binary());
+        let mut cmd = command();
         cmd.args(&self.args).envs(self.env.iter().cloned());
         Running {
             proc: Proc::spawn(
@@ -180,7 +193,7 @@ impl Download {
 
 /// `rivulet seed TORRENT --data DIR --listen ADDR --events FILE`, started in the background.
 pub fn seed(dir: &Path, torrent: &Path, data: &Path, listen: SocketAddr, events: &Path) -> Running {
-    let mut cmd = Command::new(binary());
+    let mut cmd = command();
     cmd.arg("seed")
         .arg(torrent)
         .arg("--data")
