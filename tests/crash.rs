@@ -13,10 +13,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rivulet_tests::aria2::SeederOptions;
 use rivulet_tests::fixture::Fixture;
-use rivulet_tests::fuse_mounts::{clear_dead_mount, wait_mounted};
+use rivulet_tests::mount::{MountCmd, clear_dead_mount};
 use rivulet_tests::ports::{LOCALHOST, free_addr};
 use rivulet_tests::process::Proc;
-use rivulet_tests::rivulet::{self, Download};
+use rivulet_tests::rivulet::Download;
 use rivulet_tests::swarm::Swarm;
 use rivulet_tests::tracker::Announce;
 use rivulet_tests::verify::assert_same_files;
@@ -109,17 +109,12 @@ fn mount_killed_with_a_reader_active_then_remounted_reads_exactly() {
     let mut before = BTreeSet::new();
     for run in 1..=2 {
         let events = work.join(&format!("mount-events-{run}.jsonl"));
-        let listen = free_addr(LOCALHOST).to_string();
-        let mut m = rivulet::mount(
-            work.path(),
-            &format!("mount-{run}"),
-            &torrent,
-            &mnt,
-            &data,
-            &events,
-            &["--listen", &listen, "--read-timeout", "120", "-q"],
-        );
-        wait_mounted(&mnt, Duration::from_secs(30));
+        let mut m = MountCmd::new(&torrent, &mnt)
+            .data(&data)
+            .events(&events)
+            .listen(free_addr(LOCALHOST))
+            .read_timeout(120)
+            .spawn(work.path(), &format!("mount-{run}"));
         let mut cmd = Command::new("sha1sum");
         cmd.arg(&file);
         let mut reader = Proc::spawn("sha1sum", cmd, &work.join(&format!("reader-{run}.log")));

@@ -14,30 +14,23 @@ use std::time::Duration;
 
 use rivulet_tests::aria2::SeederOptions;
 use rivulet_tests::fixture::Fixture;
-use rivulet_tests::fuse_mounts::{clear_dead_mount, is_mounted, wait_mounted};
+use rivulet_tests::mount::{MountCmd, Mounted, clear_dead_mount, is_mounted};
 use rivulet_tests::ports::{LOCALHOST, free_addr};
 use rivulet_tests::process::{Proc, poll};
-use rivulet_tests::rivulet::{self, Running};
 use rivulet_tests::swarm::Swarm;
 use rivulet_tests::tracker::Announce;
 use rivulet_tests::workdir::WorkDir;
 
 const MIB: u64 = 1 << 20;
 
-fn mount(work: &WorkDir, torrent: &Path, mnt: &Path) -> Running {
-    let data = work.subdir("data");
-    let listen = free_addr(LOCALHOST).to_string();
-    let m = rivulet::mount(
-        work.path(),
-        "mount",
-        torrent,
-        mnt,
-        &data,
-        &work.join("events.jsonl"),
-        &["--lazy", "--read-timeout", "60", "--listen", &listen, "-q"],
-    );
-    wait_mounted(mnt, Duration::from_secs(30));
-    m
+fn mount(work: &WorkDir, torrent: &Path, mnt: &Path) -> Mounted {
+    MountCmd::new(torrent, mnt)
+        .data(&work.subdir("data"))
+        .events(&work.join("events.jsonl"))
+        .lazy()
+        .read_timeout(60)
+        .listen(free_addr(LOCALHOST))
+        .spawn(work.path(), "mount")
 }
 
 /// Reads waiting in the engine, from the mount's own status file.

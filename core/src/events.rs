@@ -71,6 +71,12 @@ pub enum Event {
     StorageError {
         error: String,
     },
+    /// The picker broke (a plugin panicked); the download carries on with `fallback`.
+    PickerFault {
+        picker: String,
+        error: String,
+        fallback: String,
+    },
     Stopped,
 }
 

@@ -303,7 +303,10 @@ fn storage_plugin_round_trips_data_and_errors() {
         memory_limit: 1 << 20,
     };
     let s = factory.open(&spec).unwrap();
+    assert!(!s.has_data(1, 1, 3), "nothing written yet");
     s.write(1, 1, b"xyz").unwrap();
+    assert!(s.has_data(1, 1, 3));
+    assert!(!s.has_data(1, 0, 3), "byte 0 was never written");
     let mut buf = [0u8; 3];
     s.read(1, 1, &mut buf).unwrap();
     assert_eq!(&buf, b"xyz");
@@ -339,6 +342,8 @@ fn storage_plugin_round_trips_data_and_errors() {
     let e = s.read(1, 1, &mut buf).unwrap_err().to_string();
     assert!(e.contains("disabled after an earlier panic"), "{e}");
     assert!(!s.persistent());
+    // Poisoned: "may hold data" is the answer that never skips a piece that is there.
+    assert!(s.has_data(1, 0, 3));
 
     let fresh = factory.open(&spec).unwrap();
     fresh.write(0, 0, b"ok").unwrap();

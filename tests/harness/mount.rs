@@ -12,8 +12,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::events::Events;
+use crate::process::wait_for;
 use crate::process::{Proc, poll};
-use crate::rivulet::binary;
+use crate::rivulet::command;
 
 /// The status document inside a mount (fuse-mount's `STATUS_PATH`).
 pub const STATUS_PATH: &str = ".rivulet/status.json";
@@ -82,12 +83,8 @@ impl MountCmd {
 
     /// Starts the mount and returns at once (benchmarks time the wait themselves).
     pub fn start(&self, dir: &Path, tag: &str) -> Mounted {
-        let mut cmd = Command::new(binary());
+        let mut cmd = command();
         cmd.args(&self.args);
-        // rivulet reads RIVULET_* as settings and refuses unknown ones: hide the harness's own.
-        for var in ["RIVULET_KEEP_TMP", "RIVULET_BIN", "RIVULET_FIXTURE_DIR"] {
-            cmd.env_remove(var);
-        }
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
@@ -183,6 +180,17 @@ impl Mounted {
                 self.proc.log_tail(3000)
             );
         }
+    }
+
+    /// SIGTERM, then asserts a clean exit (0) within `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) {
+        self.proc.signal(libc::SIGTERM);
+        let st = self.proc.wait_exit(timeout);
+        assert!(
+            st.success(),
+            "rivulet mount did not exit cleanly on SIGTERM ({st}); log tail:\n{}",
+            self.proc.log_tail(3000)
+        );
     }
 
     /// Waits for rivulet to exit by itself (after an unmount or a signal).
@@ -291,4 +299,25 @@ pub fn progress_xattr(path: &Path) -> String {
     );
     buf.truncate(n as usize);
     String::from_utf8(buf).expect("progress attribute is UTF-8")
+}
+
+/// Waits until `dir` is a mount point; panics after `timeout`.
+pub fn wait_mounted(dir: &Path, timeout: Duration) {
+    wait_for(timeout, &format!("a mount on {}", dir.display()), || {
+        is_mounted(dir)
+    });
+}
+
+/// Detaches whatever is mounted on `dir` (a mount whose daemon died answers ENOTCONN until
+/// then) and waits until it is gone.
+pub fn clear_dead_mount(dir: &Path) {
+    if !is_mounted(dir) {
+        return;
+    }
+    detach(dir);
+    wait_for(
+        Duration::from_secs(10),
+        &format!("{} to be unmounted", dir.display()),
+        || !is_mounted(dir),
+    );
 }

@@ -32,6 +32,19 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// Variables of the harness itself, named like rivulet's own settings: rivulet refuses unknown
+/// `RIVULET_*` variables, so they must not reach it.
+const HARNESS_VARS: &[&str] = &["RIVULET_BIN", "RIVULET_KEEP_TMP", "RIVULET_FIXTURE_DIR"];
+
+/// A command running the binary under test, without the harness's own variables.
+pub fn command() -> Command {
+    let mut cmd = Command::new(binary());
+    for var in HARNESS_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// A finished run: exit status and both output streams.
 pub struct Finished {
     pub status: ExitStatus,
@@ -70,7 +83,7 @@ impl Finished {
 
 /// Runs `rivulet ARGS` to the end (at most `timeout`), capturing its output in `dir`.
 pub fn run(dir: &Path, tag: &str, args: &[OsString], timeout: Duration) -> Finished {
-    let mut cmd = Command::new(binary());
+    let mut cmd = command();
     cmd.args(args);
     let (out, err) = (
         dir.join(format!("{tag}.stdout")),
@@ -98,6 +111,7 @@ pub fn info(dir: &Path, torrent: &Path) -> Finished {
 /// The arguments of `rivulet download`.
 pub struct Download {
     args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
     events: Option<PathBuf>,
 }
 
@@ -110,6 +124,7 @@ impl Download {
                 "--output".into(),
                 output.into(),
             ],
+            env: Vec::new(),
             events: None,
         }
     }
@@ -150,6 +165,12 @@ impl Download {
         self
     }
 
+    /// Sets an environment variable of the rivulet process (e.g. `RIVULET_PICKER`).
+    pub fn env(mut self, key: &str, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
     /// The command line after the binary's name.
     pub fn args(&self) -> &[OsString] {
         &self.args
@@ -157,8 +178,8 @@ impl Download {
 
     /// Starts the download in the background; its output goes to `dir/<tag>.log`.
     pub fn spawn(&self, dir: &Path, tag: &str) -> Running {
-        let mut cmd = Command::new(binary());
-        cmd.args(&self.args);
+        let mut cmd = command();
+        cmd.args(&self.args).envs(self.env.iter().cloned());
         Running {
             proc: Proc::spawn(
                 &format!("rivulet {tag}"),
@@ -184,7 +205,7 @@ pub fn seed_with(
     events: &Path,
     extra: &[&str],
 ) -> Running {
-    let mut cmd = Command::new(binary());
+    let mut cmd = command();
     cmd.arg("seed")
         .arg(torrent)
         .arg("--data")
@@ -262,35 +283,5 @@ impl Running {
             "rivulet did not exit cleanly on SIGTERM ({st}); log tail:\n{}",
             self.proc.log_tail(3000)
         );
-    }
-}
-
-/// `rivulet mount TORRENT MOUNTPOINT --data DATA --events FILE EXTRA...` in the background; its
-/// output goes to `dir/<tag>.log`. Wait for the mount with [`crate::fuse_mounts::wait_mounted`].
-pub fn mount(
-    dir: &Path,
-    tag: &str,
-    torrent: &Path,
-    mountpoint: &Path,
-    data: &Path,
-    events: &Path,
-    extra: &[&str],
-) -> Running {
-    let mut cmd = Command::new(binary());
-    cmd.arg("mount")
-        .arg(torrent)
-        .arg(mountpoint)
-        .arg("--data")
-        .arg(data)
-        .arg("--events")
-        .arg(events)
-        .args(extra);
-    Running {
-        proc: Proc::spawn(
-            &format!("rivulet {tag}"),
-            cmd,
-            &dir.join(format!("{tag}.log")),
-        ),
-        events: Some(events.to_path_buf()),
     }
 }

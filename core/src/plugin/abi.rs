@@ -25,16 +25,86 @@ pub use fault::{ErrorOut, Fault};
 /// Version of this boundary; bumped on any change to a `#[repr(C)]` type or table below.
 pub const ABI_VERSION: u32 = 1;
 
-/// What a plugin is built against: rivulet-core's major.minor and the ABI version. A plugin built
-/// against another stamp is refused even if the ABI number matches, since the traits behind the
-/// tables may have changed meaning.
-pub const BUILD_STAMP: &str = concat!(
+/// What a plugin is built against: rivulet-core's major.minor, the ABI version and a fingerprint
+/// of the boundary's layout. A plugin built against another stamp is refused even if the ABI
+/// number matches: the traits behind the tables may have changed meaning, or (while an ABI
+/// version is unreleased) a table may have gained an entry the plugin's copy lacks.
+pub const BUILD_STAMP: &str = match std::str::from_utf8(&STAMP_BYTES) {
+    Ok(stamp) => stamp,
+    Err(_) => panic!("the build stamp is ASCII"),
+};
+
+const STAMP_PREFIX: &str = concat!(
     "rivulet-core ",
     env!("CARGO_PKG_VERSION_MAJOR"),
     ".",
     env!("CARGO_PKG_VERSION_MINOR"),
-    " abi 1"
+    " abi 1 layout "
 );
+
+/// Size and alignment of every `#[repr(C)]` type that crosses the boundary: adding, removing or
+/// retyping a table entry or a field changes at least one of them.
+const LAYOUT: [(usize, usize); 12] = {
+    use std::mem::{align_of, size_of};
+    macro_rules! shape {
+        ($($t:ty),*) => { [$((size_of::<$t>(), align_of::<$t>())),*] };
+    }
+    shape!(
+        PluginDescriptor,
+        RawSlice,
+        ErrorOut,
+        picker::PickerVTable,
+        picker::BitfieldRef,
+        storage::StorageVTable,
+        storage::StorageSpecRef,
+        storage::FileEntry,
+        tracker::TrackerVTable,
+        tracker::AnnounceRequestRef,
+        tracker::PeerAddr,
+        tracker::AnnounceResponseOut
+    )
+};
+
+/// FNV-1a over [`LAYOUT`], as 8 hex digits.
+const fn layout_fingerprint() -> [u8; 8] {
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < LAYOUT.len() {
+        let (size, align) = LAYOUT[i];
+        let mut word = (size as u64) << 16 | align as u64;
+        let mut b = 0;
+        while b < 8 {
+            hash = (hash ^ (word & 0xff) as u32).wrapping_mul(0x0100_0193);
+            word >>= 8;
+            b += 1;
+        }
+        i += 1;
+    }
+    let mut out = [0u8; 8];
+    let mut d = 0;
+    while d < 8 {
+        let nibble = (hash >> (28 - 4 * d)) & 0xf;
+        out[d] = b"0123456789abcdef"[nibble as usize];
+        d += 1;
+    }
+    out
+}
+
+const STAMP_BYTES: [u8; STAMP_PREFIX.len() + 8] = {
+    let mut out = [0u8; STAMP_PREFIX.len() + 8];
+    let prefix = STAMP_PREFIX.as_bytes();
+    let fingerprint = layout_fingerprint();
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = if i < prefix.len() {
+            prefix[i]
+        } else {
+            fingerprint[i - prefix.len()]
+        };
+        i += 1;
+    }
+    out
+};
 
 /// The symbol every plugin library exports.
 pub const ENTRY_SYMBOL: &str = "rivulet_plugin_entry";
@@ -200,12 +270,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn build_stamp_names_this_abi_version() {
-        assert!(BUILD_STAMP.ends_with(&format!(" abi {ABI_VERSION}")));
+    fn build_stamp_names_this_abi_version_and_layout() {
+        assert!(
+            BUILD_STAMP.contains(&format!(" abi {ABI_VERSION} layout ")),
+            "{BUILD_STAMP}"
+        );
         assert!(BUILD_STAMP.starts_with(&format!(
             "rivulet-core {}.{} ",
             env!("CARGO_PKG_VERSION_MAJOR"),
             env!("CARGO_PKG_VERSION_MINOR")
         )));
+        let fingerprint = BUILD_STAMP.rsplit(' ').next().unwrap();
+        assert_eq!(fingerprint.len(), 8);
+        assert!(fingerprint.bytes().all(|b| b.is_ascii_hexdigit()));
     }
 }

@@ -30,4 +30,9 @@ pub trait PiecePicker: Send {
     /// The next piece to start downloading from `peer`, which holds `peer_has`; `None` if the
     /// peer has nothing we want that is not already in progress.
     fn pick(&mut self, peer: PeerKey, peer_has: &Bitfield) -> Option<u32>;
+    /// Why this picker can no longer pick, if it broke (a plugin that panicked). The engine asks
+    /// when `pick` returns `None` and, on `Some`, replaces the picker with a fallback.
+    fn fault(&self) -> Option<String> {
+        None
+    }
 }

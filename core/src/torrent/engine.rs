@@ -130,6 +130,9 @@ impl Engine {
             lazy,
             cfg.upload_slots,
         );
+        state.evicting = !persistent;
+        state.picker_name = plugins.picker_name.clone();
+        state.fallback_picker = Some((plugins.fallback_picker_name, plugins.fallback_picker));
         let now = Instant::now();
         for &addr in &cfg.extra_peers {
             state.known.insert(
@@ -389,9 +392,7 @@ impl Engine {
                     Err(StorageError::Evicted) => {
                         let mut s = self.state();
                         for p in pieces.clone() {
-                            if s.have.clear(p) {
-                                s.picker.piece_lost(p);
-                            }
+                            s.piece_evicted(p);
                         }
                         continue;
                     }

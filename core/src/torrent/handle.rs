@@ -40,6 +40,10 @@ pub struct TorrentConfig {
 pub struct Plugins {
     pub picker: Box<dyn PiecePicker>,
     pub picker_name: String,
+    /// Takes over, told everything the engine knows, if `picker` reports a fault
+    /// ([`PiecePicker::fault`]); a built-in, so that it cannot break the same way.
+    pub fallback_picker: Box<dyn PiecePicker>,
+    pub fallback_picker_name: String,
     pub storage: Arc<dyn Storage>,
     pub storage_name: String,
     /// Trackers in BEP 12 tiers.

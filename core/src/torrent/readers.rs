@@ -44,6 +44,18 @@ impl Readers {
             .min()
     }
 
+    /// Every piece with a deadline, and that deadline.
+    pub fn deadlines(&self) -> Vec<(u32, u64)> {
+        let mut pieces: Vec<u32> = self.reads_on.keys().copied().collect();
+        pieces.extend(self.windows.values().flat_map(|(r, _)| r.clone()));
+        pieces.sort_unstable();
+        pieces.dedup();
+        pieces
+            .into_iter()
+            .filter_map(|p| Some((p, self.deadline(p)?)))
+            .collect()
+    }
+
     /// Registers a read of `pieces` that still misses some; returns its id.
     pub fn register(
         &mut self,

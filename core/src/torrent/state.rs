@@ -61,9 +61,15 @@ pub(crate) struct State {
     pub events: EventSink,
     pub clock: Instant,
     pub lazy: bool,
+    /// The storage may let verified pieces go (a bounded RAM cache): being complete is then a
+    /// passing state, and seeds must stay connected.
+    pub evicting: bool,
     pub upload_slots: usize,
     pub have: Bitfield,
     pub picker: Box<dyn PiecePicker>,
+    pub picker_name: String,
+    /// Replaces `picker` once if it reports a fault.
+    pub fallback_picker: Option<(String, Box<dyn PiecePicker>)>,
     pub assemblies: BTreeMap<u32, PieceAssembly>,
     pub peers: HashMap<PeerKey, PeerState>,
     free_keys: Vec<PeerKey>,
@@ -102,9 +108,12 @@ impl State {
             events,
             clock: now,
             lazy,
+            evicting: false,
             upload_slots: upload_slots.max(1),
             have,
             picker,
+            picker_name: String::new(),
+            fallback_picker: None,
             assemblies: BTreeMap::new(),
             peers: HashMap::new(),
             free_keys: Vec::new(),
@@ -387,6 +396,21 @@ impl State {
         Ok(done)
     }
 
+    /// The storage let go of a verified piece: it is wanted again, and the peers holding it are
+    /// interesting again (once complete, nobody was).
+    pub fn piece_evicted(&mut self, piece: u32) {
+        if !self.have.clear(piece) {
+            return;
+        }
+        self.picker.piece_lost(piece);
+        for peer in self.peers.values_mut() {
+            if peer.has.get(piece) && !peer.am_interested {
+                peer.am_interested = true;
+                peer.send(Message::Interested);
+            }
+        }
+    }
+
     /// Sends `interested`/`not interested` when that changed.
     fn update_interest(&mut self, key: PeerKey) {
         let complete = self.complete();
@@ -475,7 +499,9 @@ impl State {
                 return Some((i, b));
             }
         }
-        if let Some(i) = self.picker.pick(key, &peer.has) {
+        let picked = self.pick_new(key);
+        let peer = self.peers.get_mut(&key)?;
+        if let Some(i) = picked {
             let valid =
                 i < self.have.len() && !self.have.get(i) && !self.assemblies.contains_key(&i);
             if !valid {
@@ -565,8 +591,8 @@ impl State {
     /// Asks the picker for a piece a reader waits for and starts it; a piece nobody waits for
     /// goes back, so background work does not jump ahead of readers.
     fn start_urgent_piece(&mut self, key: PeerKey) -> Option<u32> {
+        let i = self.pick_new(key)?;
         let peer = self.peers.get_mut(&key)?;
-        let i = self.picker.pick(key, &peer.has)?;
         if i >= self.have.len() || self.have.get(i) || self.assemblies.contains_key(&i) {
             tracing::warn!("picker returned piece {i}, which is not wanted; ignoring it");
             return None;
@@ -579,6 +605,51 @@ impl State {
             .insert(i, PieceAssembly::new(i, self.meta.piece_len(i)));
         peer.assigned.push(i);
         Some(i)
+    }
+
+    /// A new piece for `key` from the picker. A picker that has nothing and reports a fault is
+    /// replaced by the fallback, which is asked in its place.
+    fn pick_new(&mut self, key: PeerKey) -> Option<u32> {
+        let picked = self.picker.pick(key, &self.peers.get(&key)?.has);
+        if picked.is_some() {
+            return picked;
+        }
+        let reason = self.picker.fault()?;
+        if !self.replace_faulty_picker(reason) {
+            return None;
+        }
+        self.picker.pick(key, &self.peers.get(&key)?.has)
+    }
+
+    /// Swaps in the fallback picker, told what the engine knows: pieces we have, pieces in
+    /// progress (as had: the engine reports them verified or lost later, like picked ones),
+    /// every peer's pieces and the readers' deadlines. False if the fallback was used already.
+    fn replace_faulty_picker(&mut self, reason: String) -> bool {
+        let Some((name, mut picker)) = self.fallback_picker.take() else {
+            return false;
+        };
+        tracing::error!("{reason}; continuing with the {name} picker");
+        self.events.emit(Event::PickerFault {
+            picker: self.picker_name.clone(),
+            error: reason,
+            fallback: name.clone(),
+        });
+        let mut taken = self.have.clone();
+        for &piece in self.assemblies.keys() {
+            taken.set(piece);
+        }
+        picker.init(self.have.len(), &taken);
+        for (&key, peer) in &self.peers {
+            picker.peer_bitfield(key, &peer.has);
+        }
+        for (piece, deadline) in self.readers.deadlines() {
+            if !self.have.get(piece) {
+                picker.set_deadline(piece, Some(deadline));
+            }
+        }
+        self.picker = picker;
+        self.picker_name = name;
+        true
     }
 
     /// A piece was verified and stored (`Ok`), failed its hash (`Err(None)`) or could not be
@@ -643,8 +714,8 @@ impl State {
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for k in keys {
             self.update_interest(k);
-            // Two seeds have nothing to say to each other.
-            if self.peers.get(&k).is_some_and(|p| p.has.is_full()) {
+            // Two seeds have nothing to say to each other, unless our pieces may be evicted.
+            if !self.evicting && self.peers.get(&k).is_some_and(|p| p.has.is_full()) {
                 self.remove_peer(k, "both complete");
             }
         }

@@ -19,6 +19,8 @@ use super::progress::{Progress, summary};
 use super::{EngineArgs, load_torrent, signals};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Takes over from a picker that breaks; linked in, so it is never a plugin's override.
+const FALLBACK_PICKER: &str = "rarest-first";
 
 /// Every built-in plugin, then whatever the plugin directories hold.
 pub fn registry(settings: &Settings) -> Registry {
@@ -80,6 +82,8 @@ struct Run<'a> {
     args: &'a EngineArgs,
     settings: Settings,
     default_picker: &'static str,
+    /// `download` and `seed` leave data behind: a storage that keeps nothing cannot serve them.
+    needs_persistent_storage: bool,
     seed: bool,
     lazy: bool,
     read_timeout: Option<u64>,
@@ -92,6 +96,7 @@ async fn start(run: Run<'_>) -> anyhow::Result<TorrentHandle> {
         args,
         settings,
         default_picker,
+        needs_persistent_storage,
         seed,
         lazy,
         read_timeout,
@@ -126,6 +131,13 @@ async fn start(run: Run<'_>) -> anyhow::Result<TorrentHandle> {
                 data_dir.display()
             )
         })?;
+    if needs_persistent_storage && !storage.persistent() {
+        bail!(
+            "storage '{storage_name}' keeps nothing once rivulet exits, so it cannot download \
+             or seed: use a persistent storage such as mmap, or stream with `rivulet mount \
+             --storage {storage_name}`"
+        );
+    }
     let mut trackers: Vec<Vec<Arc<dyn Tracker>>> = Vec::new();
     for tier in &meta.trackers {
         let t: Vec<_> = tier
@@ -165,6 +177,8 @@ async fn start(run: Run<'_>) -> anyhow::Result<TorrentHandle> {
     let plugins = Plugins {
         picker,
         picker_name,
+        fallback_picker: Box::new(rivulet_picker_rarest_first::RarestFirst::default()),
+        fallback_picker_name: FALLBACK_PICKER.to_string(),
         storage,
         storage_name,
         trackers,
@@ -215,6 +229,7 @@ pub async fn download(
         args: &args,
         settings,
         default_picker: "rarest-first",
+        needs_persistent_storage: true,
         seed,
         lazy: false,
         read_timeout: None,
@@ -267,6 +282,7 @@ pub async fn seed(
         args: &args,
         settings,
         default_picker: "rarest-first",
+        needs_persistent_storage: true,
         seed: true,
         lazy: false,
         read_timeout: None,
@@ -318,6 +334,7 @@ pub async fn mount(m: MountArgs) -> anyhow::Result<()> {
         args: &m.engine,
         settings,
         default_picker: "streaming",
+        needs_persistent_storage: false,
         seed: true,
         lazy: m.lazy,
         read_timeout: m.read_timeout,

@@ -84,6 +84,9 @@ pub struct PickerVTable {
             err: *mut ErrorOut,
         ) -> Status,
     >,
+    /// [`PiecePicker::fault`]: returns [`STATUS_FAILED`] with the reason if the picker is broken,
+    /// [`STATUS_OK`] if it is not.
+    pub fault: Option<unsafe extern "C" fn(h: Handle, err: *mut ErrorOut) -> Status>,
 }
 
 impl PickerVTable {
@@ -100,6 +103,7 @@ impl PickerVTable {
             piece_lost: Some(piece_lost::<T>),
             set_deadline: Some(set_deadline::<T>),
             pick: Some(pick::<T>),
+            fault: Some(fault::<T>),
         }
     }
 
@@ -116,6 +120,7 @@ impl PickerVTable {
             piece_lost: self.piece_lost?,
             set_deadline: self.set_deadline?,
             pick: self.pick?,
+            fault: self.fault?,
         })
     }
 }
@@ -134,6 +139,7 @@ pub struct PickerFns {
     set_deadline: unsafe extern "C" fn(Handle, u32, u8, u64, *mut ErrorOut) -> Status,
     pick:
         unsafe extern "C" fn(Handle, u32, BitfieldRef, *mut u32, *mut u8, *mut ErrorOut) -> Status,
+    fault: unsafe extern "C" fn(Handle, *mut ErrorOut) -> Status,
 }
 
 /// What a picker handle points at: the plugin's picker and, per peer, the last bitfield `pick`
@@ -278,12 +284,21 @@ unsafe extern "C" fn pick<T: PiecePicker>(
     }
 }
 
+unsafe extern "C" fn fault<T: PiecePicker>(h: Handle, err: *mut ErrorOut) -> Status {
+    unsafe {
+        guard(err, || match instance::<Instance<T>>(h)?.picker.fault() {
+            Some(reason) => Err(Fault::failed(reason)),
+            None => Ok(()),
+        })
+    }
+}
+
 /// A picker living in a plugin library, used like any other [`PiecePicker`].
 ///
 /// The trait's methods cannot return errors, so a failure is logged and, for `pick`, reads as
 /// "nothing to pick". After a panic the instance is poisoned: it is never called again and every
-/// `pick` returns `None`; [`DynPicker::poisoned`] says so, and [`DynPicker::try_pick`] reports
-/// errors for callers that want them.
+/// `pick` returns `None`; [`PiecePicker::fault`] and [`DynPicker::poisoned`] say so, and
+/// [`DynPicker::try_pick`] reports errors for callers that want them.
 pub struct DynPicker {
     fns: PickerFns,
     handle: Handle,
@@ -397,6 +412,23 @@ impl PiecePicker for DynPicker {
             }
         }
     }
+
+    fn fault(&self) -> Option<String> {
+        if let Some(reason) = self.poisoned() {
+            return Some(format!("picker plugin '{}' panicked: {reason}", self.name));
+        }
+        let (f, h) = (self.fns.fault, self.handle);
+        // SAFETY: live handle, complete table.
+        match self.poison.call(&self.name, |err| unsafe { f(h, err) }) {
+            Ok(()) => None,
+            Err(fault) if fault.is_panic() => Some(format!(
+                "picker plugin '{}' panicked: {}",
+                self.name,
+                fault.message()
+            )),
+            Err(fault) => Some(format!("picker plugin '{}': {fault}", self.name)),
+        }
+    }
 }
 
 impl Drop for DynPicker {
@@ -450,6 +482,7 @@ mod tests {
     #[test]
     fn calls_cross_the_table_and_a_panic_poisons() {
         let mut p = picker();
+        assert_eq!(p.fault(), None);
         p.init(10, &Bitfield::new(10));
         let all = Bitfield::full(10);
         assert_eq!(p.pick(1, &all), Some(0));
@@ -460,8 +493,45 @@ mod tests {
 
         assert_eq!(p.try_pick(13, &all).unwrap_err().message(), "unlucky peer");
         assert_eq!(p.poisoned(), Some("unlucky peer"));
+        assert_eq!(
+            p.fault().as_deref(),
+            Some("picker plugin 'lowest' panicked: unlucky peer")
+        );
         assert_eq!(p.pick(1, &all), None);
         assert_eq!(p.try_pick(1, &all).unwrap_err().status, STATUS_POISONED);
+    }
+
+    /// Never picks, and says why.
+    #[derive(Default)]
+    struct Tired;
+
+    impl PiecePicker for Tired {
+        fn init(&mut self, _: u32, _: &Bitfield) {}
+        fn peer_bitfield(&mut self, _: PeerKey, _: &Bitfield) {}
+        fn peer_have(&mut self, _: PeerKey, _: u32) {}
+        fn peer_left(&mut self, _: PeerKey) {}
+        fn piece_verified(&mut self, _: u32) {}
+        fn piece_lost(&mut self, _: u32) {}
+        fn set_deadline(&mut self, _: u32, _: Option<u64>) {}
+        fn pick(&mut self, _: PeerKey, _: &Bitfield) -> Option<u32> {
+            None
+        }
+        fn fault(&self) -> Option<String> {
+            Some("too tired to pick".into())
+        }
+    }
+
+    static TIRED: PickerVTable = PickerVTable::of::<Tired>();
+
+    #[test]
+    fn a_pickers_own_fault_crosses_the_table_without_poisoning() {
+        let mut p = DynPicker::create(TIRED.check().unwrap(), "tired".into(), None).unwrap();
+        assert_eq!(p.pick(1, &Bitfield::full(4)), None);
+        assert_eq!(
+            p.fault().as_deref(),
+            Some("picker plugin 'tired': too tired to pick")
+        );
+        assert_eq!(p.poisoned(), None);
     }
 
     #[test]

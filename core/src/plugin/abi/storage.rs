@@ -96,6 +96,17 @@ pub struct StorageVTable {
     /// Sets `*persistent` to 1 or 0.
     pub persistent:
         Option<unsafe extern "C" fn(h: Handle, persistent: *mut u8, err: *mut ErrorOut) -> Status>,
+    /// Sets `*has` to 1 if `len` bytes at `offset` of file `file` may hold written data, else 0.
+    pub has_data: Option<
+        unsafe extern "C" fn(
+            h: Handle,
+            file: usize,
+            offset: u64,
+            len: u64,
+            has: *mut u8,
+            err: *mut ErrorOut,
+        ) -> Status,
+    >,
 }
 
 impl StorageVTable {
@@ -108,6 +119,7 @@ impl StorageVTable {
             read: Some(read::<T>),
             flush: Some(flush::<T>),
             persistent: Some(persistent::<T>),
+            has_data: Some(has_data::<T>),
         }
     }
 
@@ -120,6 +132,7 @@ impl StorageVTable {
             read: self.read?,
             flush: self.flush?,
             persistent: self.persistent?,
+            has_data: self.has_data?,
         })
     }
 }
@@ -133,6 +146,7 @@ pub struct StorageFns {
     read: unsafe extern "C" fn(Handle, usize, u64, *mut u8, usize, *mut ErrorOut) -> Status,
     flush: unsafe extern "C" fn(Handle, *mut ErrorOut) -> Status,
     persistent: unsafe extern "C" fn(Handle, *mut u8, *mut ErrorOut) -> Status,
+    has_data: unsafe extern "C" fn(Handle, usize, u64, u64, *mut u8, *mut ErrorOut) -> Status,
 }
 
 // SAFETY (all entries below): the host passes a handle from `open`, buffers valid for their
@@ -196,6 +210,25 @@ unsafe extern "C" fn persistent<T: StorageOpen>(
                 return Err(Fault::invalid("null out-pointer for persistent"));
             }
             persistent.write(u8::from(instance::<T>(h)?.persistent()));
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn has_data<T: StorageOpen>(
+    h: Handle,
+    file: usize,
+    offset: u64,
+    len: u64,
+    has: *mut u8,
+    err: *mut ErrorOut,
+) -> Status {
+    unsafe {
+        guard(err, || {
+            if has.is_null() {
+                return Err(Fault::invalid("null out-pointer for has_data"));
+            }
+            has.write(u8::from(instance::<T>(h)?.has_data(file, offset, len)));
             Ok(())
         })
     }
@@ -298,6 +331,15 @@ impl Storage for DynStorage {
             Ok(()) => persistent != 0,
             // Claiming nothing survives is the safe answer: the engine will not resume from it.
             Err(_) => false,
+        }
+    }
+
+    fn has_data(&self, file: usize, offset: u64, len: u64) -> bool {
+        let (f, mut has) = (self.fns.has_data, 1u8);
+        match self.call(|h, err| unsafe { f(h, file, offset, len, &mut has, err) }) {
+            Ok(()) => has != 0,
+            // "May hold data" is the safe answer: the engine then hashes the piece to find out.
+            Err(_) => true,
         }
     }
 }

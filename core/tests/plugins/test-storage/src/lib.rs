@@ -1,5 +1,6 @@
-//! An in-memory storage backend: bytes never written read as evicted, ranges past a file's end
-//! are out of range, and writing at offset `u64::MAX` panics (to test poisoning).
+//! An in-memory storage backend: bytes never written read as evicted and count as holding no
+//! data, ranges past a file's end are out of range, and writing at offset `u64::MAX` panics (to
+//! test poisoning).
 
 use std::sync::Mutex;
 
@@ -82,6 +83,14 @@ impl Storage for TestStorage {
 
     fn persistent(&self) -> bool {
         true
+    }
+
+    fn has_data(&self, file: usize, offset: u64, len: u64) -> bool {
+        let files = self.files.lock().unwrap();
+        let Ok(span) = Self::span(&files, file, offset, len as usize) else {
+            return false;
+        };
+        files[file][span].iter().all(Option::is_some)
     }
 }
 
