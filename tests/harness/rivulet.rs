@@ -32,6 +32,28 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// Variables of the harness itself (`RIVULET_KEEP_TMP`, `RIVULET_BENCH_RUNS`, ...): rivulet
+/// reads `RIVULET_*` as settings and refuses unknown keys, so they must not reach it.
+fn is_harness_var(name: &str) -> bool {
+    ["KEEP_TMP", "BIN", "FIXTURE_DIR", "TEST_TIMEOUT"]
+        .iter()
+        .any(|v| name.strip_prefix("RIVULET_") == Some(v))
+        || ["RIVULET_BENCH_", "RIVULET_FUZZ_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+}
+
+/// `rivulet` with the harness's own variables taken out of its environment.
+fn command() -> Command {
+    let mut cmd = Command::new(binary());
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_harness_var) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
 /// A finished run: exit status and both output streams.
 pub struct Finished {
     pub status: ExitStatus,
@@ -70,7 +92,7 @@ impl Finished {
 
 /// Runs `rivulet ARGS` to the end (at most `timeout`), capturing its output in `dir`.
 pub fn run(dir: &Path, tag: &str, args: &[OsString], timeout: Duration) -> Finished {
-    let mut cmd = Command::new(binary());
+    let mut cmd = command();
     cmd.args(args);
     let (out, err) = (
         dir.join(format!("{tag}.stdout")),
@@ -157,7 +179,7 @@ impl Download {
 
     /// Starts the download in the background; its output goes to `dir/<tag>.log`.
     pub fn spawn(&self, dir: &Path, tag: &str) -> Running {
-        let mut cmd = Command::new(binary());
+        let mut cmd = command();
         cmd.args(&self.args);
         Running {
             proc: Proc::spawn(
@@ -172,7 +194,7 @@ impl Download {
 
 /// `rivulet seed TORRENT --data DIR --listen ADDR --events FILE`, started in the background.
 pub fn seed(dir: &Path, torrent: &Path, data: &Path, listen: SocketAddr, events: &Path) -> Running {
-    let mut cmd = Command::new(binary());
+    let mut cmd = command();
     cmd.arg("seed")
         .arg(torrent)
         .arg("--data")
