@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use rivulet_core::metainfo::span;
 use rivulet_core::plugin::{AnnounceResponse, TrackerError};
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
@@ -41,12 +42,16 @@ struct PeerDict {
 }
 
 pub(crate) fn parse(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
-    let reply: Reply = serde_bencode::from_bytes(body).map_err(|e| {
+    let not_bencode = |e: &dyn std::fmt::Display| {
         TrackerError::BadReply(format!(
             "not a bencoded announce reply ({e}): {}",
             preview(body)
         ))
-    })?;
+    };
+    // serde_bencode recurses once per nesting level: a 2 MiB reply of `l`s would overflow the
+    // stack, so the shape is checked (depth-limited) first.
+    span::value_end(body).map_err(|e| not_bencode(&e))?;
+    let reply: Reply = serde_bencode::from_bytes(body).map_err(|e| not_bencode(&e))?;
     if let Some(reason) = reply.failure {
         return Err(TrackerError::Failure(one_line(&reason)));
     }
@@ -187,6 +192,23 @@ d2:ip3:::14:porti7001eeee";
         );
         let e = parse(b"d8:intervali-5ee").unwrap_err();
         assert!(matches!(e, TrackerError::BadReply(_)));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        // A reply may be 2 MiB; serde_bencode alone overflowed the stack on this.
+        let n = 1_000_000;
+        for prefix in ["d5:peers", "d1:x", "d8:intervali1e5:peersl"] {
+            let mut body = prefix.as_bytes().to_vec();
+            body.extend(std::iter::repeat_n(b'l', n));
+            body.extend(std::iter::repeat_n(b'e', n));
+            body.push(b'e');
+            let e = parse(&body).unwrap_err();
+            assert!(
+                matches!(&e, TrackerError::BadReply(m) if m.contains("nesting too deep")),
+                "{prefix}: {e}"
+            );
+        }
     }
 
     #[test]
