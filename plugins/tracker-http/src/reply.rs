@@ -42,9 +42,11 @@ struct PeerDict {
 }
 
 pub(crate) fn parse(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
+    // The decoder's message quotes the offending bytes, which may hold newlines and escapes.
     let not_bencode = |e: &dyn std::fmt::Display| {
         TrackerError::BadReply(format!(
-            "not a bencoded announce reply ({e}): {}",
+            "not a bencoded announce reply ({}): {}",
+            one_line(e.to_string().as_bytes()),
             preview(body)
         ))
     };
@@ -192,6 +194,15 @@ d2:ip3:::14:porti7001eeee";
         );
         let e = parse(b"d8:intervali-5ee").unwrap_err();
         assert!(matches!(e, TrackerError::BadReply(_)));
+    }
+
+    #[test]
+    fn decoder_errors_are_one_line() {
+        // serde_bencode quotes the bad integer, newline and terminal escape included.
+        let e = parse(b"d8:intervali\n\x1b[2J5ee").unwrap_err().to_string();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        let long = format!("d8:intervali{}ee", "9".repeat(100_000));
+        assert!(parse(long.as_bytes()).unwrap_err().to_string().len() < 600);
     }
 
     #[test]
