@@ -234,3 +234,6 @@ d2:ip3:::14:porti7001eeee";
         assert_eq!(parse(&body).unwrap().peers.len(), MAX_PEERS);
     }
 }
+
+#[cfg(test)]
+mod fuzz;
