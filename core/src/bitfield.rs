@@ -55,7 +55,8 @@ impl Bitfield {
                 pieces: len,
             });
         }
-        let spare = (want * 8) as u32 - len;
+        // In usize: `want * 8` is 2^32 for the largest lengths and would wrap in u32.
+        let spare = want * 8 - len as usize;
         if spare > 0 && bytes[want - 1] & ((1u8 << spare) - 1) != 0 {
             return Err(BitfieldError::SpareBits { pieces: len });
         }

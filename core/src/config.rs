@@ -292,9 +292,10 @@ fn refuse_unknown(
         .collect();
     unknown.sort();
     match unknown.into_iter().next() {
+        // A quoted TOML key or a variable name may hold a newline or an escape sequence.
         Some(key) => Err(ConfigError::UnknownKey {
-            origin: origin(&key),
-            key,
+            origin: origin(&key).escape_debug().to_string(),
+            key: key.escape_debug().to_string(),
         }),
         None => Ok(()),
     }
@@ -303,6 +304,15 @@ fn refuse_unknown(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_keys_are_printed_escaped() {
+        let e = refuse_unknown(["a\nb\u{1b}[2J"], |k| format!("origin {k}")).unwrap_err();
+        assert_eq!(
+            e.to_string().lines().next().unwrap(),
+            r"origin a\nb\u{1b}[2J: unknown key 'a\nb\u{1b}[2J' (known keys: picker, storage, plugin_dirs, listen, max_peers, download_dir, memory_cache_mib, download_limit_kib, upload_limit_kib, upload_slots, read_timeout_secs, state_dir)"
+        );
+    }
 
     #[test]
     fn keys_list_every_field() {

@@ -132,6 +132,7 @@ fn seeding(rpc: &str, hash: &str) -> anyhow::Result<bool> {
 /// A one-shot aria2 download into `out`.
 pub struct Aria2Leecher {
     proc: Proc,
+    log: PathBuf,
     pub out: PathBuf,
 }
 
@@ -139,7 +140,8 @@ impl Aria2Leecher {
     /// Starts downloading `torrent` into `out`, bound to `bind`.
     pub fn start(dir: &Path, torrent: &Path, out: &Path, bind: Ipv4Addr) -> Aria2Leecher {
         let port = free_port(bind);
-        let mut cmd = base_command(bind, port, &dir.join(format!("aria2-leech-{port}.log")));
+        let log = dir.join(format!("aria2-leech-{port}.log"));
+        let mut cmd = base_command(bind, port, &log);
         let udp = crate::torrent::TorrentInfo::read(torrent)
             .announce
             .is_some_and(|a| a.starts_with("udp://"));
@@ -170,6 +172,7 @@ impl Aria2Leecher {
         );
         Aria2Leecher {
             proc,
+            log,
             out: out.to_path_buf(),
         }
     }
@@ -177,5 +180,15 @@ impl Aria2Leecher {
     /// Waits for aria2 to finish the download and exit successfully.
     pub fn wait_done(&mut self, timeout: Duration) {
         self.proc.wait_success(timeout);
+    }
+
+    /// The process, for a caller that watches it itself (a benchmark sampling its memory).
+    pub fn proc_mut(&mut self) -> &mut Proc {
+        &mut self.proc
+    }
+
+    /// aria2's own log (`--log`, info level): peer handshakes, "Seeding is over".
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 }

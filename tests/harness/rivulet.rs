@@ -32,15 +32,24 @@ pub fn binary() -> PathBuf {
     bin
 }
 
-/// Variables of the harness itself, named like rivulet's own settings: rivulet refuses unknown
-/// `RIVULET_*` variables, so they must not reach it.
-const HARNESS_VARS: &[&str] = &["RIVULET_BIN", "RIVULET_KEEP_TMP", "RIVULET_FIXTURE_DIR"];
+/// Variables of the harness itself (`RIVULET_KEEP_TMP`, `RIVULET_BENCH_RUNS`, ...): rivulet
+/// reads `RIVULET_*` as settings and refuses unknown keys, so they must not reach it.
+fn is_harness_var(name: &str) -> bool {
+    ["KEEP_TMP", "BIN", "FIXTURE_DIR", "TEST_TIMEOUT"]
+        .iter()
+        .any(|v| name.strip_prefix("RIVULET_") == Some(v))
+        || ["RIVULET_BENCH_", "RIVULET_FUZZ_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+}
 
-/// A command running the binary under test, without the harness's own variables.
+/// `rivulet` with the harness's own variables taken out of its environment.
 pub fn command() -> Command {
     let mut cmd = Command::new(binary());
-    for var in HARNESS_VARS {
-        cmd.env_remove(var);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_harness_var) {
+            cmd.env_remove(name);
+        }
     }
     cmd
 }

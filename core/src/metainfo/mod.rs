@@ -172,9 +172,9 @@ impl Metainfo {
         let info_bytes = &data[info_span];
         let info_hash = InfoHash(Sha1::digest(info_bytes).into());
         let top: RawTorrent =
-            serde_bencode::from_bytes(data).map_err(|e| MetainfoError::Decode(e.to_string()))?;
+            serde_bencode::from_bytes(data).map_err(|e| MetainfoError::Decode(decode_error(&e)))?;
         let info: RawInfo = serde_bencode::from_bytes(info_bytes)
-            .map_err(|e| MetainfoError::Decode(format!("info: {e}")))?;
+            .map_err(|e| MetainfoError::Decode(format!("info: {}", decode_error(&e))))?;
 
         if info.piece_length <= 0 || info.piece_length as u64 > MAX_PIECE_LENGTH {
             return Err(MetainfoError::PieceLength(info.piece_length));
@@ -267,6 +267,16 @@ impl Metainfo {
         let start = index as u64 * self.piece_length;
         (self.total_length - start).min(self.piece_length)
     }
+}
+
+/// serde_bencode's message quotes the offending bytes (newlines, terminal escapes, a megabyte
+/// of digits): keep it one short printable line.
+fn decode_error(e: &serde_bencode::Error) -> String {
+    e.to_string()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect()
 }
 
 /// Refuses two files with the same path and a file that is also used as a folder: either would

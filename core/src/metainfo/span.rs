@@ -1,9 +1,11 @@
-//! Finds the exact bytes of one value of a bencoded top-level dictionary.
+//! Finds the exact bytes of one value of a bencoded top-level dictionary, and checks the shape
+//! of untrusted bencode before a recursive decoder sees it.
 //!
 //! The info-hash must be taken over the `info` dictionary exactly as it appears in the file:
 //! re-serialising a parsed value would change the hash of any torrent whose encoder was not
 //! canonical. serde_bencode gives no byte offsets, so this walks the structure without
-//! building it, with a depth limit so hostile nesting cannot exhaust the stack.
+//! building it, with a depth limit so hostile nesting cannot exhaust the stack. serde_bencode
+//! itself has no depth limit: [`value_end`] must pass before it decodes anything untrusted.
 
 use std::ops::Range;
 
@@ -47,6 +49,13 @@ pub fn dict_value_span(data: &[u8], key: &[u8]) -> Result<Option<Range<usize>>, 
         return err("trailing bytes after the top-level dictionary", pos + 1);
     }
     Ok(found)
+}
+
+/// Walks the one value at the start of `data` without building it and returns the offset just
+/// past it (bytes after it are not looked at). Refuses nesting deeper than 64 and strings that
+/// run past the end, so that serde_bencode, which recurses once per level, can decode it next.
+pub fn value_end(data: &[u8]) -> Result<usize, SpanError> {
+    skip_value(data, 0, 1)
 }
 
 /// Span of a string's content; `pos` points at its length prefix.
@@ -137,5 +146,20 @@ mod tests {
         assert!(dict_value_span(b"d4:infoi1eeX", b"info").is_err());
         let deep = format!("d4:info{}{}e", "l".repeat(100), "e".repeat(100));
         assert!(dict_value_span(deep.as_bytes(), b"info").is_err());
+    }
+
+    #[test]
+    fn value_end_walks_one_value() {
+        assert_eq!(value_end(b"d1:ai1ee\n"), Ok(8));
+        assert_eq!(value_end(b"li1e3:abce"), Ok(10));
+        let deep = format!("{}{}", "l".repeat(65), "e".repeat(65));
+        assert_eq!(
+            value_end(deep.as_bytes()).unwrap_err().what,
+            "nesting too deep"
+        );
+        let ok = format!("{}{}", "l".repeat(64), "e".repeat(64));
+        assert_eq!(value_end(ok.as_bytes()), Ok(128));
+        assert!(value_end(b"5:abc").is_err());
+        assert!(value_end(b"").is_err());
     }
 }

@@ -115,5 +115,20 @@ fn hostile_torrents_are_refused() {
         assert!(!e.unwrap_err().to_string().contains('\n'));
     }
     assert!(Metainfo::from_bytes(b"d4:infod").is_err());
+    // The decoder quotes a bad integer: newline, escape and length must not reach the message.
+    for bad in [
+        "i\n\x1b[2J4e".to_string(),
+        format!("i{}e", "9".repeat(100_000)),
+    ] {
+        let info = format!(
+            "d6:length{bad}4:name{}12:piece lengthi4e6:pieces{}e",
+            s("f"),
+            hashes(1)
+        );
+        let e = Metainfo::from_bytes(&torrent(&info))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.chars().any(char::is_control) && e.len() < 400, "{e:?}");
+    }
     assert!(Metainfo::from_bytes(b"not a torrent").is_err());
 }

@@ -26,7 +26,11 @@ pub(crate) fn path_for(state_dir: &Path, meta: &Metainfo) -> PathBuf {
 /// Loads the verified pieces, or `None` if the file is absent or does not match the torrent.
 pub(crate) fn load(path: &Path, meta: &Metainfo) -> Option<Bitfield> {
     let data = std::fs::read(path).ok()?;
-    let r: ResumeFile = match serde_bencode::from_bytes(&data) {
+    // serde_bencode recurses once per nesting level; a damaged file must not overflow the stack.
+    let decoded = crate::metainfo::span::value_end(&data)
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_bencode::from_bytes(&data).map_err(|e| e.to_string()));
+    let r: ResumeFile = match decoded {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!("ignoring damaged resume file {}: {e}", path.display());
@@ -58,4 +62,35 @@ pub(crate) fn save(path: &Path, meta: &Metainfo, have: &Bitfield) -> std::io::Re
     f.write_all(&bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> Metainfo {
+        let t = format!(
+            "d4:infod6:lengthi4e4:name1:f12:piece lengthi4e6:pieces20:{}ee",
+            "x".repeat(20)
+        );
+        Metainfo::from_bytes(t.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn round_trip_and_damaged_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = meta();
+        let path = path_for(dir.path(), &m);
+        let mut have = Bitfield::new(1);
+        have.set(0);
+        save(&path, &m, &have).unwrap();
+        assert_eq!(load(&path, &m), Some(have));
+        // Deep enough to overflow a thread's stack if it reached serde_bencode.
+        let n = 1_000_000;
+        let deep = format!("d1:x{}{}e", "l".repeat(n), "e".repeat(n));
+        std::fs::write(&path, deep).unwrap();
+        assert_eq!(load(&path, &m), None);
+        std::fs::write(&path, b"d9:info_hash").unwrap();
+        assert_eq!(load(&path, &m), None);
+    }
 }

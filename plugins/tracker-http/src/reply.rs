@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use rivulet_core::metainfo::span;
 use rivulet_core::plugin::{AnnounceResponse, TrackerError};
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
@@ -41,12 +42,18 @@ struct PeerDict {
 }
 
 pub(crate) fn parse(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
-    let reply: Reply = serde_bencode::from_bytes(body).map_err(|e| {
+    // The decoder's message quotes the offending bytes, which may hold newlines and escapes.
+    let not_bencode = |e: &dyn std::fmt::Display| {
         TrackerError::BadReply(format!(
-            "not a bencoded announce reply ({e}): {}",
+            "not a bencoded announce reply ({}): {}",
+            one_line(e.to_string().as_bytes()),
             preview(body)
         ))
-    })?;
+    };
+    // serde_bencode recurses once per nesting level: a 2 MiB reply of `l`s would overflow the
+    // stack, so the shape is checked (depth-limited) first.
+    span::value_end(body).map_err(|e| not_bencode(&e))?;
+    let reply: Reply = serde_bencode::from_bytes(body).map_err(|e| not_bencode(&e))?;
     if let Some(reason) = reply.failure {
         return Err(TrackerError::Failure(one_line(&reason)));
     }
@@ -190,6 +197,32 @@ d2:ip3:::14:porti7001eeee";
     }
 
     #[test]
+    fn decoder_errors_are_one_line() {
+        // serde_bencode quotes the bad integer, newline and terminal escape included.
+        let e = parse(b"d8:intervali\n\x1b[2J5ee").unwrap_err().to_string();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        let long = format!("d8:intervali{}ee", "9".repeat(100_000));
+        assert!(parse(long.as_bytes()).unwrap_err().to_string().len() < 600);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        // A reply may be 2 MiB; serde_bencode alone overflowed the stack on this.
+        let n = 1_000_000;
+        for prefix in ["d5:peers", "d1:x", "d8:intervali1e5:peersl"] {
+            let mut body = prefix.as_bytes().to_vec();
+            body.extend(std::iter::repeat_n(b'l', n));
+            body.extend(std::iter::repeat_n(b'e', n));
+            body.push(b'e');
+            let e = parse(&body).unwrap_err();
+            assert!(
+                matches!(&e, TrackerError::BadReply(m) if m.contains("nesting too deep")),
+                "{prefix}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn caps_the_peer_count() {
         let mut body = b"d8:intervali60e5:peers".to_vec();
         let n = MAX_PEERS + 100;
@@ -201,3 +234,6 @@ d2:ip3:::14:porti7001eeee";
         assert_eq!(parse(&body).unwrap().peers.len(), MAX_PEERS);
     }
 }
+
+#[cfg(test)]
+mod fuzz;

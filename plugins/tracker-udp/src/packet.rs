@@ -183,3 +183,6 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod fuzz;
