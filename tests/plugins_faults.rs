@@ -1,6 +1,7 @@
 //! Broken plugins and the real `rivulet` binary: libraries that must be refused are listed with a
 //! reason naming the file and stop nothing; a picker plugin that panics is replaced by the
-//! built-in fallback and the download completes; a storage that keeps nothing is refused for
+//! built-in fallback and the download completes, and so is one that names pieces that do not
+//! exist; a storage that keeps nothing is refused for
 //! `download`.
 
 mod plugins_support;
@@ -130,6 +131,40 @@ fn broken_plugins_stop_nothing_and_a_panicking_picker_is_replaced() {
         "{}",
         events.tail(10)
     );
+}
+
+/// A picker plugin that names pieces past the end of the torrent is a faulty picker like a
+/// panicking one: replaced once by the fallback, and the download completes.
+#[test]
+fn a_picker_naming_pieces_that_do_not_exist_is_replaced() {
+    let work = WorkDir::new("plugins-liar");
+    let dir = work.join("plugins");
+    plugin_dir(&dir, &[&test_plugin("liar-picker")]);
+    let fixture = Fixture::multi();
+    let swarm = Swarm::start(&work, fixture, SeederOptions::default());
+    let torrent = swarm.torrent(&work, Announce::Http);
+    let liar = config(
+        &work,
+        "liar.toml",
+        &format!("plugin_dirs = {}\npicker = \"liar\"", toml_paths(&[&dir])),
+    );
+    let events = fetch(&work, fixture, &torrent, "liar", |d| d.config(&liar));
+    assert_eq!(started(&events).0, "liar");
+    let faults: Vec<_> = events.of("picker_fault").collect();
+    assert_eq!(
+        faults.len(),
+        1,
+        "one fault, one fallback:\n{}",
+        events.tail(20)
+    );
+    assert_eq!(faults[0]["fallback"], "rarest-first");
+    let error = faults[0]["error"].as_str().unwrap_or_default();
+    let bogus = (fixture.meta.piece_count() + 1000).to_string();
+    assert!(
+        error.contains(&bogus),
+        "the fault names the bogus piece: {error}"
+    );
+    assert_eq!(events.verified().len() as u32, fixture.meta.piece_count());
 }
 
 #[test]

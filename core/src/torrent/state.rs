@@ -502,11 +502,7 @@ impl State {
         let picked = self.pick_new(key);
         let peer = self.peers.get_mut(&key)?;
         if let Some(i) = picked {
-            let valid =
-                i < self.have.len() && !self.have.get(i) && !self.assemblies.contains_key(&i);
-            if !valid {
-                tracing::warn!("picker returned piece {i}, which is not wanted; ignoring it");
-            } else if self.lazy && self.readers.deadline(i).is_none() {
+            if self.lazy && self.readers.deadline(i).is_none() {
                 self.picker.piece_lost(i);
             } else {
                 self.assemblies
@@ -593,10 +589,6 @@ impl State {
     fn start_urgent_piece(&mut self, key: PeerKey) -> Option<u32> {
         let i = self.pick_new(key)?;
         let peer = self.peers.get_mut(&key)?;
-        if i >= self.have.len() || self.have.get(i) || self.assemblies.contains_key(&i) {
-            tracing::warn!("picker returned piece {i}, which is not wanted; ignoring it");
-            return None;
-        }
         if self.readers.deadline(i).is_none() {
             self.picker.piece_lost(i);
             return None;
@@ -607,18 +599,33 @@ impl State {
         Some(i)
     }
 
-    /// A new piece for `key` from the picker. A picker that has nothing and reports a fault is
-    /// replaced by the fallback, which is asked in its place.
+    /// A new piece for `key` from the picker, one that `key` has and nobody has started. A
+    /// picker that has nothing and reports a fault, or that names a piece it must not (out of
+    /// range, already had or started, not held by the peer), is replaced by the fallback, which
+    /// is asked in its place; a fallback that errs likewise gets nothing.
     fn pick_new(&mut self, key: PeerKey) -> Option<u32> {
-        let picked = self.picker.pick(key, &self.peers.get(&key)?.has);
-        if picked.is_some() {
-            return picked;
-        }
-        let reason = self.picker.fault()?;
+        let reason = match self.picker.pick(key, &self.peers.get(&key)?.has) {
+            Some(i) if self.can_start(key, i) => return Some(i),
+            Some(i) => format!(
+                "picker '{}' returned piece {i}, which is not a piece to start (torrent has {})",
+                self.picker_name,
+                self.have.len()
+            ),
+            None => self.picker.fault()?,
+        };
         if !self.replace_faulty_picker(reason) {
             return None;
         }
-        self.picker.pick(key, &self.peers.get(&key)?.has)
+        let i = self.picker.pick(key, &self.peers.get(&key)?.has)?;
+        self.can_start(key, i).then_some(i)
+    }
+
+    /// Whether piece `i` may be started from `key`: in range, not had, not started, held by it.
+    fn can_start(&self, key: PeerKey, i: u32) -> bool {
+        i < self.have.len()
+            && !self.have.get(i)
+            && !self.assemblies.contains_key(&i)
+            && self.peers.get(&key).is_some_and(|p| p.has.get(i))
     }
 
     /// Swaps in the fallback picker, told what the engine knows: pieces we have, pieces in
