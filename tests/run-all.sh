@@ -43,6 +43,15 @@ cargo build --workspace --all-targets
 
 step "cargo test (network namespace with only lo)"
 # --pid --fork: when cargo test ends, every process it left behind is killed with the namespace.
-exec $SUDO timeout --kill-after=30 "${RIVULET_TEST_TIMEOUT:-3000}" \
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+$SUDO timeout --kill-after=30 "${RIVULET_TEST_TIMEOUT:-3000}" \
   unshare --net --pid --fork --mount-proc -- \
-  sh -c 'ip link set lo up && exec cargo test --workspace --offline "$@"' sh "$@"
+  sh -c 'ip link set lo up && exec cargo test --workspace --offline "$@"' sh "$@" 2>&1 \
+  | tee "$log" || status=$?
+# cargo prints one result line per test binary, the last often a doc-test run of 0 tests: end
+# with the totals, so the closing line says what ran.
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+exit "$status"
