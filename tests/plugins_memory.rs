@@ -5,17 +5,15 @@
 mod plugins_support;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use plugins_support::config;
 use rivulet_tests::aria2::SeederOptions;
 use rivulet_tests::fixture::Fixture;
+use rivulet_tests::mount::MountCmd;
 use rivulet_tests::ports::{LOCALHOST, free_addr};
-use rivulet_tests::process::{Proc, poll};
-use rivulet_tests::rivulet;
 use rivulet_tests::swarm::Swarm;
 use rivulet_tests::torrent::hex;
 use rivulet_tests::tracker::Announce;
@@ -30,19 +28,6 @@ const CACHE_MIB: u64 = 8;
 /// above cache + slack, so a storage that kept what it was given would fail the test.
 const SLACK_MIB: u64 = 40;
 const READ_BOUND: Duration = Duration::from_secs(240);
-
-/// Lazily unmounts on drop, so a failed test leaves no dead mount behind.
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("fusermount3")
-            .arg("-u")
-            .arg("-z")
-            .arg(&self.0)
-            .status();
-    }
-}
 
 /// (VmRSS, RssAnon) of `pid` in bytes, if it still runs.
 fn rss(pid: u32) -> Option<(u64, u64)> {
@@ -87,47 +72,20 @@ fn memory_storage_mount_serves_a_torrent_larger_than_its_bound_within_it() {
     );
     let mnt = work.subdir("mnt");
     let events = work.join("events.jsonl");
-    let mut cmd = rivulet::command();
-    cmd.arg("-q")
-        .arg("-v")
-        .arg("mount")
-        .arg(&torrent)
-        .arg(&mnt)
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--listen")
-        .arg(free_addr(LOCALHOST).to_string())
-        .arg("--events")
-        .arg(&events)
-        .arg("--read-timeout")
-        .arg("60");
-    let mut proc = Proc::spawn("rivulet mount", cmd, &work.join("mount.log"));
-    let _unmount = Unmount(mnt.clone());
+    let mut mounted = MountCmd::new(&torrent, &mnt)
+        .config(&cfg)
+        .listen(free_addr(LOCALHOST))
+        .events(&events)
+        .read_timeout(60)
+        .spawn(work.path(), "mount");
     let file = mnt.join(&fixture.files[0].rel);
-    let mounted = poll(Duration::from_secs(30), || {
-        if let Some(st) = proc.try_status() {
-            return Ok(Err(format!("rivulet exited ({st})")));
-        }
-        if file.exists() {
-            Ok(Ok(()))
-        } else {
-            Err(format!("{} not there yet", file.display()))
-        }
-    })
-    .and_then(|r| r);
-    if let Err(e) = mounted {
-        panic!(
-            "mount did not come up: {e}\nlog tail:\n{}",
-            proc.log_tail(3000)
-        );
-    }
     let (picker, storage) = {
         let ev = rivulet_tests::events::Events::read(&events);
         plugins_support::started(&ev)
     };
     assert_eq!((picker.as_str(), storage.as_str()), ("streaming", "memory"));
 
-    let pid = proc.pid();
+    let pid = mounted.proc.pid();
     let (done_tx, done_rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         let result = sha1_of(&file);
@@ -149,15 +107,19 @@ fn memory_storage_mount_serves_a_torrent_larger_than_its_bound_within_it() {
         if start.elapsed() > READ_BOUND {
             panic!(
                 "reading the file through the mount took over {READ_BOUND:?}; log tail:\n{}",
-                proc.log_tail(3000)
+                mounted.proc.log_tail(3000)
             );
         }
-        proc.assert_running("the file was read through the mount");
+        mounted
+            .proc
+            .assert_running("the file was read through the mount");
     }
-    let (sha1, len) = reader
-        .join()
-        .expect("reader thread")
-        .unwrap_or_else(|e| panic!("reading through the mount: {e}\n{}", proc.log_tail(3000)));
+    let (sha1, len) = reader.join().expect("reader thread").unwrap_or_else(|e| {
+        panic!(
+            "reading through the mount: {e}\n{}",
+            mounted.proc.log_tail(3000)
+        )
+    });
     let took = start.elapsed();
     eprintln!(
         "read {} MiB through the mount in {took:.1?}; max VmRSS {} MiB, max RssAnon {} MiB \
@@ -178,12 +140,14 @@ fn memory_storage_mount_serves_a_torrent_larger_than_its_bound_within_it() {
         max_anon / MIB,
         CACHE_MIB + SLACK_MIB
     );
-
-    proc.signal(libc::SIGTERM);
-    let st = proc.wait_exit(Duration::from_secs(30));
+    // A small cache must not make the reader fetch pieces again and again: the torrent comes
+    // over the wire about once.
+    let downloaded = mounted.status()["downloaded"].as_u64().unwrap_or(u64::MAX);
     assert!(
-        st.success(),
-        "rivulet mount exited with {st}:\n{}",
-        proc.log_tail(3000)
+        downloaded <= fixture.total_length() + fixture.total_length() / 4,
+        "fetched {} MiB to read a {} MiB file once",
+        downloaded / MIB,
+        fixture.total_length() / MIB
     );
+    mounted.terminate(Duration::from_secs(30));
 }

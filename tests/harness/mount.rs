@@ -64,6 +64,10 @@ impl MountCmd {
         self.opt("--read-timeout", secs.to_string())
     }
 
+    pub fn config(self, path: &Path) -> Self {
+        self.opt("--config", path)
+    }
+
     pub fn state_dir(self, dir: &Path) -> Self {
         self.opt("--state-dir", dir)
     }

@@ -419,7 +419,10 @@ impl Engine {
     }
 
     pub fn prefetch(&self, reader: u64, range: Range<u64>, urgency: Duration) {
-        let pieces = self.layout.pieces_for(range);
+        let end = range
+            .end
+            .min(range.start.saturating_add(self.cfg.max_readahead));
+        let pieces = self.layout.pieces_for(range.start..end);
         let mut s = self.state();
         // A window is never due before a read registered now: readers are served first.
         let deadline =

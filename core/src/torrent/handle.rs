@@ -34,6 +34,9 @@ pub struct TorrentConfig {
     pub upload_limit: u64,
     /// Regular upload slots of the choker (one more is optimistic).
     pub upload_slots: usize,
+    /// Longest readahead window in bytes. A storage that lets data go must not be asked to read
+    /// ahead more than it can hold, or it evicts what the reader needs next.
+    pub max_readahead: u64,
 }
 
 /// The plugin instances a torrent runs with.

@@ -168,6 +168,12 @@ async fn start(run: Run<'_>) -> anyhow::Result<TorrentHandle> {
         download_limit: settings.download_limit_kib * 1024,
         upload_limit: settings.upload_limit_kib * 1024,
         upload_slots: settings.upload_slots as usize,
+        // Half the cache: the other half holds what the reader is on and what it just read.
+        max_readahead: if storage.persistent() {
+            u64::MAX
+        } else {
+            spec.memory_limit / 2
+        },
     };
     let events = match &args.events {
         Some(p) => EventSink::to_file(p)
