@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::events::Events;
 use crate::process::wait_for;
 use crate::process::{Proc, poll};
-use crate::rivulet::command;
+use crate::rivulet::{Running, command};
 
 /// The status document inside a mount (fuse-mount's `STATUS_PATH`).
 pub const STATUS_PATH: &str = ".rivulet/status.json";
@@ -98,18 +97,30 @@ impl MountCmd {
             &dir.join(format!("{tag}.log")),
         );
         Mounted {
-            proc,
+            run: Running::new(proc, self.events.clone()),
             dir: self.dir.clone(),
-            events: self.events.clone(),
         }
     }
 }
 
 /// A running `rivulet mount`.
 pub struct Mounted {
-    pub proc: Proc,
+    /// The process and its events (`proc`, `events()`, `wait_events`, `terminate`).
+    run: Running,
     pub dir: PathBuf,
-    events: Option<PathBuf>,
+}
+
+impl std::ops::Deref for Mounted {
+    type Target = Running;
+    fn deref(&self) -> &Running {
+        &self.run
+    }
+}
+
+impl std::ops::DerefMut for Mounted {
+    fn deref_mut(&mut self) -> &mut Running {
+        &mut self.run
+    }
 }
 
 impl Mounted {
@@ -143,14 +154,6 @@ impl Mounted {
         is_mounted(&self.dir)
     }
 
-    pub fn events(&self) -> Events {
-        Events::read(
-            self.events
-                .as_deref()
-                .expect("this mount was started without --events"),
-        )
-    }
-
     /// `.rivulet/status.json`, parsed.
     pub fn status(&self) -> Value {
         let text = std::fs::read(self.path(STATUS_PATH))
@@ -161,40 +164,6 @@ impl Mounted {
                 String::from_utf8_lossy(&text)
             )
         })
-    }
-
-    /// Waits until `cond` holds for the events so far; panics with the log on timeout or if
-    /// rivulet exits first.
-    pub fn wait_events(&mut self, timeout: Duration, what: &str, cond: impl Fn(&Events) -> bool) {
-        let waited = poll(timeout, || {
-            let ev = self.events();
-            if cond(&ev) {
-                return Ok(Ok(()));
-            }
-            if let Some(st) = self.proc.try_status() {
-                return Ok(Err(format!("rivulet exited ({st})")));
-            }
-            Err(format!("{} events so far", ev.lines.len()))
-        })
-        .and_then(|r| r);
-        if let Err(e) = waited {
-            panic!(
-                "waiting for {what}: {e}\nlast events:\n{}\nlog tail:\n{}",
-                self.events().tail(20),
-                self.proc.log_tail(3000)
-            );
-        }
-    }
-
-    /// SIGTERM, then asserts a clean exit (0) within `timeout`.
-    pub fn terminate(&mut self, timeout: Duration) {
-        self.proc.signal(libc::SIGTERM);
-        let st = self.proc.wait_exit(timeout);
-        assert!(
-            st.success(),
-            "rivulet mount did not exit cleanly on SIGTERM ({st}); log tail:\n{}",
-            self.proc.log_tail(3000)
-        );
     }
 
     /// Waits for rivulet to exit by itself (after an unmount or a signal).

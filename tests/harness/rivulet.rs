@@ -237,6 +237,10 @@ pub struct Running {
 }
 
 impl Running {
+    pub fn new(proc: Proc, events: Option<PathBuf>) -> Running {
+        Running { proc, events }
+    }
+
     pub fn events(&self) -> Events {
         Events::read(
             self.events
