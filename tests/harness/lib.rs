@@ -24,6 +24,7 @@ pub mod rivulet;
 pub mod swarm;
 pub mod torrent;
 pub mod tracker;
+pub mod tracker_client;
 pub mod udp_announce;
 pub mod verify;
 pub mod wire;

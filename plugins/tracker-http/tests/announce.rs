@@ -2,30 +2,20 @@
 //! tracker does not produce on demand.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rivulet_core::plugin::{AnnounceEvent, AnnounceRequest, Tracker, TrackerError};
+use rivulet_core::plugin::{AnnounceRequest, Tracker, TrackerError};
 use rivulet_tests::tracker::Tracker as Opentracker;
+use rivulet_tests::tracker_client::{announce_request, second_peer_is_given_the_first};
 use rivulet_tests::workdir::WorkDir;
 use rivulet_tracker_http::HttpTracker;
 
 const HASH: [u8; 20] = *b"\x01rivulet-http-test\xfe\x00";
 
 fn request(peer_id: &[u8; 20], port: u16, timeout: Duration) -> AnnounceRequest {
-    AnnounceRequest {
-        info_hash: HASH,
-        peer_id: *peer_id,
-        port,
-        uploaded: 0,
-        downloaded: 0,
-        left: 1000,
-        event: AnnounceEvent::Started,
-        num_want: 50,
-        key: 7,
-        timeout,
-    }
+    announce_request(HASH, peer_id, port, timeout)
 }
 
 #[test]
@@ -34,21 +24,7 @@ fn real_opentracker_lists_the_first_peer_to_the_second() {
     let ot = Opentracker::start(work.path(), &[HASH]);
     let t = HttpTracker::open(&ot.http_url()).unwrap();
     assert_eq!(t.url(), ot.http_url());
-    let timeout = Duration::from_secs(5);
-    let first = t
-        .announce(&request(b"-RV0001-aaaaaaaaaaaa", 7001, timeout))
-        .unwrap();
-    assert!(first.interval > Duration::ZERO);
-    let second = t
-        .announce(&request(b"-RV0001-bbbbbbbbbbbb", 7002, timeout))
-        .unwrap();
-    let want: SocketAddr = "127.0.0.1:7001".parse().unwrap();
-    assert!(second.peers.contains(&want), "peers {:?}", second.peers);
-    assert_eq!(second.leechers, Some(2));
-
-    let mut other = request(b"-RV0001-cccccccccccc", 7003, timeout);
-    other.info_hash = [9; 20];
-    let e = t.announce(&other).unwrap_err();
+    let e = second_peer_is_given_the_first(&t, HASH, 7001);
     assert!(matches!(e, TrackerError::Failure(_)), "{e}");
 }
 

@@ -1,30 +1,20 @@
 //! Announces against a real opentracker (BEP 15), and against fake UDP servers for the faults a
 //! real tracker does not produce on demand.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rivulet_core::plugin::{AnnounceEvent, AnnounceRequest, Tracker, TrackerError};
+use rivulet_core::plugin::{AnnounceRequest, Tracker, TrackerError};
 use rivulet_tests::tracker::Tracker as Opentracker;
+use rivulet_tests::tracker_client::{announce_request, second_peer_is_given_the_first};
 use rivulet_tests::workdir::WorkDir;
 use rivulet_tracker_udp::UdpTracker;
 
 const HASH: [u8; 20] = *b"\x02rivulet-udp-test\xfe\x00\x01";
 
 fn request(peer_id: &[u8; 20], port: u16, timeout: Duration) -> AnnounceRequest {
-    AnnounceRequest {
-        info_hash: HASH,
-        peer_id: *peer_id,
-        port,
-        uploaded: 0,
-        downloaded: 0,
-        left: 1000,
-        event: AnnounceEvent::Started,
-        num_want: 50,
-        key: 7,
-        timeout,
-    }
+    announce_request(HASH, peer_id, port, timeout)
 }
 
 #[test]
@@ -32,22 +22,8 @@ fn real_opentracker_lists_the_first_peer_to_the_second() {
     let work = WorkDir::new("udp-tracker-real");
     let ot = Opentracker::start(work.path(), &[HASH]);
     let t = UdpTracker::open(&ot.udp_url()).unwrap();
-    let timeout = Duration::from_secs(5);
-    let first = t
-        .announce(&request(b"-RV0001-aaaaaaaaaaaa", 7101, timeout))
-        .unwrap();
-    assert!(first.interval > Duration::ZERO);
-    let second = t
-        .announce(&request(b"-RV0001-bbbbbbbbbbbb", 7102, timeout))
-        .unwrap();
-    let want: SocketAddr = "127.0.0.1:7101".parse().unwrap();
-    assert!(second.peers.contains(&want), "peers {:?}", second.peers);
-    assert_eq!(second.leechers, Some(2));
-
-    let mut other = request(b"-RV0001-cccccccccccc", 7103, timeout);
-    other.info_hash = [9; 20];
     // opentracker answers an unlisted torrent over UDP with a bare 8-byte announce header.
-    let e = t.announce(&other).unwrap_err();
+    let e = second_peer_is_given_the_first(&t, HASH, 7101);
     assert!(matches!(e, TrackerError::BadReply(_)), "{e}");
 }
 
