@@ -170,8 +170,10 @@ async fn reader(engine: &Arc<Engine>, id: Conn, stream: TcpStream) -> String {
             Ok(done) => done,
             Err(drop) => return drop.0,
         };
-        if let Some(asm) = done {
-            engine.verify_and_store(asm).await;
+        if let Some(asm) = done
+            && engine.queue_for_verification(asm).await.is_err()
+        {
+            return "engine stopped".into();
         }
     }
 }

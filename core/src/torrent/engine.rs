@@ -26,6 +26,8 @@ use crate::plugin::{Storage, StorageError, Tracker};
 const TICK: Duration = Duration::from_millis(500);
 const RECHOKE_EVERY: Duration = Duration::from_secs(10);
 const RESUME_EVERY: Duration = Duration::from_secs(5);
+/// Bytes of whole pieces that may wait for verification before connections stop reading.
+const VERIFY_QUEUE_BYTES: u64 = 16 << 20;
 /// Readahead deadlines come this long after reads made at the same moment.
 const READAHEAD_AFTER_READS: Duration = Duration::from_secs(1);
 
@@ -42,6 +44,8 @@ pub(crate) struct Engine {
     pub down_limit: RateLimiter,
     pub up_limit: RateLimiter,
     state: Mutex<State>,
+    /// Whole pieces waiting for a verifier.
+    verify_tx: Sender<PieceAssembly>,
     /// Dropped at shutdown: every background task holds a receiver and ends when it closes.
     stop_tx: Mutex<Option<Sender<()>>>,
     pub stop_rx: Receiver<()>,
@@ -145,6 +149,9 @@ impl Engine {
             );
         }
         let (stop_tx, stop_rx) = async_std::channel::bounded(1);
+        // Room for about 16 MiB of pieces waiting for a verifier before readers wait.
+        let queued = (VERIFY_QUEUE_BYTES / meta.piece_length).max(2) as usize;
+        let (verify_tx, verify_rx) = async_std::channel::bounded(queued);
         let (completed_tx, completed_rx) = async_std::channel::bounded(16);
         let engine = Arc::new(Engine {
             down_limit: RateLimiter::new(cfg.download_limit),
@@ -159,6 +166,7 @@ impl Engine {
             tiers: Mutex::new(plugins.trackers.clone()),
             announce_key: rand::random(),
             state: Mutex::new(state),
+            verify_tx,
             stop_tx: Mutex::new(Some(stop_tx)),
             stop_rx,
             resume_path,
@@ -169,6 +177,10 @@ impl Engine {
 
         async_std::task::spawn(crate::peer::listen(engine.clone(), listener));
         async_std::task::spawn(engine.clone().ticker());
+        let verifiers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+        for _ in 0..verifiers {
+            async_std::task::spawn(engine.clone().verifier(verify_rx.clone()));
+        }
         for tier in 0..plugins.trackers.len() {
             async_std::task::spawn(announce::run_tier(engine.clone(), tier));
         }
@@ -312,14 +324,49 @@ impl Engine {
     }
 
     /// Checks a whole piece and stores it, then tells the state.
-    pub async fn verify_and_store(self: &Arc<Self>, asm: PieceAssembly) {
+    /// Hands a whole piece to the verifiers; waits only while they are that far behind.
+    pub async fn queue_for_verification(&self, asm: PieceAssembly) -> Result<(), ()> {
+        self.verify_tx.send(asm).await.map_err(|_| ())
+    }
+
+    /// One of the verifier tasks: hashing and writing happen here, on a blocking thread, so a
+    /// connection's reader goes on receiving while the last piece is checked.
+    async fn verifier(self: Arc<Self>, queue: Receiver<PieceAssembly>) {
+        loop {
+            let next =
+                futures::future::select(Box::pin(queue.recv()), Box::pin(self.stop_rx.recv()))
+                    .await;
+            let futures::future::Either::Left((Ok(asm), _)) = next else {
+                return;
+            };
+            let engine = self.clone();
+            let (asm, result) = async_std::task::spawn_blocking(move || {
+                let result = engine.check_and_write(&asm);
+                (asm, result)
+            })
+            .await;
+            self.piece_checked(asm, result).await;
+        }
+    }
+
+    /// Verifies a whole piece against its hash and stores it: `Err(None)` for a hash mismatch,
+    /// `Err(Some(error))` if storage failed.
+    fn check_and_write(&self, asm: &PieceAssembly) -> Result<(), Option<String>> {
         let want = &self.meta.piece_hashes[asm.index as usize];
-        let result = if Sha1::digest(&asm.data).as_slice() != want {
-            Err(None)
-        } else {
-            self.write_piece(asm.index, &asm.data)
-                .map_err(|e| Some(e.to_string()))
-        };
+        if Sha1::digest(&asm.data).as_slice() != want {
+            return Err(None);
+        }
+        self.write_piece(asm.index, &asm.data)
+            .map_err(|e| Some(e.to_string()))
+    }
+
+    /// Tells the state how a piece's check went; on completion, the trackers and the resume
+    /// file hear of it at once.
+    async fn piece_checked(
+        self: &Arc<Self>,
+        asm: PieceAssembly,
+        result: Result<(), Option<String>>,
+    ) {
         let completed = {
             let mut s = self.state();
             let before = s.complete();

@@ -77,6 +77,8 @@ pub(crate) struct State {
     pub known: HashMap<SocketAddr, Candidate>,
     /// Incoming connections still in their handshake.
     pub handshaking: usize,
+    /// Whole pieces handed to the verifiers and not yet reported back.
+    pub verifying: HashSet<u32>,
     pub self_addrs: HashSet<SocketAddr>,
     pub banned: HashSet<IpAddr>,
     strikes: HashMap<SocketAddr, u32>,
@@ -120,6 +122,7 @@ impl State {
             next_key: 0,
             known: HashMap::new(),
             handshaking: 0,
+            verifying: HashSet::new(),
             self_addrs: HashSet::new(),
             banned: HashSet::new(),
             strikes: HashMap::new(),
@@ -367,7 +370,10 @@ impl State {
                 }
             }
             Accepted::Duplicate | Accepted::Partial => {}
-            Accepted::Complete => done = self.assemblies.remove(&piece),
+            Accepted::Complete => {
+                done = self.assemblies.remove(&piece);
+                self.verifying.insert(piece);
+            }
         }
         // Endgame: whoever else was asked for this block need not send it.
         if matches!(outcome, Accepted::Partial | Accepted::Complete) {
@@ -625,12 +631,14 @@ impl State {
         i < self.have.len()
             && !self.have.get(i)
             && !self.assemblies.contains_key(&i)
+            && !self.verifying.contains(&i)
             && self.peers.get(&key).is_some_and(|p| p.has.get(i))
     }
 
     /// Swaps in the fallback picker, told what the engine knows: pieces we have, pieces in
-    /// progress (as had: the engine reports them verified or lost later, like picked ones),
-    /// every peer's pieces and the readers' deadlines. False if the fallback was used already.
+    /// progress or being verified (as had: the engine reports them verified or lost later, like
+    /// picked ones), every peer's pieces and the readers' deadlines. False if the fallback was used
+    /// already.
     fn replace_faulty_picker(&mut self, reason: String) -> bool {
         let Some((name, mut picker)) = self.fallback_picker.take() else {
             return false;
@@ -642,7 +650,7 @@ impl State {
             fallback: name.clone(),
         });
         let mut taken = self.have.clone();
-        for &piece in self.assemblies.keys() {
+        for &piece in self.assemblies.keys().chain(&self.verifying) {
             taken.set(piece);
         }
         picker.init(self.have.len(), &taken);
@@ -663,6 +671,7 @@ impl State {
     /// stored (`Err(Some(error))`).
     pub fn piece_finished(&mut self, asm: &PieceAssembly, result: Result<(), Option<String>>) {
         let piece = asm.index;
+        self.verifying.remove(&piece);
         match result {
             Ok(()) => {
                 self.have.set(piece);
