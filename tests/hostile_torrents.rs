@@ -16,7 +16,7 @@ use rivulet_tests::make_torrent::{PayloadFile, multi_file, write_payload};
 use rivulet_tests::ports::{LOCALHOST, free_addr};
 use rivulet_tests::proc_stats::Sampler;
 use rivulet_tests::rivulet::{self, Download};
-use rivulet_tests::workdir::WorkDir;
+use rivulet_tests::workdir::{WorkDir, tree};
 use serde_bencode::value::Value;
 
 const DEAD_TRACKER: &str = "http://127.0.0.1:1/announce";
@@ -36,23 +36,6 @@ fn file(path: &[&[u8]], data: Vec<u8>) -> PayloadFile {
 
 fn lossy(b: &[u8]) -> Vec<u8> {
     String::from_utf8_lossy(b).into_owned().into_bytes()
-}
-
-/// Every file and directory below `dir`, relative, sorted.
-fn tree(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            out.push(p.strip_prefix(dir).unwrap_or(&p).display().to_string());
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 struct Legal {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use rivulet_tests::fixture::Fixture;
 use rivulet_tests::rivulet::{self, Download};
-use rivulet_tests::workdir::WorkDir;
+use rivulet_tests::workdir::{WorkDir, tree};
 use serde_bencode::value::Value;
 
 type Dict = HashMap<Vec<u8>, Value>;
@@ -128,23 +128,6 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("empty-path", with_info(&multi, |i| set_path(i, 1, &[]))),
     ]
-}
-
-/// Every file and directory below `dir`, relative, sorted.
-fn tree(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            out.push(p.strip_prefix(dir).unwrap_or(&p).display().to_string());
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]

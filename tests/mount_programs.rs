@@ -8,25 +8,13 @@ use std::time::Duration;
 
 use rivulet_tests::aria2::SeederOptions;
 use rivulet_tests::fixture::Fixture;
-use rivulet_tests::mount::{MountCmd, Mounted, progress_xattr};
-use rivulet_tests::ports::{LOCALHOST, free_addr};
+use rivulet_tests::mount::{lazy_mount, progress_xattr};
 use rivulet_tests::process::{Proc, poll};
 use rivulet_tests::swarm::Swarm;
-use rivulet_tests::tracker::Announce;
 use rivulet_tests::verify::sha1_file;
 use rivulet_tests::workdir::WorkDir;
 
 const BOUND: Duration = Duration::from_secs(60);
-
-fn lazy_mount(work: &WorkDir, swarm: &Swarm) -> Mounted {
-    let torrent = swarm.torrent(work, Announce::Http);
-    MountCmd::new(&torrent, &work.subdir("mnt"))
-        .data(&work.subdir("data"))
-        .listen(free_addr(LOCALHOST))
-        .events(&work.join("events.jsonl"))
-        .lazy()
-        .spawn(work.path(), "mount")
-}
 
 /// Runs a program to the end (bounded), panicking with its stderr unless it succeeds.
 fn run(work: &WorkDir, tag: &str, cmd: &mut Command) -> String {

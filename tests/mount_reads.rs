@@ -9,26 +9,15 @@ use std::time::{Duration, Instant};
 
 use rivulet_tests::aria2::SeederOptions;
 use rivulet_tests::fixture::Fixture;
-use rivulet_tests::mount::{MountCmd, Mounted, is_mounted, progress_xattr};
+use rivulet_tests::mount::{MountCmd, Mounted, is_mounted, lazy_mount, progress_xattr};
 use rivulet_tests::ports::{LOCALHOST, free_addr};
 use rivulet_tests::process::{Proc, poll};
 use rivulet_tests::swarm::Swarm;
-use rivulet_tests::tracker::{Announce, Tracker};
+use rivulet_tests::tracker::Tracker;
 use rivulet_tests::verify::sha1_file;
 use rivulet_tests::workdir::WorkDir;
 
 const MIB: u64 = 1 << 20;
-
-/// A lazy mount of `fixture` with its aria2 seeder on the tracker.
-fn lazy_mount(work: &WorkDir, swarm: &Swarm) -> Mounted {
-    let torrent = swarm.torrent(work, Announce::Http);
-    MountCmd::new(&torrent, &work.subdir("mnt"))
-        .data(&work.subdir("data"))
-        .listen(free_addr(LOCALHOST))
-        .events(&work.join("events.jsonl"))
-        .lazy()
-        .spawn(work.path(), "mount")
-}
 
 #[test]
 fn a_read_at_60_percent_fetches_the_pieces_under_it_first() {

@@ -11,9 +11,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::ports::{LOCALHOST, free_addr};
 use crate::process::wait_for;
 use crate::process::{Proc, poll};
 use crate::rivulet::{Running, command};
+use crate::swarm::Swarm;
+use crate::tracker::Announce;
+use crate::workdir::WorkDir;
 
 /// The status document inside a mount (fuse-mount's `STATUS_PATH`).
 pub const STATUS_PATH: &str = ".rivulet/status.json";
@@ -293,4 +297,16 @@ pub fn clear_dead_mount(dir: &Path) {
         &format!("{} to be unmounted", dir.display()),
         || !is_mounted(dir),
     );
+}
+
+/// A `--lazy` mount of the torrent `swarm` seeds (HTTP tracker), with its data, mount point and
+/// events file in `work`.
+pub fn lazy_mount(work: &WorkDir, swarm: &Swarm) -> Mounted {
+    let torrent = swarm.torrent(work, Announce::Http);
+    MountCmd::new(&torrent, &work.subdir("mnt"))
+        .data(&work.subdir("data"))
+        .listen(free_addr(LOCALHOST))
+        .events(&work.join("events.jsonl"))
+        .lazy()
+        .spawn(work.path(), "mount")
 }
