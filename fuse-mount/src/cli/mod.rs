@@ -168,9 +168,47 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the chain of contexts, outermost first.
-            eprintln!("rivulet: {e:#}");
+            eprintln!("rivulet: {}", one_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, outermost first. The library errors name their cause
+/// in their own message as well as exposing it as a source, so a cause whose text is already
+/// there is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if out.contains(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let meta = Metainfo::from_bytes(b"not a torrent").unwrap_err();
+        let e = anyhow::Error::new(meta).context("cannot load x.torrent");
+        let line = one_line(&e);
+        assert_eq!(
+            line.matches("top level is not a dictionary").count(),
+            1,
+            "{line}"
+        );
+        assert!(
+            line.starts_with("cannot load x.torrent: not a valid torrent"),
+            "{line}"
+        );
     }
 }
