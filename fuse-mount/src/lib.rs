@@ -13,6 +13,7 @@ mod source;
 
 pub use fs::status::PROGRESS_XATTR;
 pub use mount::{Mount, MountError, MountOptions, mount};
+pub use mount_point::check as check_mount_point;
 pub use source::Source;
 
 /// Where the status document sits, relative to the mount point.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::MountError;
 
 /// Accepts an existing, empty directory that is not a dead FUSE mount.
-pub(crate) fn check(dir: &Path) -> Result<(), MountError> {
+pub fn check(dir: &Path) -> Result<(), MountError> {
     let meta = std::fs::metadata(dir).map_err(|e| classify(dir, e))?;
     if !meta.is_dir() {
         return Err(MountError::NotADirectory {

@@ -331,6 +331,9 @@ fn cache_dir(meta: &Metainfo) -> PathBuf {
 
 pub async fn mount(m: MountArgs) -> anyhow::Result<()> {
     let meta = Arc::new(load_torrent(&m.torrent)?);
+    // Before the engine starts: a mount point that cannot be used must not cost a tracker
+    // announce and a cache directory first.
+    rivulet_fuse::check_mount_point(&m.mountpoint)?;
     let settings = settings(&m.engine)?;
     let data_dir = m.data.clone().unwrap_or_else(|| cache_dir(&meta));
     let stop = signals::termination()?;
