@@ -875,3 +875,69 @@ impl State {
         self.fill_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A picker with nothing to pick: these tests are about connections.
+    struct NoPicker;
+
+    impl PiecePicker for NoPicker {
+        fn init(&mut self, _: u32, _: &Bitfield) {}
+        fn peer_bitfield(&mut self, _: PeerKey, _: &Bitfield) {}
+        fn peer_have(&mut self, _: PeerKey, _: u32) {}
+        fn peer_left(&mut self, _: PeerKey) {}
+        fn piece_verified(&mut self, _: u32) {}
+        fn piece_lost(&mut self, _: u32) {}
+        fn set_deadline(&mut self, _: u32, _: Option<u64>) {}
+        fn pick(&mut self, _: PeerKey, _: &Bitfield) -> Option<u32> {
+            None
+        }
+    }
+
+    fn state() -> State {
+        let info = format!(
+            "d6:lengthi16384e4:name1:f12:piece lengthi16384e6:pieces20:{}e",
+            "x".repeat(20)
+        );
+        let meta = Metainfo::from_bytes(format!("d4:info{info}e").as_bytes()).unwrap();
+        State::new(
+            Arc::new(meta),
+            EventSink::disabled(),
+            Box::new(NoPicker),
+            Bitfield::new(1),
+            false,
+            4,
+        )
+    }
+
+    /// Registers a peer on a real loopback connection that last gave or asked for data `idle` ago.
+    fn peer(state: &mut State, idle: Duration) -> PeerKey {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let addr = stream.local_addr().unwrap();
+        let (tx, _rx) = async_std::channel::unbounded();
+        let mut p = PeerState::new(0, addr, [7; 20], tx, stream.into(), 1);
+        p.last_useful = Instant::now().checked_sub(idle).unwrap();
+        state.add_peer(p)
+    }
+
+    #[test]
+    fn a_newcomer_takes_the_slot_of_a_peer_idle_too_long_and_only_that() {
+        let mut s = state();
+        let busy = peer(&mut s, Duration::ZERO);
+        assert!(s.make_room(2), "a free slot is room");
+        assert!(!s.make_room(1), "a busy peer keeps its slot");
+        let idle = peer(&mut s, IDLE_EVICT + Duration::from_secs(1));
+        assert!(s.make_room(2), "the idle peer makes room");
+        assert!(!s.peers.contains_key(&idle), "the idle peer is gone");
+        assert!(s.peers.contains_key(&busy), "the busy peer stays");
+        let recent = peer(&mut s, IDLE_EVICT - Duration::from_secs(5));
+        assert!(
+            !s.make_room(2),
+            "a peer useful within the limit keeps its slot"
+        );
+        assert!(s.peers.contains_key(&recent));
+    }
+}
