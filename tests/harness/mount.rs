@@ -3,7 +3,6 @@
 //! when the handle is dropped).
 
 use std::ffi::{CString, OsString};
-use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -14,7 +13,7 @@ use serde_json::Value;
 use crate::ports::{LOCALHOST, free_addr};
 use crate::process::wait_for;
 use crate::process::{Proc, poll};
-use crate::rivulet::{Running, command};
+use crate::rivulet::{Running, command, engine_flags};
 use crate::swarm::Swarm;
 use crate::tracker::Announce;
 use crate::workdir::WorkDir;
@@ -31,6 +30,8 @@ pub struct MountCmd {
     events: Option<PathBuf>,
 }
 
+engine_flags!(MountCmd);
+
 impl MountCmd {
     pub fn new(torrent: &Path, dir: &Path) -> MountCmd {
         MountCmd {
@@ -40,39 +41,12 @@ impl MountCmd {
         }
     }
 
-    fn opt(mut self, name: &str, value: impl Into<OsString>) -> Self {
-        self.args.push(name.into());
-        self.args.push(value.into());
-        self
-    }
-
     pub fn data(self, dir: &Path) -> Self {
         self.opt("--data", dir)
     }
 
-    pub fn listen(self, addr: SocketAddr) -> Self {
-        self.opt("--listen", addr.to_string())
-    }
-
-    pub fn events(mut self, path: &Path) -> Self {
-        self.events = Some(path.to_path_buf());
-        self.opt("--events", path)
-    }
-
-    pub fn peer(self, addr: SocketAddr) -> Self {
-        self.opt("--peer", addr.to_string())
-    }
-
     pub fn read_timeout(self, secs: u64) -> Self {
         self.opt("--read-timeout", secs.to_string())
-    }
-
-    pub fn config(self, path: &Path) -> Self {
-        self.opt("--config", path)
-    }
-
-    pub fn state_dir(self, dir: &Path) -> Self {
-        self.opt("--state-dir", dir)
     }
 
     /// Fetch only what is read.

@@ -117,12 +117,60 @@ pub fn info(dir: &Path, torrent: &Path) -> Finished {
     )
 }
 
+/// Builder methods for the flags every engine command takes (`download`, `seed`, `mount`), for a
+/// builder with `args: Vec<OsString>` and `events: Option<PathBuf>` fields: one definition for
+/// [`Download`] and [`crate::mount::MountCmd`].
+macro_rules! engine_flags {
+    ($builder:ty) => {
+        impl $builder {
+            fn opt(mut self, name: &str, value: impl Into<std::ffi::OsString>) -> Self {
+                self.args.push(name.into());
+                self.args.push(value.into());
+                self
+            }
+
+            pub fn listen(self, addr: std::net::SocketAddr) -> Self {
+                self.opt("--listen", addr.to_string())
+            }
+
+            /// `--events FILE`; the started run reads it back with `events()`.
+            pub fn events(mut self, path: &std::path::Path) -> Self {
+                self.events = Some(path.to_path_buf());
+                self.opt("--events", path)
+            }
+
+            pub fn peer(self, addr: std::net::SocketAddr) -> Self {
+                self.opt("--peer", addr.to_string())
+            }
+
+            pub fn picker(self, name: &str) -> Self {
+                self.opt("--picker", name)
+            }
+
+            pub fn storage(self, name: &str) -> Self {
+                self.opt("--storage", name)
+            }
+
+            pub fn config(self, path: &std::path::Path) -> Self {
+                self.opt("--config", path)
+            }
+
+            pub fn state_dir(self, dir: &std::path::Path) -> Self {
+                self.opt("--state-dir", dir)
+            }
+        }
+    };
+}
+pub(crate) use engine_flags;
+
 /// The arguments of `rivulet download`.
 pub struct Download {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     events: Option<PathBuf>,
 }
+
+engine_flags!(Download);
 
 impl Download {
     pub fn new(torrent: &Path, output: &Path) -> Download {
@@ -136,37 +184,6 @@ impl Download {
             env: Vec::new(),
             events: None,
         }
-    }
-
-    fn opt(mut self, name: &str, value: impl Into<OsString>) -> Self {
-        self.args.push(name.into());
-        self.args.push(value.into());
-        self
-    }
-
-    pub fn listen(self, addr: SocketAddr) -> Self {
-        self.opt("--listen", addr.to_string())
-    }
-
-    pub fn events(mut self, path: &Path) -> Self {
-        self.events = Some(path.to_path_buf());
-        self.opt("--events", path)
-    }
-
-    pub fn peer(self, addr: SocketAddr) -> Self {
-        self.opt("--peer", addr.to_string())
-    }
-
-    pub fn picker(self, name: &str) -> Self {
-        self.opt("--picker", name)
-    }
-
-    pub fn storage(self, name: &str) -> Self {
-        self.opt("--storage", name)
-    }
-
-    pub fn config(self, path: &Path) -> Self {
-        self.opt("--config", path)
     }
 
     pub fn seed(mut self) -> Self {
