@@ -3,7 +3,6 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -15,44 +14,12 @@ use rivulet_core::bitfield::Bitfield;
 use rivulet_core::metainfo::Metainfo;
 use rivulet_core::torrent::{ReadError, Stats};
 use rivulet_fuse::{Mount, MountOptions, Source};
+use serde_bencode::value::Value;
 use sha1::{Digest, Sha1};
 use tempfile::TempDir;
 
-/// A bencode value, enough to write a .torrent.
-pub enum Bencode {
-    Int(i64),
-    Bytes(Vec<u8>),
-    List(Vec<Bencode>),
-    Dict(BTreeMap<Vec<u8>, Bencode>),
-}
-
-impl Bencode {
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        match self {
-            Bencode::Int(i) => out.extend_from_slice(format!("i{i}e").as_bytes()),
-            Bencode::Bytes(b) => {
-                out.extend_from_slice(format!("{}:", b.len()).as_bytes());
-                out.extend_from_slice(b);
-            }
-            Bencode::List(l) => {
-                out.push(b'l');
-                l.iter().for_each(|v| v.encode(out));
-                out.push(b'e');
-            }
-            Bencode::Dict(d) => {
-                out.push(b'd');
-                for (k, v) in d {
-                    Bencode::Bytes(k.clone()).encode(out);
-                    v.encode(out);
-                }
-                out.push(b'e');
-            }
-        }
-    }
-}
-
-fn dict(entries: Vec<(&str, Bencode)>) -> Bencode {
-    Bencode::Dict(
+fn dict(entries: Vec<(&str, Value)>) -> Value {
+    Value::Dict(
         entries
             .into_iter()
             .map(|(k, v)| (k.as_bytes().to_vec(), v))
@@ -60,8 +27,8 @@ fn dict(entries: Vec<(&str, Bencode)>) -> Bencode {
     )
 }
 
-fn text(s: &str) -> Bencode {
-    Bencode::Bytes(s.as_bytes().to_vec())
+fn text(s: &str) -> Value {
+    Value::Bytes(s.as_bytes().to_vec())
 }
 
 /// A torrent and the bytes it describes.
@@ -97,31 +64,30 @@ pub fn torrent(name: &str, files: &[(&str, u64)], piece_length: u64) -> Fixture 
         .collect();
     let mut info = vec![
         ("name", text(name)),
-        ("piece length", Bencode::Int(piece_length as i64)),
-        ("pieces", Bencode::Bytes(pieces)),
+        ("piece length", Value::Int(piece_length as i64)),
+        ("pieces", Value::Bytes(pieces)),
     ];
     if let [(path, len)] = files
         && *path == name
     {
-        info.push(("length", Bencode::Int(*len as i64)));
+        info.push(("length", Value::Int(*len as i64)));
     } else {
         let list = files
             .iter()
             .map(|(path, len)| {
                 dict(vec![
-                    ("length", Bencode::Int(*len as i64)),
-                    ("path", Bencode::List(path.split('/').map(text).collect())),
+                    ("length", Value::Int(*len as i64)),
+                    ("path", Value::List(path.split('/').map(text).collect())),
                 ])
             })
             .collect();
-        info.push(("files", Bencode::List(list)));
+        info.push(("files", Value::List(list)));
     }
-    let mut bytes = Vec::new();
-    dict(vec![
+    let bytes = serde_bencode::to_bytes(&dict(vec![
         ("announce", text("http://127.0.0.1:6969/announce")),
         ("info", dict(info)),
-    ])
-    .encode(&mut bytes);
+    ]))
+    .expect("encode test torrent");
     let meta = Metainfo::from_bytes(&bytes).expect("test torrent parses");
     Fixture {
         torrent: bytes,
