@@ -26,6 +26,10 @@ use crate::plugin::{Storage, StorageError, Tracker};
 const TICK: Duration = Duration::from_millis(500);
 const RECHOKE_EVERY: Duration = Duration::from_secs(10);
 const RESUME_EVERY: Duration = Duration::from_secs(5);
+/// Pieces hashed and written at once. Results are taken oldest first, so with only as many as
+/// there are cores a finished newer piece would hold its slot idle behind a slower older one
+/// (measured: 0.77 s instead of 0.44 s for 256 MiB on two cores).
+const VERIFY_PARALLEL: usize = 4;
 /// Bytes of whole pieces that may wait for verification before connections stop reading.
 const VERIFY_QUEUE_BYTES: u64 = 16 << 20;
 /// Readahead deadlines come this long after reads made at the same moment.
@@ -44,7 +48,7 @@ pub(crate) struct Engine {
     pub down_limit: RateLimiter,
     pub up_limit: RateLimiter,
     state: Mutex<State>,
-    /// Whole pieces waiting for a verifier.
+    /// Whole pieces waiting for the verifier.
     verify_tx: Sender<PieceAssembly>,
     /// Dropped at shutdown: every background task holds a receiver and ends when it closes.
     stop_tx: Mutex<Option<Sender<()>>>,
@@ -149,7 +153,7 @@ impl Engine {
             );
         }
         let (stop_tx, stop_rx) = async_std::channel::bounded(1);
-        // Room for about 16 MiB of pieces waiting for a verifier before readers wait.
+        // Room for about 16 MiB of pieces waiting for the verifier before readers wait.
         let queued = (VERIFY_QUEUE_BYTES / meta.piece_length).max(2) as usize;
         let (verify_tx, verify_rx) = async_std::channel::bounded(queued);
         let (completed_tx, completed_rx) = async_std::channel::bounded(16);
@@ -177,10 +181,7 @@ impl Engine {
 
         async_std::task::spawn(crate::peer::listen(engine.clone(), listener));
         async_std::task::spawn(engine.clone().ticker());
-        let verifiers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
-        for _ in 0..verifiers {
-            async_std::task::spawn(engine.clone().verifier(verify_rx.clone()));
-        }
+        async_std::task::spawn(engine.clone().verifier(verify_rx));
         for tier in 0..plugins.trackers.len() {
             async_std::task::spawn(announce::run_tier(engine.clone(), tier));
         }
@@ -329,23 +330,41 @@ impl Engine {
         self.verify_tx.send(asm).await.map_err(|_| ())
     }
 
-    /// One of the verifier tasks: hashing and writing happen here, on a blocking thread, so a
-    /// connection's reader goes on receiving while the last piece is checked.
+    /// The verifier task. Hashing and writing run on blocking threads, several pieces at once,
+    /// so a connection's reader goes on receiving while pieces are checked; results are taken in
+    /// the order the pieces were completed, so a reader's pieces are reported before the
+    /// readahead behind them.
     async fn verifier(self: Arc<Self>, queue: Receiver<PieceAssembly>) {
+        use futures::StreamExt;
+        use futures::future::{Either, select};
+        let mut checking = futures::stream::FuturesOrdered::new();
         loop {
-            let next =
-                futures::future::select(Box::pin(queue.recv()), Box::pin(self.stop_rx.recv()))
-                    .await;
-            let futures::future::Either::Left((Ok(asm), _)) = next else {
-                return;
+            let work = select(Box::pin(queue.recv()), Box::pin(self.stop_rx.recv()));
+            // Take new work while there is room; otherwise (or when it is done first) report
+            // the oldest piece under check.
+            let next = if checking.len() >= VERIFY_PARALLEL {
+                Either::Right(checking.next().await)
+            } else if checking.is_empty() {
+                Either::Left(work.await)
+            } else {
+                match select(work, checking.next()).await {
+                    Either::Left((taken, _)) => Either::Left(taken),
+                    Either::Right((checked, _)) => Either::Right(checked),
+                }
             };
-            let engine = self.clone();
-            let (asm, result) = async_std::task::spawn_blocking(move || {
-                let result = engine.check_and_write(&asm);
-                (asm, result)
-            })
-            .await;
-            self.piece_checked(asm, result).await;
+            match next {
+                Either::Left(Either::Left((Ok(asm), _))) => {
+                    let engine = self.clone();
+                    checking.push_back(async_std::task::spawn_blocking(move || {
+                        let result = engine.check_and_write(&asm);
+                        (asm, result)
+                    }));
+                }
+                // The queue closed or the engine stops: what is under check is dropped unreported.
+                Either::Left(_) => return,
+                Either::Right(Some((asm, result))) => self.piece_checked(asm, result).await,
+                Either::Right(None) => {}
+            }
         }
     }
 
