@@ -1,7 +1,9 @@
-//! Rivulet's engine: metainfo, the peer wire protocol, per-torrent state and the plugin traits.
+//! Rivulet's engine: a session of torrents, the peer wire protocol, metainfo, the plugin
+//! traits, and the one runtime seam.
 //!
-//! Nothing here knows about FUSE; the mount and the CLI drive a torrent through
-//! [`torrent::TorrentHandle`].
+//! Nothing here knows about FUSE or HTTP; front ends drive torrents through a
+//! [`session::Session`] and its [`torrent::TorrentHandle`]s. ARCHITECTURE.md at the top of the
+//! repository has the map.
 
 pub mod bitfield;
 pub mod config;
@@ -9,6 +11,9 @@ pub mod events;
 pub mod layout;
 pub mod metainfo;
 mod peer;
+mod peer_sources;
 pub mod plugin;
+pub mod rt;
+pub mod session;
 pub mod torrent;
 pub mod wire;

@@ -1,6 +1,10 @@
-//! Peer connections: dialing and accepting, the handshake, and one reader and one writer task
-//! per connection. Decisions are made by the torrent's state; this module moves bytes.
+//! Peer connections: the wire conversation with one remote peer over any byte stream,
+//! driving a [`PeerHandler`]. Knows neither the torrent nor TCP.
 
 mod connection;
+mod handler;
+mod link;
 
-pub(crate) use connection::{connect, listen};
+pub(crate) use connection::{Transport, handshake_out, read_handshake, run};
+pub(crate) use handler::{Attached, PeerHandler, PeerLink};
+pub(crate) use link::{DropReason, Outbound, PeerTx, Refused};

@@ -1,8 +1,8 @@
 //! Collects the blocks of one piece until it can be verified.
 //!
 //! Tracks per block whether it is missing, requested (and from how many peers, for endgame
-//! duplicates) or received, and which peers contributed, so a piece that fails its hash can be
-//! blamed on the right peers.
+//! duplicates) or received, and who sent each block, so a piece that fails its hash can be
+//! blamed on the peer whose block was wrong rather than on everyone who helped.
 
 use std::net::SocketAddr;
 
@@ -29,12 +29,24 @@ pub(crate) enum Accepted {
     Invalid,
 }
 
+impl std::fmt::Debug for PieceAssembly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PieceAssembly({})", self.index)
+    }
+}
+
 pub(crate) struct PieceAssembly {
     pub index: u32,
     pub data: Vec<u8>,
     blocks: Vec<BlockState>,
     received: usize,
-    pub contributors: Vec<SocketAddr>,
+    /// Who sent each received block.
+    senders: Vec<Option<SocketAddr>>,
+    /// Only this peer may fill the piece: set when a piece failed with several contributors, so
+    /// the next attempt comes from one peer and the blocks that differ name the liar.
+    pub owner: Option<crate::plugin::PeerKey>,
+    /// When a block last arrived (or the piece started): a piece nobody advances is released.
+    pub touched: std::time::Instant,
 }
 
 impl PieceAssembly {
@@ -45,7 +57,9 @@ impl PieceAssembly {
             data: vec![0; len as usize],
             blocks: vec![BlockState::Missing; n],
             received: 0,
-            contributors: Vec::new(),
+            senders: vec![None; n],
+            owner: None,
+            touched: std::time::Instant::now(),
         }
     }
 
@@ -61,11 +75,6 @@ impl PieceAssembly {
 
     pub fn state(&self, i: usize) -> BlockState {
         self.blocks[i]
-    }
-
-    /// First block nobody has been asked for.
-    pub fn next_missing(&self) -> Option<usize> {
-        self.blocks.iter().position(|b| *b == BlockState::Missing)
     }
 
     pub fn mark_requested(&mut self, i: usize) {
@@ -95,6 +104,45 @@ impl PieceAssembly {
         (i < self.blocks.len() && self.block(i).1 as usize == len).then_some(i)
     }
 
+    /// Everyone who sent a block of this piece, once each.
+    pub fn contributors(&self) -> Vec<SocketAddr> {
+        let mut all: Vec<SocketAddr> = self.senders.iter().flatten().copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// Senders of the blocks in which `self` differs from `good` (the same piece, verified).
+    pub fn senders_of_differing_blocks(&self, good: &[u8]) -> Vec<SocketAddr> {
+        let mut liars: Vec<SocketAddr> = (0..self.blocks.len())
+            .filter(|&i| {
+                let (off, len) = self.block(i);
+                let r = off as usize..(off + len) as usize;
+                good.get(r.clone()) != self.data.get(r)
+            })
+            .filter_map(|i| self.senders[i])
+            .collect();
+        liars.sort_unstable();
+        liars.dedup();
+        liars
+    }
+
+    /// Whether any block is requested from a peer right now.
+    pub fn in_flight(&self) -> bool {
+        self.blocks
+            .iter()
+            .any(|b| matches!(b, BlockState::Requested(_)))
+    }
+
+    /// Blocks nobody has been asked for, in order.
+    pub fn missing(&self) -> impl Iterator<Item = usize> + '_ {
+        self.blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == BlockState::Missing)
+            .map(|(i, _)| i)
+    }
+
     pub fn accept(&mut self, offset: u32, data: &[u8], from: SocketAddr) -> Accepted {
         let Some(i) = self.index_of(offset, data.len()) else {
             return Accepted::Invalid;
@@ -105,9 +153,8 @@ impl PieceAssembly {
         self.data[offset as usize..offset as usize + data.len()].copy_from_slice(data);
         self.blocks[i] = BlockState::Received;
         self.received += 1;
-        if !self.contributors.contains(&from) {
-            self.contributors.push(from);
-        }
+        self.senders[i] = Some(from);
+        self.touched = std::time::Instant::now();
         if self.received == self.blocks.len() {
             Accepted::Complete
         } else {
@@ -130,7 +177,7 @@ mod tests {
         p.mark_requested(0);
         p.unrequest(0);
         assert_eq!(p.state(0), BlockState::Requested(1));
-        assert_eq!(p.next_missing(), Some(1));
+        assert_eq!(p.missing().next(), Some(1));
         assert_eq!(p.accept(BLOCK_SIZE, &[1; 9], a), Accepted::Invalid);
         assert_eq!(p.accept(5, &[1; 10], a), Accepted::Invalid);
         assert_eq!(p.accept(BLOCK_SIZE, &[1; 10], a), Accepted::Partial);
@@ -140,6 +187,6 @@ mod tests {
             Accepted::Complete
         );
         assert_eq!(p.data[BLOCK_SIZE as usize], 1);
-        assert_eq!(p.contributors, vec![a]);
+        assert_eq!(p.contributors(), vec![a]);
     }
 }

@@ -2,42 +2,13 @@
 
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::engine::Engine;
+use super::runner::Torrent;
+use super::state::Phase;
 use crate::bitfield::Bitfield;
-use crate::events::EventSink;
-use crate::metainfo::Metainfo;
 use crate::plugin::{PiecePicker, Storage, StorageError, Tracker};
-
-/// How to run one torrent.
-#[derive(Clone, Debug)]
-pub struct TorrentConfig {
-    pub meta: Arc<Metainfo>,
-    /// Where the resume file is kept (`<state_dir>/<info-hash>.resume`).
-    pub state_dir: PathBuf,
-    /// Address to accept peers on; port 0 picks a free one.
-    pub listen: SocketAddr,
-    /// Peers to dial besides those trackers return (tests, `--peer`).
-    pub extra_peers: Vec<SocketAddr>,
-    pub max_peers: usize,
-    /// Keep serving after the download completes.
-    pub seed: bool,
-    /// Fetch only what readers ask for (mount `--lazy`); otherwise everything.
-    pub lazy: bool,
-    /// A read that waits longer than this fails.
-    pub read_timeout: Duration,
-    /// Bytes per second, 0 = unlimited.
-    pub download_limit: u64,
-    pub upload_limit: u64,
-    /// Regular upload slots of the choker (one more is optimistic).
-    pub upload_slots: usize,
-    /// Longest readahead window in bytes. A storage that lets data go must not be asked to read
-    /// ahead more than it can hold, or it evicts what the reader needs next.
-    pub max_readahead: u64,
-}
 
 /// The plugin instances a torrent runs with.
 pub struct Plugins {
@@ -56,6 +27,9 @@ pub struct Plugins {
 /// A snapshot of progress for display and the mount's status file.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Stats {
+    pub info_hash: String,
+    pub name: String,
+    pub phase: Phase,
     pub pieces_total: u32,
     pub pieces_have: u32,
     pub bytes_total: u64,
@@ -66,8 +40,14 @@ pub struct Stats {
     pub download_rate: u64,
     pub upload_rate: u64,
     pub peers: usize,
+    /// Addresses known to dial, per source (tracker, manual, incoming).
+    pub known_peers: std::collections::HashMap<super::PeerSource, usize>,
     pub waiting_reads: usize,
+    /// Bytes held in pieces still being assembled (bounded: see the piece tracker).
+    pub partial_bytes: u64,
     pub complete: bool,
+    /// Why fetching stopped, while storage writes fail.
+    pub storage_error: Option<String>,
     pub listen: Option<SocketAddr>,
 }
 
@@ -79,16 +59,9 @@ pub enum EngineError {
         source: std::io::Error,
     },
     #[error("storage: {0}")]
-    Storage(#[from] StorageError),
-    #[error("resume file {path}: {source}")]
-    Resume {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Storage(Arc<StorageError>),
     #[error("engine stopped")]
     Stopped,
-    #[error("{0}")]
-    Failed(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +71,7 @@ pub enum ReadError {
     #[error("read at {offset} is past the end of the torrent")]
     OutOfRange { offset: u64 },
     #[error("storage: {0}")]
-    Storage(#[from] StorageError),
+    Storage(Arc<StorageError>),
     #[error("engine stopped")]
     Stopped,
 }
@@ -106,63 +79,99 @@ pub enum ReadError {
 /// A running torrent. Cloning gives another handle to the same torrent.
 #[derive(Clone)]
 pub struct TorrentHandle {
-    engine: Arc<Engine>,
+    pub(crate) torrent: Arc<Torrent>,
 }
 
 impl TorrentHandle {
-    /// Opens storage, loads or rebuilds resume state, binds the listener and starts peers and
-    /// trackers in the background.
-    pub async fn start(
-        cfg: TorrentConfig,
-        plugins: Plugins,
-        events: EventSink,
-    ) -> Result<TorrentHandle, EngineError> {
-        Ok(TorrentHandle {
-            engine: Engine::start(cfg, plugins, events).await?,
-        })
-    }
-
     /// Reads the torrent-global byte range `offset..offset+len` (clamped to the torrent's end),
     /// waiting until every piece under it is verified; those pieces jump the queue. Fails after
     /// the configured `read_timeout`. Dropping the future withdraws the request.
     pub async fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, ReadError> {
-        self.engine.read(offset, len).await
+        self.torrent.read(offset, len).await
     }
 
     /// Readahead hint: fetch `range` soon, ahead of background pieces but after pending reads;
     /// `urgency` is how far in the future the bytes will be needed. Replaces the previous hint of
     /// the same `reader` (one reader = one open file handle).
     pub fn prefetch(&self, reader: u64, range: Range<u64>, urgency: Duration) {
-        self.engine.prefetch(reader, range, urgency)
+        self.torrent.prefetch(reader, range, urgency)
     }
 
     /// Forgets the readahead of `reader` (its file handle was closed).
     pub fn forget_reader(&self, reader: u64) {
-        self.engine.forget_reader(reader)
+        self.torrent.forget_reader(reader)
+    }
+
+    pub fn meta(&self) -> &Arc<crate::metainfo::Metainfo> {
+        &self.torrent.meta
     }
 
     pub fn stats(&self) -> Stats {
-        self.engine.stats()
+        let t = &self.torrent;
+        let s = t.state();
+        Stats {
+            info_hash: t.meta.info_hash.hex(),
+            name: t.meta.name.clone(),
+            phase: s.phase,
+            pieces_total: s.pieces.have.len(),
+            pieces_have: s.pieces.have.count(),
+            bytes_total: t.meta.total_length,
+            bytes_have: s.pieces.bytes_have(),
+            downloaded: s.downloaded,
+            uploaded: s.uploaded,
+            download_rate: s.down.rate(),
+            upload_rate: s.up.rate(),
+            peers: s.swarm.peers.len(),
+            known_peers: s.swarm.sources(),
+            waiting_reads: s.readers.waiting(),
+            partial_bytes: s.pieces.partial_bytes(),
+            complete: s.complete(),
+            storage_error: s.storage_fault.as_ref().map(|f| f.error.to_string()),
+            listen: Some(t.env.listen_addr),
+        }
     }
 
     /// Which pieces are verified and stored.
     pub fn have(&self) -> Bitfield {
-        self.engine.state().have.clone()
+        self.torrent.state().pieces.have.clone()
     }
 
     /// The address peers can reach us on.
     pub fn listen_addr(&self) -> SocketAddr {
-        self.engine.listen_addr
+        self.torrent.env.listen_addr
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.torrent.phase()
     }
 
     /// Resolves once every piece is verified; fails if storage failed or the torrent stopped.
     pub async fn wait_complete(&self) -> Result<(), EngineError> {
-        self.engine.wait_complete().await
+        self.torrent.wait_complete().await
     }
 
-    /// Announces `stopped`, flushes storage and the resume file, closes connections. Pending
-    /// reads fail with [`ReadError::Stopped`].
+    /// Closes every connection and stops fetching and announcing until [`Self::resume`].
+    pub async fn pause(&self) {
+        self.torrent.pause().await
+    }
+
+    pub fn resume(&self) {
+        self.torrent.resume()
+    }
+
+    /// Adds peers to dial (the session API's and `--peer`'s way in).
+    pub fn add_peers(&self, peers: &[SocketAddr]) {
+        self.torrent.add_peers(super::PeerSource::Manual, peers)
+    }
+
+    /// Tasks this torrent still runs; zero once [`Self::shutdown`] returned.
+    pub fn live_tasks(&self) -> usize {
+        self.torrent.tasks.live()
+    }
+
+    /// Announces `stopped`, flushes storage and the resume file, closes connections and ends
+    /// every task of the torrent. Pending reads fail with [`ReadError::Stopped`].
     pub async fn shutdown(&self) {
-        self.engine.shutdown().await
+        self.torrent.shutdown().await
     }
 }

@@ -1,19 +1,30 @@
-//! One torrent's engine: peers, piece states, verification, storage, readers and trackers.
-//!
-//! [`TorrentHandle`] is the whole public surface: `download`, `seed` and the FUSE mount drive a
-//! torrent only through it.
+//! One torrent as owned parts: the piece tracker, the swarm, the choker and the readers, under
+//! one lock in [`state::TorrentState`]; the runner that carries out what they decide; and the
+//! public [`TorrentHandle`]. STATE.md beside this file has the piece states and the locking.
 
-mod announce;
 mod assembly;
-pub(crate) mod engine;
+mod choker;
+mod effects;
+mod env;
 mod handle;
-pub(crate) mod peers;
+mod peers;
+mod pieces;
 mod rate;
 mod readers;
+mod recheck;
 mod resume;
+mod runner;
+mod schedule;
 mod state;
+mod swarm;
 
-pub use handle::{EngineError, Plugins, ReadError, Stats, TorrentConfig, TorrentHandle};
+pub(crate) use env::{Env, PeerBudget};
+pub use env::TorrentConfig;
+pub use handle::{EngineError, Plugins, ReadError, Stats, TorrentHandle};
+pub(crate) use rate::RateLimiter;
+pub(crate) use runner::Torrent;
+pub use state::Phase;
+pub use swarm::PeerSource;
 
 /// Where the resume file of `meta` lives under `state_dir`.
 pub fn resume_path(

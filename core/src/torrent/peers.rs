@@ -1,21 +1,59 @@
-//! What the engine knows about each connected peer.
+//! What the torrent knows about each connected peer, and the per-peer limits that keep one
+//! peer from costing the process more than its share.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use async_std::channel::Sender;
-
+use crate::peer::PeerTx;
 use super::rate::RateMeter;
 use crate::bitfield::Bitfield;
-use crate::wire::{BlockRequest, Message};
+use crate::rt::CancelSource;
+use crate::wire::BlockRequest;
 
-/// Work for a connection's writer task.
+/// Requests kept in flight per peer at first; grows with the peer's rate.
+pub(crate) const MIN_QUEUE: usize = 16;
+pub(crate) const MAX_QUEUE: usize = 512;
+/// Their requests we queue before calling it a flood.
+pub(crate) const MAX_PENDING_UPLOADS: usize = 512;
+/// Blocks we never asked for (or that fit no block) tolerated before dropping a peer. Late
+/// answers to requests we withdrew are not counted here: see [`PeerState::withdrawn`].
+pub(crate) const MAX_UNREQUESTED: u32 = 64;
+/// Withdrawn requests remembered per peer, so their late answers are recognised as ours.
+const WITHDRAWN_MEMORY: usize = 1024;
+
+/// A budget of control messages (keep-alive, choke, interested, have, ...) per peer: `burst`
+/// at once, refilled at `per_sec`. A peer past it is flooding; a flood of keep-alives from two
+/// connections froze a two-core process for 20 s before connections yielded and this existed.
 #[derive(Debug)]
-pub(crate) enum Outbound {
-    Msg(Message),
-    /// Read this block from storage and send it, if still allowed.
-    Serve(BlockRequest),
+pub(crate) struct MessageBudget {
+    tokens: f64,
+    last: Instant,
+    burst: f64,
+    per_sec: f64,
+}
+
+impl MessageBudget {
+    pub fn new(burst: u32, per_sec: u32) -> Self {
+        MessageBudget {
+            tokens: burst as f64,
+            last: Instant::now(),
+            burst: burst as f64,
+            per_sec: per_sec as f64,
+        }
+    }
+
+    /// Takes one message from the budget; false when the peer is over it.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.per_sec).min(self.burst);
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
 }
 
 pub(crate) struct PeerState {
@@ -24,9 +62,9 @@ pub(crate) struct PeerState {
     pub conn: u64,
     pub addr: SocketAddr,
     pub peer_id: [u8; 20],
-    pub tx: Sender<Outbound>,
-    /// Used to break the reader out of its read when we drop the peer.
-    pub stream: async_std::net::TcpStream,
+    pub tx: PeerTx,
+    /// Dropped with the peer: ends the connection's tasks.
+    pub _close: CancelSource,
     pub has: Bitfield,
     pub peer_choking: bool,
     pub peer_interested: bool,
@@ -35,6 +73,9 @@ pub(crate) struct PeerState {
     pub optimistic: bool,
     /// Our requests to this peer, with the time they were sent.
     pub requests: HashMap<BlockRequest, Instant>,
+    /// Requests we withdrew (timeout, choke, endgame cancel), newest last: a block answering
+    /// one of them is late, not unasked, and is used if still wanted.
+    pub withdrawn: VecDeque<BlockRequest>,
     /// Pieces this peer was given to fetch, finished first.
     pub assigned: Vec<u32>,
     /// How many requests to keep in flight.
@@ -48,26 +89,23 @@ pub(crate) struct PeerState {
     pub uploaded: u64,
     /// Blocks we did not ask for (or that did not fit any block).
     pub unrequested: u32,
-    /// When the peer last gave or asked for data (or connected); the stalest goes first when a
-    /// newcomer needs its slot.
-    pub last_useful: Instant,
+    /// Control messages (anything but blocks and requests).
+    pub control: MessageBudget,
+    /// Requests sent while we choke them, which a polite peer does not do for long.
+    pub choked_requests: u32,
+    pub connected_at: Instant,
+    /// When data last moved either way; `None` if it never has. Peers that exchange data keep
+    /// their slots; the others make room for newcomers first.
+    pub last_data: Option<Instant>,
 }
-
-/// Requests kept in flight per peer at first; grows with the peer's rate.
-pub(crate) const MIN_QUEUE: usize = 16;
-pub(crate) const MAX_QUEUE: usize = 512;
-/// Their requests we queue before calling it a flood.
-pub(crate) const MAX_PENDING_UPLOADS: usize = 512;
-/// Unrequested or malformed blocks tolerated before dropping a peer.
-pub(crate) const MAX_UNREQUESTED: u32 = 64;
 
 impl PeerState {
     pub fn new(
         conn: u64,
         addr: SocketAddr,
         peer_id: [u8; 20],
-        tx: Sender<Outbound>,
-        stream: async_std::net::TcpStream,
+        tx: PeerTx,
+        close: CancelSource,
         pieces: u32,
     ) -> Self {
         PeerState {
@@ -75,7 +113,7 @@ impl PeerState {
             addr,
             peer_id,
             tx,
-            stream,
+            _close: close,
             has: Bitfield::new(pieces),
             peer_choking: true,
             peer_interested: false,
@@ -83,6 +121,7 @@ impl PeerState {
             am_interested: false,
             optimistic: false,
             requests: HashMap::new(),
+            withdrawn: VecDeque::new(),
             assigned: Vec::new(),
             queue_target: MIN_QUEUE,
             pending_uploads: 0,
@@ -92,13 +131,13 @@ impl PeerState {
             downloaded: 0,
             uploaded: 0,
             unrequested: 0,
-            last_useful: Instant::now(),
+            // Bitfield, interested, unchoke and a `have` per piece they finish: a fast peer on
+            // small pieces sends a few thousand haves a second.
+            control: MessageBudget::new(2000, 4000),
+            choked_requests: 0,
+            connected_at: Instant::now(),
+            last_data: None,
         }
-    }
-
-    pub fn send(&self, m: Message) {
-        // A closed channel means the connection is going away; nothing to do.
-        let _ = self.tx.try_send(Outbound::Msg(m));
     }
 
     /// Sizes the pipeline to about one second of this peer's rate (bandwidth-delay product with
@@ -106,5 +145,42 @@ impl PeerState {
     pub fn retarget_queue(&mut self) {
         let per_sec = self.down.rate() as usize / crate::wire::BLOCK_SIZE as usize;
         self.queue_target = per_sec.clamp(MIN_QUEUE, MAX_QUEUE);
+    }
+
+    /// Seconds of work already queued at this peer: its outstanding requests at its observed
+    /// rate (a modest rate is assumed until one is measured).
+    pub fn queue_secs(&self) -> f64 {
+        let rate = (self.down.rate() as f64).max(256.0 * 1024.0);
+        self.requests.len() as f64 * crate::wire::BLOCK_SIZE as f64 / rate
+    }
+
+    /// Forgets request `r` as withdrawn: its answer may still come.
+    pub fn withdraw(&mut self, r: BlockRequest) {
+        if self.requests.remove(&r).is_some() {
+            if self.withdrawn.len() >= WITHDRAWN_MEMORY {
+                self.withdrawn.pop_front();
+            }
+            self.withdrawn.push_back(r);
+        }
+    }
+
+    /// Whether `r` answers a request we withdrew (and forgets it).
+    pub fn take_withdrawn(&mut self, r: &BlockRequest) -> bool {
+        match self.withdrawn.iter().position(|w| w == r) {
+            Some(i) => {
+                self.withdrawn.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether this peer may be evicted for a newcomer: connected at least `grace` (time to
+    /// get started) and either never moved data or not for `idle`.
+    pub fn evictable(&self, now: Instant, idle: Duration, grace: Duration) -> bool {
+        now.saturating_duration_since(self.connected_at) >= grace
+            && self
+                .last_data
+                .is_none_or(|t| now.saturating_duration_since(t) >= idle)
     }
 }

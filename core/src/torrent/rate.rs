@@ -68,7 +68,7 @@ impl RateLimiter {
             }
         };
         if !wait.is_zero() {
-            async_std::task::sleep(wait).await;
+            crate::rt::sleep(wait).await;
         }
     }
 }

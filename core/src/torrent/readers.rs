@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use async_std::channel::Sender;
-
+use super::effects::Effects;
 use crate::bitfield::Bitfield;
+use crate::rt::Sender;
 use crate::plugin::PiecePicker;
 
 #[derive(Default)]
@@ -119,12 +119,19 @@ impl Readers {
     }
 
     /// `piece` is verified: wake the reads that wait for it.
-    pub fn piece_ready(&mut self, piece: u32) {
+    pub fn piece_ready(&mut self, piece: u32, fx: &mut Effects) {
         self.reads_on.remove(&piece);
         for (range, tx) in self.waits.values() {
             if range.contains(&piece) {
-                let _ = tx.try_send(());
+                fx.wake(tx);
             }
+        }
+    }
+
+    /// Wakes every waiting read, to look at the torrent again (a storage failure, a pause).
+    pub fn wake_all(&self, fx: &mut Effects) {
+        for (_, tx) in self.waits.values() {
+            fx.wake(tx);
         }
     }
 

@@ -160,6 +160,24 @@ impl Message {
         }
     }
 
+    /// The message's name, for logs and flood reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::KeepAlive => "keep-alive",
+            Message::Choke => "choke",
+            Message::Unchoke => "unchoke",
+            Message::Interested => "interested",
+            Message::NotInterested => "not-interested",
+            Message::Have(_) => "have",
+            Message::Bitfield(_) => "bitfield",
+            Message::Request(_) => "request",
+            Message::Piece { .. } => "piece",
+            Message::Cancel(_) => "cancel",
+            Message::Port(_) => "port",
+            Message::Unknown(_) => "unknown-message",
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut v = Vec::new();
         self.encode_into(&mut v);

@@ -1,19 +1,18 @@
-//! From settings and arguments to a running torrent: config, plugin registry, storage, engine;
-//! and the commands that run one (download, seed, mount, plugins).
+//! The commands that run the engine (download, seed, mount, plugins) as thin clients of a
+//! core session: settings from file, environment and flags, the built-in plugins, one torrent.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use rivulet_core::config::Settings;
-use rivulet_core::events::EventSink;
 use rivulet_core::metainfo::Metainfo;
 use rivulet_core::plugin::registry::{
     BuiltinPicker, BuiltinStorage, BuiltinTracker, PluginStatus, Registry,
 };
-use rivulet_core::plugin::{StorageSpec, Tracker};
-use rivulet_core::torrent::{Plugins, TorrentConfig, TorrentHandle};
+use rivulet_core::session::{AddTorrent, Mode, Session, SessionOptions, TorrentSource};
+use rivulet_core::torrent::TorrentHandle;
 
 use super::progress::{Progress, summary};
 use super::{EngineArgs, load_torrent, signals};
@@ -75,146 +74,43 @@ fn settings(args: &EngineArgs) -> anyhow::Result<Settings> {
     Ok(Settings::load(args.config.as_deref(), &o)?)
 }
 
-/// What differs between the commands that run the engine.
-struct Run<'a> {
+/// A session over the built-in and configured plugins, with `--events` subscribed.
+async fn session(args: &EngineArgs, settings: Settings) -> anyhow::Result<Session> {
+    let registry = registry(&settings);
+    Ok(Session::new(SessionOptions {
+        settings,
+        registry,
+        fallback_picker: (FALLBACK_PICKER.to_string(), || {
+            Box::new(rivulet_picker_rarest_first::RarestFirst::default())
+        }),
+        events_file: args.events.clone(),
+    })
+    .await?)
+}
+
+/// Starts a session with one torrent in it.
+async fn start(
+    args: &EngineArgs,
+    settings: Settings,
     meta: Arc<Metainfo>,
     data_dir: PathBuf,
-    args: &'a EngineArgs,
-    settings: Settings,
-    default_picker: &'static str,
-    /// `download` and `seed` leave data behind: a storage that keeps nothing cannot serve them.
-    needs_persistent_storage: bool,
-    seed: bool,
-    lazy: bool,
+    mode: Mode,
     read_timeout: Option<u64>,
-}
-
-async fn start(run: Run<'_>) -> anyhow::Result<TorrentHandle> {
-    let Run {
-        meta,
+) -> anyhow::Result<(Session, TorrentHandle)> {
+    let session = session(args, settings).await?;
+    let add = AddTorrent {
+        source: TorrentSource::Metainfo(meta),
         data_dir,
-        args,
-        settings,
-        default_picker,
-        needs_persistent_storage,
-        seed,
-        lazy,
-        read_timeout,
-    } = run;
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let registry = registry(&settings);
-    let picker_name = settings
-        .picker
-        .clone()
-        .unwrap_or_else(|| default_picker.to_string());
-    let storage_name = settings.storage.clone();
-    let picker = registry.picker(&picker_name)?.create()?;
-    let state_dir = state_dir_for(&settings.state_dir, &data_dir);
-    forget_resume_of_missing_files(&state_dir, &data_dir, &meta);
-    let spec = StorageSpec {
-        root: data_dir.clone(),
-        files: meta
-            .files
-            .iter()
-            .map(|f| (f.relative_path(), f.length))
-            .collect(),
-        piece_length: meta.piece_length,
-        memory_limit: settings.memory_cache_mib.saturating_mul(1 << 20),
+        mode,
+        read_timeout: read_timeout.map(Duration::from_secs),
+        peers: args.peers.clone(),
     };
-    let storage = registry
-        .storage(&storage_name)?
-        .open(&spec)
-        .with_context(|| {
-            format!(
-                "cannot open {storage_name} storage in {}",
-                data_dir.display()
-            )
-        })?;
-    if needs_persistent_storage && !storage.persistent() {
-        bail!(
-            "storage '{storage_name}' keeps nothing once rivulet exits, so it cannot download \
-             or seed: use a persistent storage such as mmap, or stream with `rivulet mount \
-             --storage {storage_name}`"
-        );
-    }
-    let mut trackers: Vec<Vec<Arc<dyn Tracker>>> = Vec::new();
-    for tier in &meta.trackers {
-        let t: Vec<_> = tier
-            .iter()
-            .filter_map(|url| {
-                registry
-                    .tracker_for_url(url)
-                    .map_err(|e| tracing::warn!("skipping tracker {url}: {e}"))
-                    .ok()
-            })
-            .collect();
-        if !t.is_empty() {
-            trackers.push(t);
+    match session.add(add).await {
+        Ok(handle) => Ok((session, handle)),
+        Err(e) => {
+            session.shutdown().await;
+            Err(e.into())
         }
-    }
-    if trackers.is_empty() && args.peers.is_empty() {
-        tracing::warn!("no usable tracker and no --peer: only incoming peers can connect");
-    }
-    let cfg = TorrentConfig {
-        meta: meta.clone(),
-        state_dir,
-        listen: settings.listen,
-        extra_peers: args.peers.clone(),
-        max_peers: settings.max_peers as usize,
-        seed,
-        lazy,
-        read_timeout: Duration::from_secs(read_timeout.unwrap_or(settings.read_timeout_secs)),
-        download_limit: settings.download_limit_kib * 1024,
-        upload_limit: settings.upload_limit_kib * 1024,
-        upload_slots: settings.upload_slots as usize,
-        // Half the cache: the other half holds what the reader is on and what it just read.
-        max_readahead: if storage.persistent() {
-            u64::MAX
-        } else {
-            spec.memory_limit / 2
-        },
-    };
-    let events = match &args.events {
-        Some(p) => EventSink::to_file(p)
-            .with_context(|| format!("cannot write events to {}", p.display()))?,
-        None => EventSink::disabled(),
-    };
-    let plugins = Plugins {
-        picker,
-        picker_name,
-        fallback_picker: Box::new(rivulet_picker_rarest_first::RarestFirst::default()),
-        fallback_picker_name: FALLBACK_PICKER.to_string(),
-        storage,
-        storage_name,
-        trackers,
-    };
-    Ok(TorrentHandle::start(cfg, plugins, events).await?)
-}
-
-/// Resume data is per torrent *and* per data directory: the same torrent downloaded to two
-/// places must not share what one of them holds.
-fn state_dir_for(base: &Path, data_dir: &Path) -> PathBuf {
-    use sha1::Digest;
-    let dir = data_dir
-        .canonicalize()
-        .unwrap_or_else(|_| data_dir.to_owned());
-    let digest = sha1::Sha1::digest(dir.as_os_str().as_encoded_bytes());
-    let key: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    base.join(key)
-}
-
-/// A resume file vouches for data on disk; if that data's files are gone, it vouches for
-/// nothing and must not make us serve zeros.
-fn forget_resume_of_missing_files(state_dir: &Path, data_dir: &Path, meta: &Metainfo) {
-    let resume = rivulet_core::torrent::resume_path(state_dir, meta);
-    let missing = meta
-        .files
-        .iter()
-        .any(|f| f.length > 0 && !data_dir.join(f.relative_path()).exists());
-    if missing && resume.exists() {
-        tracing::info!("data files missing: ignoring {}", resume.display());
-        let _ = std::fs::remove_file(resume);
     }
 }
 
@@ -229,18 +125,8 @@ pub async fn download(
     let settings = settings(&args)?;
     let data_dir = output.unwrap_or_else(|| settings.download_dir.clone());
     let stop = signals::termination()?;
-    let run = Run {
-        meta,
-        data_dir,
-        args: &args,
-        settings,
-        default_picker: "rarest-first",
-        needs_persistent_storage: true,
-        seed,
-        lazy: false,
-        read_timeout: None,
-    };
-    let handle = start(run).await?;
+    let mode = Mode::Download { seed };
+    let (session, handle) = start(&args, settings, meta, data_dir, mode, None).await?;
     let progress = Progress::start(handle.clone(), quiet);
     let done = futures_select(handle.wait_complete(), stop.recv()).await;
     let result = match done {
@@ -263,7 +149,7 @@ pub async fn download(
             ))
         }
     };
-    handle.shutdown().await;
+    session.shutdown().await;
     if !quiet {
         eprintln!("{}", summary(&handle.stats()));
     }
@@ -282,18 +168,7 @@ pub async fn seed(
     }
     let settings = settings(&args)?;
     let stop = signals::termination()?;
-    let run = Run {
-        meta,
-        data_dir: data,
-        args: &args,
-        settings,
-        default_picker: "rarest-first",
-        needs_persistent_storage: true,
-        seed: true,
-        lazy: false,
-        read_timeout: None,
-    };
-    let handle = start(run).await?;
+    let (session, handle) = start(&args, settings, meta, data, Mode::Seed, None).await?;
     let s = handle.stats();
     if !s.complete {
         tracing::warn!(
@@ -304,7 +179,7 @@ pub async fn seed(
     }
     let _progress = Progress::start(handle.clone(), quiet);
     let _ = stop.recv().await;
-    handle.shutdown().await;
+    session.shutdown().await;
     Ok(())
 }
 
@@ -337,25 +212,16 @@ pub async fn mount(m: MountArgs) -> anyhow::Result<()> {
     let settings = settings(&m.engine)?;
     let data_dir = m.data.clone().unwrap_or_else(|| cache_dir(&meta));
     let stop = signals::termination()?;
-    let run = Run {
-        meta: meta.clone(),
-        data_dir,
-        args: &m.engine,
-        settings,
-        default_picker: "streaming",
-        needs_persistent_storage: false,
-        seed: true,
-        lazy: m.lazy,
-        read_timeout: m.read_timeout,
-    };
-    let handle = start(run).await?;
+    let mode = Mode::Stream { lazy: m.lazy };
+    let (session, handle) =
+        start(&m.engine, settings, meta.clone(), data_dir, mode, m.read_timeout).await?;
     let opts = rivulet_fuse::MountOptions {
         allow_other: m.allow_other,
     };
     let mounted = match rivulet_fuse::mount(handle.clone(), meta, &m.mountpoint, opts) {
         Ok(mounted) => mounted,
         Err(e) => {
-            handle.shutdown().await;
+            session.shutdown().await;
             return Err(e.into());
         }
     };
@@ -368,7 +234,7 @@ pub async fn mount(m: MountArgs) -> anyhow::Result<()> {
     } else {
         Ok(())
     };
-    handle.shutdown().await;
+    session.shutdown().await;
     unmounted?;
     Ok(())
 }

@@ -1,0 +1,188 @@
+//! From "add this torrent, like so" to a torrent's configuration and plugin instances: the
+//! storage spec, the picker (and its fallback), tracker tiers through the registry, where the
+//! resume data lives and how far readers may read ahead.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Inner, SessionError};
+use crate::metainfo::{InfoHash, Metainfo};
+use crate::plugin::{StorageSpec, Tracker};
+use crate::torrent::{Plugins, TorrentConfig};
+
+/// What a torrent is added from. A magnet link (metadata still to fetch) is the next kind.
+#[derive(Clone, Debug)]
+pub enum TorrentSource {
+    Metainfo(Arc<Metainfo>),
+}
+
+impl TorrentSource {
+    pub fn info_hash(&self) -> InfoHash {
+        match self {
+            TorrentSource::Metainfo(m) => m.info_hash.clone(),
+        }
+    }
+}
+
+/// What the torrent is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Fetch everything; with `seed`, keep serving once complete.
+    Download { seed: bool },
+    /// Serve a complete copy.
+    Seed,
+    /// Serve reads first (a mount or a stream), fetching the rest in the background unless
+    /// `lazy`; seeds what it has.
+    Stream { lazy: bool },
+}
+
+/// A torrent to add.
+#[derive(Clone, Debug)]
+pub struct AddTorrent {
+    pub source: TorrentSource,
+    /// Directory the torrent's files are placed under.
+    pub data_dir: PathBuf,
+    pub mode: Mode,
+    /// Overrides the session's `read_timeout_secs`.
+    pub read_timeout: Option<Duration>,
+    /// Peers to dial besides those the trackers return.
+    pub peers: Vec<SocketAddr>,
+}
+
+/// The configuration and plugin instances of a torrent to add.
+pub(super) fn compose(
+    inner: &Inner,
+    add: &AddTorrent,
+) -> Result<(TorrentConfig, Plugins), SessionError> {
+    let TorrentSource::Metainfo(meta) = &add.source;
+    let settings = &inner.settings;
+    let registry = &inner.registry;
+    std::fs::create_dir_all(&add.data_dir).map_err(|source| SessionError::DataDir {
+        dir: add.data_dir.clone(),
+        source,
+    })?;
+    let default_picker = match add.mode {
+        Mode::Stream { .. } => "streaming",
+        Mode::Download { .. } | Mode::Seed => "rarest-first",
+    };
+    let picker_name = settings
+        .picker
+        .clone()
+        .unwrap_or_else(|| default_picker.to_string());
+    let picker = registry.picker(&picker_name)?.create()?;
+    let storage_name = settings.storage.clone();
+    let state_dir = state_dir_for(&settings.state_dir, &add.data_dir);
+    forget_resume_of_missing_files(&state_dir, &add.data_dir, meta);
+    let spec = StorageSpec {
+        root: add.data_dir.clone(),
+        files: meta
+            .files
+            .iter()
+            .map(|f| (f.relative_path(), f.length))
+            .collect(),
+        piece_length: meta.piece_length,
+        memory_limit: settings.memory_cache_mib.saturating_mul(1 << 20),
+    };
+    let storage = registry
+        .storage(&storage_name)?
+        .open(&spec)
+        .map_err(|source| SessionError::Storage {
+            storage: storage_name.clone(),
+            dir: add.data_dir.clone(),
+            source,
+        })?;
+    if !matches!(add.mode, Mode::Stream { .. }) && !storage.persistent() {
+        return Err(SessionError::NotPersistent(storage_name));
+    }
+    let mut trackers: Vec<Vec<Arc<dyn Tracker>>> = Vec::new();
+    for tier in &meta.trackers {
+        let t: Vec<_> = tier
+            .iter()
+            .filter_map(|url| {
+                registry
+                    .tracker_for_url(url)
+                    .map_err(|e| tracing::warn!("skipping tracker {url}: {e}"))
+                    .ok()
+            })
+            .collect();
+        if !t.is_empty() {
+            trackers.push(t);
+        }
+    }
+    if trackers.is_empty() && add.peers.is_empty() {
+        tracing::warn!("no usable tracker and no --peer: only incoming peers can connect");
+    }
+    let persistent = storage.persistent();
+    let cfg = TorrentConfig {
+        meta: meta.clone(),
+        data_dir: persistent.then(|| add.data_dir.clone()),
+        state_dir,
+        extra_peers: add.peers.clone(),
+        max_peers: settings.max_peers as usize,
+        seed: !matches!(add.mode, Mode::Download { seed: false }),
+        lazy: matches!(add.mode, Mode::Stream { lazy: true }),
+        read_timeout: add
+            .read_timeout
+            .unwrap_or(Duration::from_secs(settings.read_timeout_secs)),
+        upload_slots: settings.upload_slots as usize,
+        // Half the cache: the other half holds what the reader is on and what it just read.
+        max_readahead: if persistent {
+            u64::MAX
+        } else {
+            spec.memory_limit / 2
+        },
+    };
+    let (fallback_name, fallback) = &inner.fallback_picker;
+    let plugins = Plugins {
+        picker,
+        picker_name,
+        fallback_picker: fallback(),
+        fallback_picker_name: fallback_name.clone(),
+        storage,
+        storage_name,
+        trackers,
+    };
+    Ok((cfg, plugins))
+}
+
+/// Resume data is per torrent *and* per data directory: the same torrent downloaded to two
+/// places must not share what one of them holds.
+fn state_dir_for(base: &Path, data_dir: &Path) -> PathBuf {
+    use sha1::Digest;
+    let dir = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| data_dir.to_owned());
+    let digest = sha1::Sha1::digest(dir.as_os_str().as_encoded_bytes());
+    let key: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    base.join(key)
+}
+
+/// A resume file vouches for data on disk; if that data's files are gone, it vouches for
+/// nothing and must not make us serve zeros.
+fn forget_resume_of_missing_files(state_dir: &Path, data_dir: &Path, meta: &Metainfo) {
+    let resume = crate::torrent::resume_path(state_dir, meta);
+    let missing = meta
+        .files
+        .iter()
+        .any(|f| f.length > 0 && !data_dir.join(f.relative_path()).exists());
+    if missing && resume.exists() {
+        tracing::info!("data files missing: ignoring {}", resume.display());
+        let _ = std::fs::remove_file(resume);
+    }
+}
+
+/// Deletes a removed torrent's data: its single file, or its folder.
+pub(super) fn delete_data(root: &Path) {
+    let result = if root.is_dir() {
+        std::fs::remove_dir_all(root)
+    } else {
+        std::fs::remove_file(root)
+    };
+    if let Err(e) = result
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot delete {}: {e}", root.display());
+    }
+}

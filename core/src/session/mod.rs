@@ -1,0 +1,281 @@
+//! A session: many torrents in one process sharing one listener (incoming handshakes routed
+//! by info-hash), one peer id, global rate limits and peer budget, the plugin registry (loaded
+//! once) and an event bus. The `rivulet` commands, and later the HTTP API, are thin clients of
+//! it: add, pause, resume, remove, shut down.
+
+mod compose;
+mod listener;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::events::{Event, EventBus, EventFile, EventSink};
+use crate::metainfo::InfoHash;
+use crate::plugin::registry::Registry;
+use crate::plugin::{PiecePicker, PluginError, StorageError};
+use crate::rt::{self, CancelSource, Tasks};
+use crate::torrent::{EngineError, Env, PeerBudget, RateLimiter, TorrentHandle};
+
+pub use compose::{AddTorrent, Mode, TorrentSource};
+
+/// Connections across all torrents at most: each torrent has its own `max_peers` within it.
+const MIN_PEER_BUDGET: usize = 500;
+
+/// How to build a session.
+pub struct SessionOptions {
+    pub settings: Settings,
+    /// Every plugin the session may use (built-ins and those loaded from `plugin_dirs`).
+    pub registry: Registry,
+    /// Takes over from a picker that breaks; a built-in, so it cannot break the same way.
+    pub fallback_picker: (String, fn() -> Box<dyn PiecePicker>),
+    /// Also write every event as a JSON line to this file.
+    pub events_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot write events to {path}: {source}")]
+    EventFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("cannot create {dir}: {source}")]
+    DataDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open {storage} storage in {dir}: {source}")]
+    Storage {
+        storage: String,
+        dir: PathBuf,
+        source: StorageError,
+    },
+    #[error(
+        "storage '{0}' keeps nothing once rivulet exits, so it cannot download or seed: use a \
+         persistent storage such as mmap, or stream with `rivulet mount --storage {0}`"
+    )]
+    NotPersistent(String),
+    #[error("torrent {0} is already in this session")]
+    Duplicate(String),
+    #[error("no torrent {0} in this session")]
+    NoSuchTorrent(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+pub(crate) struct Inner {
+    settings: Settings,
+    registry: Registry,
+    fallback_picker: (String, fn() -> Box<dyn PiecePicker>),
+    env: Env,
+    torrents: Mutex<HashMap<InfoHash, TorrentHandle>>,
+    tasks: Tasks,
+    stop: CancelSource,
+    events_file: Mutex<Option<EventFile>>,
+}
+
+/// A running session; cloning gives another handle to it.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+fn new_peer_id() -> [u8; 20] {
+    const ALNUM: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut id = *b"-RV0010-000000000000";
+    for b in &mut id[8..] {
+        *b = ALNUM[rand::random_range(0..ALNUM.len())];
+    }
+    id
+}
+
+impl Session {
+    /// Binds the listener and starts accepting peers.
+    pub async fn new(opts: SessionOptions) -> Result<Session, SessionError> {
+        let bus = EventBus::new();
+        let events_file = match &opts.events_file {
+            Some(path) => Some(EventFile::start(path, &bus).map_err(|source| {
+                SessionError::EventFile {
+                    path: path.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        let addr = opts.settings.listen;
+        let listener = rt::TcpListener::bind(addr)
+            .await
+            .map_err(|source| SessionError::Listen { addr, source })?;
+        let listen_addr = listener
+            .local_addr()
+            .map_err(|source| SessionError::Listen { addr, source })?;
+        bus.sink().emit(Event::Listening {
+            addr: listen_addr.to_string(),
+        });
+        let s = &opts.settings;
+        let env = Env {
+            peer_id: new_peer_id(),
+            listen_addr,
+            down_limit: Arc::new(RateLimiter::new(s.download_limit_kib * 1024)),
+            up_limit: Arc::new(RateLimiter::new(s.upload_limit_kib * 1024)),
+            budget: PeerBudget::new((s.max_peers as usize).max(MIN_PEER_BUDGET)),
+            events: bus,
+        };
+        let (stop, stopped) = rt::cancel_pair();
+        let inner = Arc::new(Inner {
+            settings: opts.settings,
+            registry: opts.registry,
+            fallback_picker: opts.fallback_picker,
+            env,
+            torrents: Mutex::new(HashMap::new()),
+            tasks: Tasks::default(),
+            stop,
+            events_file: Mutex::new(events_file),
+        });
+        inner
+            .tasks
+            .spawn(listener::accept_loop(Arc::downgrade(&inner), listener, stopped));
+        Ok(Session { inner })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The address peers reach this session on.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.inner.env.listen_addr
+    }
+
+    /// Session-wide events (every torrent's, tagged with its info-hash).
+    pub fn events(&self) -> EventSink {
+        self.inner.env.events.sink()
+    }
+
+    /// A new subscriber to every event of the session.
+    pub fn subscribe(&self, cap: usize) -> rt::Receiver<crate::events::Stamped> {
+        self.inner.env.events.subscribe(cap)
+    }
+
+    /// Adds a torrent and starts it: opens its storage, checks what it holds, then downloads,
+    /// seeds or serves reads as `add.mode` says.
+    pub async fn add(&self, add: AddTorrent) -> Result<TorrentHandle, SessionError> {
+        let hash = add.source.info_hash();
+        if self.get(&hash).is_some() {
+            return Err(SessionError::Duplicate(hash.hex()));
+        }
+        let (cfg, plugins) = compose::compose(&self.inner, &add)?;
+        let name = cfg.meta.name.clone();
+        let torrent =
+            crate::torrent::Torrent::start(cfg, plugins, self.inner.env.clone()).await?;
+        let handle = TorrentHandle { torrent };
+        let mut torrents = self.inner.torrents.lock().unwrap_or_else(|e| e.into_inner());
+        if torrents.contains_key(&hash) {
+            drop(torrents);
+            handle.shutdown().await;
+            return Err(SessionError::Duplicate(hash.hex()));
+        }
+        torrents.insert(hash.clone(), handle.clone());
+        self.inner
+            .env
+            .events
+            .sink()
+            .for_torrent(&hash.hex())
+            .emit(Event::Added { name });
+        Ok(handle)
+    }
+
+    pub fn get(&self, hash: &InfoHash) -> Option<TorrentHandle> {
+        self.inner.torrents.lock().ok()?.get(hash).cloned()
+    }
+
+    /// Every torrent of the session.
+    pub fn torrents(&self) -> Vec<TorrentHandle> {
+        self.inner
+            .torrents
+            .lock()
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn handle(&self, hash: &InfoHash) -> Result<TorrentHandle, SessionError> {
+        self.get(hash)
+            .ok_or_else(|| SessionError::NoSuchTorrent(hash.hex()))
+    }
+
+    pub async fn pause(&self, hash: &InfoHash) -> Result<(), SessionError> {
+        self.handle(hash)?.pause().await;
+        Ok(())
+    }
+
+    pub fn resume(&self, hash: &InfoHash) -> Result<(), SessionError> {
+        self.handle(hash)?.resume();
+        Ok(())
+    }
+
+    /// Stops a torrent and takes it out of the session; its data stays unless `delete_data`.
+    pub async fn remove(&self, hash: &InfoHash, delete_data: bool) -> Result<(), SessionError> {
+        let handle = self
+            .inner
+            .torrents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(hash)
+            .ok_or_else(|| SessionError::NoSuchTorrent(hash.hex()))?;
+        handle.shutdown().await;
+        if delete_data && let Some(root) = handle.torrent.data_root() {
+            rt::blocking(move || compose::delete_data(&root)).await;
+        }
+        self.inner
+            .env
+            .events
+            .sink()
+            .for_torrent(&hash.hex())
+            .emit(Event::Removed);
+        Ok(())
+    }
+
+    /// Connections open across all torrents.
+    pub fn connections(&self) -> usize {
+        self.inner.env.budget.used()
+    }
+
+    /// Tasks the session itself still runs (its listener and handshakes), not its torrents'.
+    pub fn live_tasks(&self) -> usize {
+        self.inner.tasks.live()
+    }
+
+    /// Shuts every torrent down (announce `stopped`, flush, resume file), stops listening and
+    /// writes out the last events.
+    pub async fn shutdown(&self) {
+        let torrents: Vec<TorrentHandle> = self
+            .inner
+            .torrents
+            .lock()
+            .map(|mut t| t.drain().map(|(_, h)| h).collect())
+            .unwrap_or_default();
+        futures::future::join_all(torrents.iter().map(|t| t.shutdown())).await;
+        self.inner.stop.cancel();
+        self.inner.tasks.join(Duration::from_secs(2)).await;
+        self.inner.env.events.close();
+        let file = self.inner.events_file.lock().ok().and_then(|mut f| f.take());
+        if let Some(f) = file {
+            rt::blocking(move || f.finish()).await;
+        }
+    }
+}

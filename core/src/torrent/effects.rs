@@ -1,0 +1,101 @@
+//! What a change of torrent state asks the world to do, carried out after the lock is released.
+//!
+//! State methods never send, write or wake anything themselves: they push [`Effect`]s into an
+//! [`Effects`] list that the torrent's runner carries out once the lock is gone. That keeps the
+//! lock short (no socket, channel or file under it) and lets the state be tested with no
+//! sockets at all: a test calls a method and looks at the effects.
+
+use crate::events::Event;
+use crate::peer::{Outbound, PeerTx, Refused};
+use crate::rt::Sender;
+use crate::wire::{BlockRequest, Message};
+
+use super::assembly::PieceAssembly;
+
+#[derive(Debug)]
+pub(crate) enum Effect {
+    Send(PeerTx, Outbound),
+    Emit(Event),
+    /// Wake a waiting read (its pieces are ready, or something it waits on changed).
+    Wake(Sender<()>),
+    /// The download completed: tell the trackers, save the resume file.
+    Completed,
+}
+
+/// Effects collected under the lock, in the order they were decided.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    pub list: Vec<Effect>,
+    /// A whole piece to hash and store.
+    pub verify: Vec<PieceAssembly>,
+}
+
+impl Effects {
+    pub fn send(&mut self, tx: &PeerTx, m: Message) {
+        self.list.push(Effect::Send(tx.clone(), Outbound::Msg(m)));
+    }
+
+    pub fn serve(&mut self, tx: &PeerTx, r: BlockRequest) {
+        self.list.push(Effect::Send(tx.clone(), Outbound::Serve(r)));
+    }
+
+    pub fn emit(&mut self, e: Event) {
+        self.list.push(Effect::Emit(e));
+    }
+
+    pub fn wake(&mut self, tx: &Sender<()>) {
+        self.list.push(Effect::Wake(tx.clone()));
+    }
+
+    /// Messages queued for peers, for tests.
+    #[cfg(test)]
+    pub fn sent(&self) -> Vec<&Message> {
+        self.list
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send(_, Outbound::Msg(m)) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[cfg(test)]
+    pub fn events(&self) -> Vec<&Event> {
+        self.list
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Emit(ev) => Some(ev),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// What carrying out the effects found: peers whose queue overflowed must be dropped.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    pub overflowed: Vec<PeerTx>,
+    pub completed: bool,
+}
+
+/// Carries out sends, wakes and events; returns what needs the state again.
+pub(crate) fn carry_out(list: Vec<Effect>, events: &crate::events::EventSink) -> Outcome {
+    let mut out = Outcome::default();
+    for e in list {
+        match e {
+            Effect::Send(tx, o) => {
+                if let Err(Refused::Full) = tx.offer(o)
+                    && !out.overflowed.iter().any(|t| t.same(&tx))
+                {
+                    out.overflowed.push(tx);
+                }
+            }
+            Effect::Emit(ev) => events.emit(ev),
+            Effect::Wake(w) => {
+                let _ = w.try_send(());
+            }
+            Effect::Completed => out.completed = true,
+        }
+    }
+    out
+}

@@ -1,0 +1,341 @@
+//! Which blocks to ask which peer for: readers' pieces first (in deadline order, to peers that
+//! can meet them), then the peer's own started pieces, then new pieces from the picker, and in
+//! endgame a block already asked of someone else.
+//!
+//! A peer's pipeline is topped up in one pass per batch, not by rescanning every piece and peer
+//! for each block: a refill runs once at least [`REFILL_BATCH`] slots are free (or the queue is
+//! empty), and late urgent blocks are re-asked of a quicker peer once per tick.
+
+use std::time::{Duration, Instant};
+
+use super::assembly::BlockState;
+use super::effects::Effects;
+use super::peers::PeerState;
+use super::pieces::PieceTracker;
+use super::readers::Readers;
+use super::swarm::Swarm;
+use crate::plugin::PeerKey;
+use crate::wire::{BlockRequest, Message};
+
+/// Endgame asks at most this many peers for one block.
+const MAX_DUPLICATES: u8 = 2;
+/// A peer with more than this much work queued leaves urgent blocks to a much quicker peer.
+const SLOW_QUEUE_SECS: f64 = 1.0;
+/// An urgent block unanswered this long is also asked of a quicker peer.
+pub(crate) const URGENT_DUPLICATE_AFTER: Duration = Duration::from_secs(1);
+/// Free pipeline slots that trigger a refill; below it the next block's arrival will.
+const REFILL_BATCH: usize = 4;
+
+/// The parts scheduling reads and changes.
+pub(crate) struct Scheduler<'a> {
+    pub pieces: &'a mut PieceTracker,
+    pub swarm: &'a mut Swarm,
+    pub readers: &'a Readers,
+}
+
+impl Scheduler<'_> {
+    /// Tops up every peer's pipeline.
+    pub fn fill_all(&mut self, fx: &mut Effects) {
+        let keys: Vec<PeerKey> = self.swarm.peers.keys().copied().collect();
+        for k in keys {
+            self.fill(k, true, fx);
+        }
+    }
+
+    /// Tops up the pipeline of `key`; unless `force`, only once a batch of slots is free.
+    pub fn fill(&mut self, key: PeerKey, force: bool, fx: &mut Effects) {
+        let Some(peer) = self.swarm.peers.get(&key) else {
+            return;
+        };
+        if peer.peer_choking || !peer.am_interested {
+            return;
+        }
+        let room = peer.queue_target.saturating_sub(peer.requests.len());
+        if room == 0 || (!force && room < REFILL_BATCH && !peer.requests.is_empty()) {
+            return;
+        }
+        let blocks = self.choose(key, room, fx);
+        let now = Instant::now();
+        let Some(peer) = self.swarm.peers.get_mut(&key) else {
+            return;
+        };
+        for (piece, block) in blocks {
+            let Some(a) = self.pieces.assemblies.get_mut(&piece) else {
+                continue;
+            };
+            a.mark_requested(block);
+            let (offset, len) = a.block(block);
+            let req = BlockRequest { piece, offset, len };
+            peer.requests.insert(req, now);
+            fx.send(&peer.tx, Message::Request(req));
+        }
+    }
+
+    /// Up to `room` (piece, block) pairs for `key`, in the order to ask for them.
+    fn choose(&mut self, key: PeerKey, mut room: usize, fx: &mut Effects) -> Vec<(u32, usize)> {
+        let mut out = Vec::new();
+        if self.readers.has_deadlines() {
+            self.urgent(key, &mut room, &mut out, fx);
+        }
+        // The peer's own pieces, finished first.
+        let assigned = match self.swarm.peers.get_mut(&key) {
+            Some(p) => {
+                p.assigned.retain(|i| self.pieces.assemblies.contains_key(i));
+                p.assigned.clone()
+            }
+            None => return out,
+        };
+        for &i in &assigned {
+            take_missing(self.pieces, key, i, &mut room, &mut out);
+        }
+        // Other started pieces it has.
+        if room > 0 {
+            let peer = &self.swarm.peers[&key];
+            let others: Vec<u32> = self
+                .pieces
+                .assemblies
+                .iter()
+                .filter(|(i, a)| {
+                    peer.has.get(**i)
+                        && !assigned.contains(i)
+                        && a.owner.is_none_or(|o| o == key)
+                        && a.missing().next().is_some()
+                })
+                .map(|(i, _)| *i)
+                .take(room)
+                .collect();
+            for i in others {
+                take_missing(self.pieces, key, i, &mut room, &mut out);
+                self.assign(key, i);
+            }
+        }
+        // New pieces from the picker, within the peer's and the torrent's share of memory.
+        while room > 0 {
+            let Some(i) = self.start_new(key, false, fx) else {
+                break;
+            };
+            take_missing(self.pieces, key, i, &mut room, &mut out);
+        }
+        if room > 0 && out.is_empty() {
+            self.endgame(key, room, &mut out);
+        }
+        out
+    }
+
+    /// Blocks of pieces readers wait for, most urgent first, unless a much quicker peer can
+    /// take them; a new urgent piece from the picker when none is started.
+    fn urgent(
+        &mut self,
+        key: PeerKey,
+        room: &mut usize,
+        out: &mut Vec<(u32, usize)>,
+        fx: &mut Effects,
+    ) {
+        let peer = &self.swarm.peers[&key];
+        let my_queue = peer.queue_secs();
+        let mut urgent = self.readers.deadlines();
+        urgent.sort_by_key(|&(p, d)| (d, p));
+        for (i, _) in urgent {
+            if *room == 0 {
+                return;
+            }
+            let Some(a) = self.pieces.assemblies.get(&i) else {
+                continue;
+            };
+            if !peer.has.get(i) || a.owner.is_some_and(|o| o != key) {
+                continue;
+            }
+            if my_queue > SLOW_QUEUE_SECS && someone_faster(self.swarm, key, i, my_queue) {
+                continue;
+            }
+            for b in a.missing() {
+                if *room == 0 {
+                    break;
+                }
+                out.push((i, b));
+                *room -= 1;
+            }
+        }
+        // A reader waits for a piece nobody started: ask the picker, which knows the deadlines.
+        while *room > 0 {
+            let Some(i) = self.start_new(key, true, fx) else {
+                return;
+            };
+            if let Some(a) = self.pieces.assemblies.get(&i) {
+                for b in a.missing() {
+                    if *room == 0 {
+                        break;
+                    }
+                    out.push((i, b));
+                    *room -= 1;
+                }
+            }
+        }
+    }
+
+    /// Starts a new piece for `key`. With `urgent`, only a piece a reader waits for (any other
+    /// goes back to the picker, so background work does not jump ahead of readers); otherwise
+    /// any piece within the memory bounds, or none in lazy mode unless a reader waits for it.
+    fn start_new(&mut self, key: PeerKey, urgent: bool, fx: &mut Effects) -> Option<u32> {
+        let peer = self.swarm.peers.get(&key)?;
+        if !urgent {
+            let started = peer
+                .assigned
+                .iter()
+                .filter(|i| self.pieces.assemblies.contains_key(i))
+                .count();
+            if !self.pieces.may_start(started, peer.queue_target) {
+                return None;
+            }
+        }
+        let has = peer.has.clone();
+        let (swarm, readers) = (&*self.swarm, self.readers);
+        let i = self.pieces.pick_new(key, &has, fx, |picker| {
+            for (&k, p) in &swarm.peers {
+                picker.peer_bitfield(k, &p.has);
+            }
+            for (piece, deadline) in readers.deadlines() {
+                picker.set_deadline(piece, Some(deadline));
+            }
+        })?;
+        let wanted = self.readers.deadline(i).is_some();
+        if (urgent || self.pieces.lazy) && !wanted {
+            self.pieces.picker().piece_lost(i);
+            return None;
+        }
+        self.pieces.start(i, key);
+        self.assign(key, i);
+        Some(i)
+    }
+
+    fn assign(&mut self, key: PeerKey, piece: u32) {
+        if let Some(p) = self.swarm.peers.get_mut(&key)
+            && !p.assigned.contains(&piece)
+        {
+            p.assigned.push(piece);
+        }
+    }
+
+    /// Endgame: blocks in flight elsewhere, asked of this peer too.
+    fn endgame(&self, key: PeerKey, room: usize, out: &mut Vec<(u32, usize)>) {
+        let peer = &self.swarm.peers[&key];
+        for (&i, a) in &self.pieces.assemblies {
+            if !peer.has.get(i) || a.owner.is_some() {
+                continue;
+            }
+            for b in 0..a.block_count() {
+                if out.len() >= room {
+                    return;
+                }
+                if let BlockState::Requested(n) = a.state(b) {
+                    let (offset, len) = a.block(b);
+                    let req = BlockRequest {
+                        piece: i,
+                        offset,
+                        len,
+                    };
+                    if n < MAX_DUPLICATES && !peer.requests.contains_key(&req) {
+                        out.push((i, b));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Once per tick: an urgent block asked of a peer that is late with it is also asked of
+    /// the quickest other peer that has room, most urgent piece first (first answer wins).
+    pub fn rescue_late(&mut self, now: Instant, fx: &mut Effects) {
+        let mut urgent = self.readers.deadlines();
+        urgent.sort_by_key(|&(p, d)| (d, p));
+        let mut asks: Vec<(PeerKey, u32, usize, BlockRequest)> = Vec::new();
+        for (i, _) in urgent {
+            let Some(a) = self.pieces.assemblies.get(&i) else {
+                continue;
+            };
+            if a.owner.is_some() {
+                continue;
+            }
+            for b in 0..a.block_count() {
+                if a.state(b) != BlockState::Requested(1) {
+                    continue;
+                }
+                let (offset, len) = a.block(b);
+                let req = BlockRequest {
+                    piece: i,
+                    offset,
+                    len,
+                };
+                let late = self.swarm.peers.iter().find(|(_, p)| {
+                    p.requests
+                        .get(&req)
+                        .is_some_and(|sent| now.duration_since(*sent) > URGENT_DUPLICATE_AFTER)
+                });
+                let Some((&slow_key, slow)) = late else {
+                    continue;
+                };
+                let slow_queue = slow.queue_secs();
+                let helper = self
+                    .swarm
+                    .peers
+                    .iter()
+                    .filter(|(k, p)| {
+                        **k != slow_key
+                            && can_ask(p, i)
+                            && p.queue_secs() < slow_queue
+                            && !p.requests.contains_key(&req)
+                    })
+                    .min_by(|a, b| a.1.queue_secs().total_cmp(&b.1.queue_secs()))
+                    .map(|(k, _)| *k);
+                if let Some(h) = helper {
+                    asks.push((h, i, b, req));
+                }
+            }
+        }
+        for (h, i, b, req) in asks {
+            if let Some(p) = self.swarm.peers.get_mut(&h)
+                && let Some(a) = self.pieces.assemblies.get_mut(&i)
+            {
+                a.mark_requested(b);
+                p.requests.insert(req, now);
+                fx.send(&p.tx, Message::Request(req));
+            }
+        }
+    }
+}
+
+/// Adds the missing blocks of piece `i` (if `key` may fill it) to `out`, up to `room`.
+fn take_missing(
+    pieces: &PieceTracker,
+    key: PeerKey,
+    i: u32,
+    room: &mut usize,
+    out: &mut Vec<(u32, usize)>,
+) {
+    let Some(a) = pieces.assemblies.get(&i) else {
+        return;
+    };
+    if a.owner.is_some_and(|o| o != key) {
+        return;
+    }
+    for b in a.missing() {
+        if *room == 0 {
+            return;
+        }
+        if !out.contains(&(i, b)) {
+            out.push((i, b));
+            *room -= 1;
+        }
+    }
+}
+
+/// Whether `p` can be asked for piece `i` now.
+fn can_ask(p: &PeerState, i: u32) -> bool {
+    !p.peer_choking && p.am_interested && p.has.get(i) && p.requests.len() < p.queue_target
+}
+
+/// Whether a peer other than `key` that has `piece` has less than half `my_queue` queued.
+fn someone_faster(swarm: &Swarm, key: PeerKey, piece: u32, my_queue: f64) -> bool {
+    swarm.peers.iter().any(|(k, p)| {
+        *k != key && !p.peer_choking && p.has.get(piece) && p.queue_secs() * 2.0 < my_queue
+    })
+}
