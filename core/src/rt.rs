@@ -7,8 +7,8 @@
 //! [`blocking`], which caps how many such calls run at once: async-std's blocking pool grows a
 //! thread per waiting call, and a burst of uploads from a slow disk would otherwise make hundreds.
 
-use std::future::Future;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -48,7 +48,9 @@ pub struct Elapsed;
 
 /// `fut`, unless `d` passes first.
 pub async fn timeout<T>(d: Duration, fut: impl Future<Output = T>) -> Result<T, Elapsed> {
-    async_std::future::timeout(d, fut).await.map_err(|_| Elapsed)
+    async_std::future::timeout(d, fut)
+        .await
+        .map_err(|_| Elapsed)
 }
 
 /// Whichever of two futures finishes first; the other is dropped.

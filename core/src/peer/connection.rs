@@ -82,10 +82,7 @@ pub(crate) async fn run<H: PeerHandler, S: Transport>(
         }
     };
     let (rd, wr) = stream.split();
-    let talk = rt::race(
-        reader(&*handler, id, rd),
-        writer(&*handler, id, wr, rx),
-    );
+    let talk = rt::race(reader(&*handler, id, rd), writer(&*handler, id, wr, rx));
     let reason = match rt::race(talk, closed.cancelled()).await {
         Either::Left(Either::Left(r) | Either::Right(r)) => r,
         // The handler dropped the peer: it knows why.

@@ -46,7 +46,11 @@ pub(crate) trait PeerHandler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), DropReason>> + Send;
 
     /// The bytes answering a queued request, or `None` if it is no longer to be served.
-    fn serve(&self, id: Attached, req: BlockRequest) -> impl Future<Output = Option<Message>> + Send;
+    fn serve(
+        &self,
+        id: Attached,
+        req: BlockRequest,
+    ) -> impl Future<Output = Option<Message>> + Send;
 
     /// The connection ended.
     fn detach(&self, id: Attached, reason: DropReason);

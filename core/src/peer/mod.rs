@@ -7,4 +7,6 @@ mod link;
 
 pub(crate) use connection::{Transport, handshake_out, read_handshake, run};
 pub(crate) use handler::{Attached, PeerHandler, PeerLink};
+#[cfg(test)]
+pub(crate) use link::OUTBOX_CAP;
 pub(crate) use link::{DropReason, Outbound, PeerTx, Refused};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::events::Event;
 use crate::plugin::{AnnounceEvent, AnnounceRequest, AnnounceResponse, Tracker};
 use crate::rt::{self, Either, Receiver};
-use crate::torrent::{Phase, PeerSource, Torrent};
+use crate::torrent::{PeerSource, Phase, Torrent};
 
 const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(15);
 const STOPPED_TIMEOUT: Duration = Duration::from_secs(3);
@@ -153,7 +153,11 @@ async fn announce_tier_stopped(t: &Arc<Torrent>, tier: usize) {
         .and_then(|tiers| tiers.get(tier).and_then(|x| x.first().cloned()));
     if let Some(tr) = first {
         let req = request(t, AnnounceEvent::Stopped, STOPPED_TIMEOUT);
-        let _ = rt::timeout(STOPPED_TIMEOUT + Duration::from_secs(1), announce_one(tr, req)).await;
+        let _ = rt::timeout(
+            STOPPED_TIMEOUT + Duration::from_secs(1),
+            announce_one(tr, req),
+        )
+        .await;
     }
 }
 
@@ -168,8 +172,11 @@ pub(crate) async fn announce_stopped(t: &Arc<Torrent>) {
     let calls = firsts.into_iter().map(|tr| {
         let req = request(t, AnnounceEvent::Stopped, STOPPED_TIMEOUT);
         async move {
-            let _ = rt::timeout(STOPPED_TIMEOUT + Duration::from_secs(1), announce_one(tr, req))
-                .await;
+            let _ = rt::timeout(
+                STOPPED_TIMEOUT + Duration::from_secs(1),
+                announce_one(tr, req),
+            )
+            .await;
         }
     });
     futures::future::join_all(calls).await;
@@ -195,6 +202,9 @@ mod tests {
         assert_eq!(next_announce(&reply(1800, Some(7200)), false), MAX_INTERVAL);
         assert_eq!(next_announce(&reply(1800, Some(7200)), true), MAX_INTERVAL);
         assert_eq!(next_announce(&reply(10, None), false), MIN_INTERVAL);
-        assert_eq!(next_announce(&reply(900, Some(60)), true), Duration::from_secs(60));
+        assert_eq!(
+            next_announce(&reply(900, Some(60)), true),
+            Duration::from_secs(60)
+        );
     }
 }

@@ -104,15 +104,16 @@ impl Session {
     /// Binds the listener and starts accepting peers.
     pub async fn new(opts: SessionOptions) -> Result<Session, SessionError> {
         let bus = EventBus::new();
-        let events_file = match &opts.events_file {
-            Some(path) => Some(EventFile::start(path, &bus).map_err(|source| {
-                SessionError::EventFile {
-                    path: path.clone(),
-                    source,
-                }
-            })?),
-            None => None,
-        };
+        let events_file =
+            match &opts.events_file {
+                Some(path) => Some(EventFile::start(path, &bus).map_err(|source| {
+                    SessionError::EventFile {
+                        path: path.clone(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
         let addr = opts.settings.listen;
         let listener = rt::TcpListener::bind(addr)
             .await
@@ -143,9 +144,11 @@ impl Session {
             stop,
             events_file: Mutex::new(events_file),
         });
-        inner
-            .tasks
-            .spawn(listener::accept_loop(Arc::downgrade(&inner), listener, stopped));
+        inner.tasks.spawn(listener::accept_loop(
+            Arc::downgrade(&inner),
+            listener,
+            stopped,
+        ));
         Ok(Session { inner })
     }
 
@@ -181,10 +184,13 @@ impl Session {
         }
         let (cfg, plugins) = compose::compose(&self.inner, &add)?;
         let name = cfg.meta.name.clone();
-        let torrent =
-            crate::torrent::Torrent::start(cfg, plugins, self.inner.env.clone()).await?;
+        let torrent = crate::torrent::Torrent::start(cfg, plugins, self.inner.env.clone()).await?;
         let handle = TorrentHandle { torrent };
-        let mut torrents = self.inner.torrents.lock().unwrap_or_else(|e| e.into_inner());
+        let mut torrents = self
+            .inner
+            .torrents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if torrents.contains_key(&hash) {
             drop(torrents);
             handle.shutdown().await;
@@ -273,7 +279,12 @@ impl Session {
         self.inner.stop.cancel();
         self.inner.tasks.join(Duration::from_secs(2)).await;
         self.inner.env.events.close();
-        let file = self.inner.events_file.lock().ok().and_then(|mut f| f.take());
+        let file = self
+            .inner
+            .events_file
+            .lock()
+            .ok()
+            .and_then(|mut f| f.take());
         if let Some(f) = file {
             rt::blocking(move || f.finish()).await;
         }

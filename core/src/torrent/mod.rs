@@ -18,8 +18,8 @@ mod schedule;
 mod state;
 mod swarm;
 
-pub(crate) use env::{Env, PeerBudget};
 pub use env::TorrentConfig;
+pub(crate) use env::{Env, PeerBudget};
 pub use handle::{EngineError, Plugins, ReadError, Stats, TorrentHandle};
 pub(crate) use rate::RateLimiter;
 pub(crate) use runner::Torrent;

@@ -5,9 +5,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::peer::PeerTx;
 use super::rate::RateMeter;
 use crate::bitfield::Bitfield;
+use crate::peer::PeerTx;
 use crate::rt::CancelSource;
 use crate::wire::BlockRequest;
 

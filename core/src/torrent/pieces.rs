@@ -106,7 +106,10 @@ impl PieceTracker {
     /// Whether a new, non-urgent piece may be started for a peer that already holds `started`
     /// unfinished pieces with a pipeline of `queue` blocks.
     pub fn may_start(&self, started: usize, queue: usize) -> bool {
-        let blocks = self.meta.piece_length.div_ceil(crate::wire::BLOCK_SIZE as u64) as usize;
+        let blocks = self
+            .meta
+            .piece_length
+            .div_ceil(crate::wire::BLOCK_SIZE as u64) as usize;
         let peer_cap = queue.div_ceil(blocks.max(1)) + PEER_PARTIAL_SLACK;
         started < peer_cap && self.partial_bytes < self.partial_cap()
     }

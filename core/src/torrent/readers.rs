@@ -9,8 +9,8 @@ use std::ops::Range;
 
 use super::effects::Effects;
 use crate::bitfield::Bitfield;
-use crate::rt::Sender;
 use crate::plugin::PiecePicker;
+use crate::rt::Sender;
 
 #[derive(Default)]
 pub(crate) struct Readers {

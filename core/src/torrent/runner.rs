@@ -368,8 +368,7 @@ impl Torrent {
         let mut last_choke = Instant::now();
         let mut last_resume = Instant::now();
         loop {
-            if let rt::Either::Right(()) =
-                rt::race(rt::sleep(TICK), self.stopped.cancelled()).await
+            if let rt::Either::Right(()) = rt::race(rt::sleep(TICK), self.stopped.cancelled()).await
             {
                 return;
             }
@@ -521,8 +520,12 @@ impl Torrent {
         };
         let mut corrupt = Vec::new();
         for p in unchecked {
-            let data = recheck::read_range(&self.layout, self.storage.as_ref(), self.layout.piece_range(p))
-                .map_err(ReadBack::Storage)?;
+            let data = recheck::read_range(
+                &self.layout,
+                self.storage.as_ref(),
+                self.layout.piece_range(p),
+            )
+            .map_err(ReadBack::Storage)?;
             if Sha1::digest(&data).as_slice() == self.meta.piece_hashes[p as usize] {
                 if let Ok(mut c) = self.checked.lock() {
                     c.set(p);
@@ -560,7 +563,9 @@ impl Torrent {
                 }
                 let now_ms = s.now_ms();
                 let TorrentState {
-                    readers, pieces: tracker, ..
+                    readers,
+                    pieces: tracker,
+                    ..
                 } = s;
                 let id = readers.register(
                     pieces.clone(),
@@ -628,7 +633,9 @@ impl Torrent {
             let deadline =
                 s.now_ms() + READAHEAD_AFTER_READS.as_millis() as u64 + urgency.as_millis() as u64;
             let TorrentState {
-                readers, pieces: tracker, ..
+                readers,
+                pieces: tracker,
+                ..
             } = s;
             let have = tracker.have.clone();
             readers.set_window(reader, Some((pieces, deadline)), &have, tracker.picker());
@@ -785,14 +792,8 @@ impl PeerHandler for Torrent {
                 Err(DropReason::NoRoom)
             } else {
                 let conn = link.conn;
-                let peer = PeerState::new(
-                    conn,
-                    link.addr,
-                    link.peer_id,
-                    link.tx,
-                    link.close,
-                    pieces,
-                );
+                let peer =
+                    PeerState::new(conn, link.addr, link.peer_id, link.tx, link.close, pieces);
                 Ok(Attached {
                     key: s.add_peer(peer, &mut fx),
                     conn,

@@ -80,7 +80,8 @@ impl Scheduler<'_> {
         // The peer's own pieces, finished first.
         let assigned = match self.swarm.peers.get_mut(&key) {
             Some(p) => {
-                p.assigned.retain(|i| self.pieces.assemblies.contains_key(i));
+                p.assigned
+                    .retain(|i| self.pieces.assemblies.contains_key(i));
                 p.assigned.clone()
             }
             None => return out,

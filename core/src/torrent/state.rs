@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use super::assembly::{Accepted, PieceAssembly};
 use super::choker::Choker;
 use super::effects::{Effect, Effects};
-use crate::peer::DropReason;
 use super::peers::{MAX_PENDING_UPLOADS, MAX_UNREQUESTED, PeerState};
 use super::pieces::{BAN_STRIKES, Blame, PieceTracker};
 use super::rate::RateMeter;
@@ -21,6 +20,7 @@ use super::swarm::Swarm;
 use crate::bitfield::Bitfield;
 use crate::events::Event;
 use crate::metainfo::Metainfo;
+use crate::peer::DropReason;
 use crate::plugin::{PeerKey, StorageError};
 use crate::rt::Sender;
 use crate::wire::{BlockRequest, Message};
@@ -250,7 +250,9 @@ impl TorrentState {
             Message::NotInterested => peer.peer_interested = false,
             Message::Have(i) => {
                 if i >= pieces {
-                    return Err(DropReason::Protocol(format!("have for piece {i} of {pieces}")));
+                    return Err(DropReason::Protocol(format!(
+                        "have for piece {i} of {pieces}"
+                    )));
                 }
                 if peer.has.set(i) {
                     self.pieces.picker().peer_have(key, i);
@@ -383,7 +385,12 @@ impl TorrentState {
         {
             // Requests still out for a finished piece (endgame) are cancelled too.
             for p in self.swarm.peers.values_mut() {
-                let stale: Vec<_> = p.requests.keys().filter(|r| r.piece == piece).copied().collect();
+                let stale: Vec<_> = p
+                    .requests
+                    .keys()
+                    .filter(|r| r.piece == piece)
+                    .copied()
+                    .collect();
                 for r in stale {
                     p.withdraw(r);
                     fx.send(&p.tx, Message::Cancel(r));
@@ -541,8 +548,7 @@ impl TorrentState {
         for k in keys {
             self.update_interest(k, fx);
             // Two seeds have nothing to say to each other, unless our pieces may be evicted.
-            if !self.pieces.evicting && self.swarm.peers.get(&k).is_some_and(|p| p.has.is_full())
-            {
+            if !self.pieces.evicting && self.swarm.peers.get(&k).is_some_and(|p| p.has.is_full()) {
                 self.remove_peer(k, DropReason::BothComplete, fx);
             }
         }

@@ -236,7 +236,10 @@ mod tests {
             s.add_candidates(PeerSource::Tracker, &fresh, listen);
             assert!(s.known.len() <= MAX_CANDIDATES);
         }
-        assert!(s.known.contains_key(&proven), "a proven peer is never forgotten");
+        assert!(
+            s.known.contains_key(&proven),
+            "a proven peer is never forgotten"
+        );
     }
 
     #[test]

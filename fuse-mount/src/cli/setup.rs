@@ -213,8 +213,15 @@ pub async fn mount(m: MountArgs) -> anyhow::Result<()> {
     let data_dir = m.data.clone().unwrap_or_else(|| cache_dir(&meta));
     let stop = signals::termination()?;
     let mode = Mode::Stream { lazy: m.lazy };
-    let (session, handle) =
-        start(&m.engine, settings, meta.clone(), data_dir, mode, m.read_timeout).await?;
+    let (session, handle) = start(
+        &m.engine,
+        settings,
+        meta.clone(),
+        data_dir,
+        mode,
+        m.read_timeout,
+    )
+    .await?;
     let opts = rivulet_fuse::MountOptions {
         allow_other: m.allow_other,
     };
