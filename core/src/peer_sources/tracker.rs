@@ -67,9 +67,18 @@ fn next_announce(r: &AnnounceResponse, starving: bool) -> Duration {
     }
 }
 
-/// Announces on behalf of tier `tier` until the torrent stops; `wake` interrupts the wait
-/// (completion, pause, resume).
-pub(crate) async fn run_tier(t: Arc<Torrent>, tier: usize, wake: Receiver<()>) {
+/// Starts announcing `t` to its trackers: one task per tier, in the torrent's task group.
+pub(crate) fn start(t: &Arc<Torrent>) {
+    let tiers = t.tiers.lock().map(|x| x.len()).unwrap_or(0);
+    for tier in 0..tiers {
+        let wake = t.source_wake();
+        t.tasks.spawn(run_tier(t.clone(), tier, wake));
+    }
+}
+
+/// Announces on behalf of tier `tier` until the torrent stops, then says `stopped` if it had
+/// said `started`; `wake` interrupts the wait (completion, pause, resume).
+async fn run_tier(t: Arc<Torrent>, tier: usize, wake: Receiver<()>) {
     let mut event = AnnounceEvent::Started;
     let mut backoff = Duration::from_secs(15);
     let mut was_complete = t.state().complete();
@@ -134,6 +143,9 @@ pub(crate) async fn run_tier(t: Arc<Torrent>, tier: usize, wake: Receiver<()>) {
         // Sleep until the interval passes, something wakes the tier, or the torrent stops.
         let woke = rt::race(t.stopped.cancelled(), rt::timeout(wait, wake.recv())).await;
         if let Either::Left(()) = woke {
+            if event != AnnounceEvent::Started {
+                announce_tier_stopped(&t, tier).await;
+            }
             return;
         }
         let complete = t.state().complete();
@@ -159,27 +171,6 @@ async fn announce_tier_stopped(t: &Arc<Torrent>, tier: usize) {
         )
         .await;
     }
-}
-
-/// Tells the first tracker of every tier that we leave, briefly: a dead tracker must not hold
-/// up the exit.
-pub(crate) async fn announce_stopped(t: &Arc<Torrent>) {
-    let firsts: Vec<Arc<dyn Tracker>> = t
-        .tiers
-        .lock()
-        .map(|t| t.iter().filter_map(|tier| tier.first().cloned()).collect())
-        .unwrap_or_default();
-    let calls = firsts.into_iter().map(|tr| {
-        let req = request(t, AnnounceEvent::Stopped, STOPPED_TIMEOUT);
-        async move {
-            let _ = rt::timeout(
-                STOPPED_TIMEOUT + Duration::from_secs(1),
-                announce_one(tr, req),
-            )
-            .await;
-        }
-    });
-    futures::future::join_all(calls).await;
 }
 
 #[cfg(test)]

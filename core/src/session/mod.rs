@@ -185,6 +185,7 @@ impl Session {
         let (cfg, plugins) = compose::compose(&self.inner, &add)?;
         let name = cfg.meta.name.clone();
         let torrent = crate::torrent::Torrent::start(cfg, plugins, self.inner.env.clone()).await?;
+        crate::peer_sources::tracker::start(&torrent);
         let handle = TorrentHandle { torrent };
         let mut torrents = self
             .inner

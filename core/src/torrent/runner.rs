@@ -42,6 +42,9 @@ const VERIFY_QUEUE_BYTES: u64 = 16 << 20;
 /// Readahead deadlines come this long after reads made at the same moment.
 const READAHEAD_AFTER_READS: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time the torrent's tasks get to end on their own at shutdown: a tracker's `stopped`
+/// announce may take its 3 s timeout plus a second.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 pub(crate) struct Torrent {
     /// Itself, for the peer-handler methods that are called on `&self` but spawn work.
@@ -63,8 +66,8 @@ pub(crate) struct Torrent {
     resume_path: Option<PathBuf>,
     /// One resume save at a time, so an older snapshot never overwrites a newer one.
     resume_lock: Arc<Mutex<()>>,
-    /// Wakes tracker tiers: completion, pause and resume.
-    tier_wake: Mutex<Vec<Sender<()>>>,
+    /// Wakes peer sources (tracker tiers): completion, pause, resume, stop.
+    source_wake: Mutex<Vec<Sender<()>>>,
     /// Pieces hashed during this run (from the network, or read back once): a piece the
     /// resume data vouches for is hashed the first time it is read before it is served.
     checked: Mutex<Bitfield>,
@@ -121,7 +124,7 @@ impl Torrent {
             stopped,
             resume_path,
             resume_lock: Arc::new(Mutex::new(())),
-            tier_wake: Mutex::new(Vec::new()),
+            source_wake: Mutex::new(Vec::new()),
         });
 
         let have = {
@@ -155,18 +158,6 @@ impl Torrent {
         }
         torrent.tasks.spawn(torrent.clone().ticker());
         torrent.tasks.spawn(torrent.clone().verifier(verify_rx));
-        let tiers = torrent.tiers.lock().map(|t| t.len()).unwrap_or(0);
-        for tier in 0..tiers {
-            let (wake_tx, wake_rx) = rt::bounded(1);
-            if let Ok(mut w) = torrent.tier_wake.lock() {
-                w.push(wake_tx);
-            }
-            torrent.tasks.spawn(crate::peer_sources::tracker::run_tier(
-                torrent.clone(),
-                tier,
-                wake_rx,
-            ));
-        }
         torrent.dial_more();
         Ok(torrent)
     }
@@ -246,8 +237,17 @@ impl Torrent {
         }
     }
 
+    /// A channel that wakes a peer source when the torrent completes, pauses or resumes.
+    pub fn source_wake(&self) -> Receiver<()> {
+        let (tx, rx) = rt::bounded(1);
+        if let Ok(mut w) = self.source_wake.lock() {
+            w.push(tx);
+        }
+        rx
+    }
+
     fn wake_tiers(&self) {
-        if let Ok(w) = self.tier_wake.lock() {
+        if let Ok(w) = self.source_wake.lock() {
             for tx in w.iter() {
                 let _ = tx.try_send(());
             }
@@ -709,24 +709,17 @@ impl Torrent {
     }
 
     pub async fn shutdown(self: &Arc<Self>) {
-        let first = self.with_state(|s, fx| {
-            if s.phase == Phase::Stopped {
-                return false;
-            }
-            let was_live = s.phase == Phase::Live;
+        self.with_state(|s, fx| {
             s.phase = Phase::Stopped;
             s.readers.close_all();
             s.complete_waiters.clear();
             s.disconnect_all(DropReason::ShuttingDown, fx);
-            was_live
         });
         if self.stop.is_cancelled() {
             return;
         }
+        // Peer sources see this and say goodbye (a tracker's `stopped`) as they end.
         self.stop.cancel();
-        if first {
-            crate::peer_sources::tracker::announce_stopped(self).await;
-        }
         self.state().resume_dirty = true;
         self.save_resume().await;
         let t = self.clone();
@@ -736,7 +729,7 @@ impl Torrent {
             }
         })
         .await;
-        self.tasks.join(Duration::from_secs(2)).await;
+        self.tasks.join(SHUTDOWN_GRACE).await;
         self.events.emit(Event::Stopped);
     }
 }

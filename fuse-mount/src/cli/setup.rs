@@ -8,50 +8,12 @@ use std::time::Duration;
 use anyhow::bail;
 use rivulet_core::config::Settings;
 use rivulet_core::metainfo::Metainfo;
-use rivulet_core::plugin::registry::{
-    BuiltinPicker, BuiltinStorage, BuiltinTracker, PluginStatus, Registry,
-};
-use rivulet_core::session::{AddTorrent, Mode, Session, SessionOptions, TorrentSource};
+use rivulet_core::plugin::registry::PluginStatus;
+use rivulet_core::session::{AddTorrent, Mode, Session, TorrentSource};
 use rivulet_core::torrent::TorrentHandle;
 
 use super::progress::{Progress, summary};
 use super::{EngineArgs, load_torrent, signals};
-
-const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Takes over from a picker that breaks; linked in, so it is never a plugin's override.
-const FALLBACK_PICKER: &str = "rarest-first";
-
-/// Every built-in plugin, then whatever the plugin directories hold.
-pub fn registry(settings: &Settings) -> Registry {
-    let mut r = Registry::new();
-    r.add_picker(
-        BuiltinPicker::<rivulet_picker_rarest_first::RarestFirst>::new("rarest-first", VERSION),
-    );
-    r.add_picker(BuiltinPicker::<rivulet_picker_sequential::Sequential>::new(
-        "sequential",
-        VERSION,
-    ));
-    r.add_picker(BuiltinPicker::<rivulet_picker_streaming::Streaming>::new(
-        "streaming",
-        VERSION,
-    ));
-    r.add_storage(BuiltinStorage::<rivulet_storage_mmap::MmapStorage>::new(
-        "mmap", VERSION,
-    ));
-    r.add_storage(BuiltinStorage::<rivulet_storage_memory::MemoryStorage>::new("memory", VERSION));
-    r.add_tracker(BuiltinTracker::<rivulet_tracker_http::HttpTracker>::new(
-        "http",
-        VERSION,
-        &["http", "https"],
-    ));
-    r.add_tracker(BuiltinTracker::<rivulet_tracker_udp::UdpTracker>::new(
-        "udp",
-        VERSION,
-        &["udp"],
-    ));
-    r.load_dirs(&settings.plugin_dirs);
-    r
-}
 
 /// Settings from the config file and environment, with this command line's flags on top.
 fn settings(args: &EngineArgs) -> anyhow::Result<Settings> {
@@ -76,16 +38,7 @@ fn settings(args: &EngineArgs) -> anyhow::Result<Settings> {
 
 /// A session over the built-in and configured plugins, with `--events` subscribed.
 async fn session(args: &EngineArgs, settings: Settings) -> anyhow::Result<Session> {
-    let registry = registry(&settings);
-    Ok(Session::new(SessionOptions {
-        settings,
-        registry,
-        fallback_picker: (FALLBACK_PICKER.to_string(), || {
-            Box::new(rivulet_picker_rarest_first::RarestFirst::default())
-        }),
-        events_file: args.events.clone(),
-    })
-    .await?)
+    Ok(Session::new(rivulet_plugins::session_options(settings, args.events.clone())).await?)
 }
 
 /// Starts a session with one torrent in it.
@@ -252,7 +205,7 @@ pub fn plugins(config: Option<PathBuf>) -> anyhow::Result<()> {
         ..Default::default()
     };
     let settings = settings(&args)?;
-    let registry = registry(&settings);
+    let registry = rivulet_plugins::registry(&settings.plugin_dirs);
     let mut broken = 0;
     for p in registry.list() {
         let kind = p.kind.map(|k| k.to_string()).unwrap_or_else(|| "?".into());
