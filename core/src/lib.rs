@@ -10,5 +10,6 @@ pub mod layout;
 pub mod metainfo;
 mod peer;
 pub mod plugin;
+pub mod reader;
 pub mod torrent;
 pub mod wire;

@@ -141,6 +141,11 @@ impl TorrentHandle {
         self.engine.forget_reader(reader)
     }
 
+    /// How the torrent runs: its metainfo, read timeout, readahead cap.
+    pub fn config(&self) -> &TorrentConfig {
+        &self.engine.cfg
+    }
+
     pub fn stats(&self) -> Stats {
         self.engine.stats()
     }
