@@ -114,7 +114,11 @@ mod tests {
     fn a_released_reader_frees_its_share() {
         let b = Budget::new(4 * PIECE, PIECE);
         assert_eq!(b.grant(1, 0..4 * PIECE), Some(0..4 * PIECE));
-        assert_eq!(b.grant(2, 0..4 * PIECE), None, "nothing left while 1 holds all");
+        assert_eq!(
+            b.grant(2, 0..4 * PIECE),
+            None,
+            "nothing left while 1 holds all"
+        );
         b.release(1);
         assert_eq!(b.grant(2, 0..4 * PIECE), Some(0..4 * PIECE));
         // When reader 1 comes back it gets its fair half once 2 shrinks to its own.

@@ -53,7 +53,13 @@ impl Default for Readahead {
 impl Readahead {
     /// Records a read of `offset..offset+len` at `now` and returns the range to prefetch next,
     /// or `None` at the end of the file.
-    pub(crate) fn on_read(&mut self, offset: u64, len: u64, file_len: u64, now: Instant) -> Option<Hint> {
+    pub(crate) fn on_read(
+        &mut self,
+        offset: u64,
+        len: u64,
+        file_len: u64,
+        now: Instant,
+    ) -> Option<Hint> {
         let end = offset.saturating_add(len).min(file_len);
         let continues = self.run_start.is_some()
             && offset >= self.high_water.saturating_sub(REORDER_SLACK)

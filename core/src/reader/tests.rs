@@ -155,14 +155,20 @@ fn a_read_of_bytes_that_just_timed_out_does_not_wait_again() {
     );
     let reader = readers.open(1).unwrap();
     let e = block_on(reader.read_at(0, 128 << 10)).unwrap_err();
-    assert!(matches!(e, ReaderError::Read(ReadError::Timeout { .. })), "{e}");
+    assert!(
+        matches!(e, ReaderError::Read(ReadError::Timeout { .. })),
+        "{e}"
+    );
     // The kernel asks again for the first page: the bytes have not come, so it fails at once
     // (the scripted torrent would never answer it).
     let retry = reader.read_at(0, 4096);
     let e = block_on(async_std::future::timeout(Duration::from_secs(5), retry))
         .expect("the retry did not wait")
         .unwrap_err();
-    assert!(matches!(e, ReaderError::Read(ReadError::Timeout { .. })), "{e}");
+    assert!(
+        matches!(e, ReaderError::Read(ReadError::Timeout { .. })),
+        "{e}"
+    );
     // Bytes that did arrive are served.
     assert_eq!(block_on(reader.read_at(0, 4096)).unwrap().len(), 4096);
     // Another reader of the same bytes waits on its own.
@@ -193,7 +199,10 @@ fn dropping_a_reader_withdraws_its_readahead() {
     block_on(reader.read_at(0, 4096)).unwrap();
     drop(reader);
     let calls = readers.torrent().calls();
-    assert!(matches!(calls[0], Call::Prefetch(r, _) if r == id), "{calls:?}");
+    assert!(
+        matches!(calls[0], Call::Prefetch(r, _) if r == id),
+        "{calls:?}"
+    );
     assert_eq!(calls.last(), Some(&Call::Forget(id)));
 }
 
