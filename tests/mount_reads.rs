@@ -111,8 +111,8 @@ fn a_read_nobody_can_serve_fails_with_eio_after_the_read_timeout() {
     let took = started.elapsed();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     assert!(
-        (Duration::from_millis(1500)..Duration::from_secs(8)).contains(&took),
-        "EIO after {took:?}, want about 2 s"
+        (Duration::from_secs(2)..Duration::from_millis(3500)).contains(&took),
+        "EIO after {took:?} with --read-timeout 2"
     );
 }
 

@@ -13,6 +13,7 @@ pub mod metainfo;
 mod peer;
 mod peer_sources;
 pub mod plugin;
+pub mod reader;
 pub mod rt;
 pub mod session;
 pub mod torrent;

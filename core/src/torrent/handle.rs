@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::env::TorrentConfig;
 use super::runner::Torrent;
 use super::state::Phase;
 use crate::bitfield::Bitfield;
@@ -104,6 +105,11 @@ impl TorrentHandle {
 
     pub fn meta(&self) -> &Arc<crate::metainfo::Metainfo> {
         &self.torrent.meta
+    }
+
+    /// How the torrent runs: its metainfo, read timeout, readahead cap.
+    pub fn config(&self) -> &TorrentConfig {
+        &self.torrent.cfg
     }
 
     pub fn stats(&self) -> Stats {

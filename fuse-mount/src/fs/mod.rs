@@ -1,11 +1,11 @@
-//! The fuser [`Filesystem`]: metadata comes from the inode table, file data from the torrent.
+//! The fuser [`Filesystem`]: metadata comes from the inode table, file data from core's readers,
+//! one per open file handle (readahead, timeouts and the engine's deadlines are theirs).
 //!
 //! Every data read becomes its own task that answers the kernel when the engine has the bytes,
 //! so the FUSE thread never waits on the network: many reads are in flight while `ls` stays
 //! instant. Closing the abort channel (on unmount) fails every waiting read with EIO.
 
 mod inodes;
-mod readahead;
 pub(crate) mod status;
 
 use std::collections::HashMap;
@@ -13,7 +13,7 @@ use std::ffi::OsStr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use async_std::channel::{Receiver, Sender};
 use fuser::{
@@ -24,10 +24,10 @@ use fuser::{
 };
 use futures::future::{Either, select};
 use rivulet_core::metainfo::Metainfo;
+use rivulet_core::reader::{Reader, Readers};
 
 use crate::source::Source;
 use inodes::{Inodes, Kind, Node};
-use readahead::Readahead;
 use status::{PROGRESS_XATTR, Progress, status_json};
 
 /// The torrent's tree never changes while mounted, so the kernel may cache it for long.
@@ -38,20 +38,20 @@ const BLOCK_SIZE: u32 = 1 << 20;
 const MAX_BACKGROUND: u16 = 64;
 
 /// State of one open file handle.
-enum OpenFile {
-    Torrent(Readahead),
+enum OpenFile<S: Source> {
+    Torrent(Reader<S>),
     /// The status document as rendered at open, so one reader sees one consistent snapshot.
     Status(Arc<[u8]>),
 }
 
 pub(crate) struct TorrentFs<S: Source> {
-    source: S,
+    readers: Readers<S>,
     meta: Arc<Metainfo>,
     inodes: Inodes,
     mounted_at: SystemTime,
     uid: u32,
     gid: u32,
-    open: Mutex<HashMap<u64, OpenFile>>,
+    open: Mutex<HashMap<u64, OpenFile<S>>>,
     next_fh: AtomicU64,
     /// Closed when the mount is being torn down.
     abort: Receiver<()>,
@@ -70,7 +70,7 @@ impl<S: Source> TorrentFs<S> {
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         TorrentFs {
             inodes: Inodes::new(&meta),
-            source,
+            readers: Readers::new(source, meta.clone()),
             meta,
             mounted_at: SystemTime::now(),
             uid,
@@ -82,14 +82,14 @@ impl<S: Source> TorrentFs<S> {
         }
     }
 
-    fn open_files(&self) -> MutexGuard<'_, HashMap<u64, OpenFile>> {
+    fn open_files(&self) -> MutexGuard<'_, HashMap<u64, OpenFile<S>>> {
         // The map stays consistent even if a holder panicked: every update is one insert or
         // remove.
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn status_doc(&self) -> Vec<u8> {
-        status_json(&self.meta, self.source.stats())
+        status_json(&self.meta, self.readers.torrent().stats())
     }
 
     fn attr(&self, ino: u64, node: &Node) -> (FileAttr, Duration) {
@@ -139,30 +139,22 @@ impl<S: Source> TorrentFs<S> {
         if node.status {
             return None;
         }
-        Some(Progress::of(&self.source.have(), &node.pieces).to_string())
+        Some(Progress::of(&self.readers.torrent().have(), &node.pieces).to_string())
     }
 
-    /// Starts a read of `size` bytes at `offset` of torrent file `index` for handle `fh`.
-    fn read_torrent(&self, fh: u64, index: usize, offset: u64, size: u32, reply: ReplyData) {
-        let Some(file) = self.meta.files.get(index) else {
-            reply.error(Errno::EIO);
-            return;
-        };
-        if offset >= file.length {
-            reply.data(&[]);
-            return;
-        }
-        let len = u64::from(size).min(file.length - offset);
-        let hint = match self.open_files().get_mut(&fh) {
-            Some(OpenFile::Torrent(ra)) => ra.on_read(offset, len, file.length, Instant::now()),
+    /// Starts a read of `size` bytes at `offset` through the reader of handle `fh`.
+    fn read_torrent(&self, fh: u64, offset: u64, size: u32, reply: ReplyData) {
+        let read = match self.open_files().get(&fh) {
+            Some(OpenFile::Torrent(reader)) if offset >= reader.len() => {
+                reply.data(&[]);
+                return;
+            }
+            Some(OpenFile::Torrent(reader)) => reader.read_at(offset, u64::from(size)),
             _ => {
                 reply.error(Errno::EBADF);
                 return;
             }
         };
-
-        let global = file.offset + offset;
-        let read = self.source.read(global, len);
         let abort = self.abort.clone();
         async_std::task::spawn(async move {
             if abort.is_closed() {
@@ -170,33 +162,14 @@ impl<S: Source> TorrentFs<S> {
                 return;
             }
             match select(pin!(read), pin!(abort.recv())).await {
-                Either::Left((Ok(data), _)) if data.len() as u64 == len => reply.data(&data),
-                Either::Left((Ok(data), _)) => {
-                    // A short answer would be padded with zeros by the kernel: refuse it.
-                    tracing::warn!(
-                        offset = global,
-                        len,
-                        got = data.len(),
-                        "engine returned a short read; answering EIO"
-                    );
-                    reply.error(Errno::EIO);
-                }
+                Either::Left((Ok(data), _)) => reply.data(&data),
                 Either::Left((Err(e), _)) => {
-                    tracing::warn!(offset = global, len, "read failed: {e}");
+                    tracing::warn!(fh, offset, size, "read failed: {e}");
                     reply.error(Errno::EIO);
                 }
                 Either::Right(_) => reply.error(Errno::EIO),
             }
         });
-
-        if let Some(h) = hint {
-            tracing::trace!(fh, start = h.range.start, end = h.range.end, "readahead");
-            self.source.prefetch(
-                fh,
-                file.offset + h.range.start..file.offset + h.range.end,
-                h.urgency,
-            );
-        }
     }
 }
 
@@ -341,10 +314,13 @@ impl<S: Source> Filesystem for TorrentFs<S> {
             None => return reply.error(Errno::ENOENT),
             Some(Kind::Dir(_)) => return reply.error(Errno::EISDIR),
             // Torrent data never changes once verified: let the page cache keep it.
-            Some(Kind::File(_)) => (
-                OpenFile::Torrent(Readahead::default()),
-                FopenFlags::FOPEN_KEEP_CACHE,
-            ),
+            Some(Kind::File(index)) => match self.readers.open(*index) {
+                Ok(reader) => (OpenFile::Torrent(reader), FopenFlags::FOPEN_KEEP_CACHE),
+                Err(e) => {
+                    tracing::warn!("open of file {index}: {e}");
+                    return reply.error(Errno::EIO);
+                }
+            },
             // Direct I/O: readers see this open's snapshot whatever size getattr reported.
             Some(Kind::Status) => (
                 OpenFile::Status(self.status_doc().into()),
@@ -368,7 +344,7 @@ impl<S: Source> Filesystem for TorrentFs<S> {
         reply: ReplyData,
     ) {
         match self.inodes.get(ino.0).map(|n| &n.kind) {
-            Some(Kind::File(index)) => self.read_torrent(fh.0, *index, offset, size, reply),
+            Some(Kind::File(_)) => self.read_torrent(fh.0, offset, size, reply),
             Some(Kind::Status) => {
                 let doc = match self.open_files().get(&fh.0) {
                     Some(OpenFile::Status(doc)) => doc.clone(),
@@ -419,10 +395,9 @@ impl<S: Source> Filesystem for TorrentFs<S> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        // Dropping the reader (after the map's lock is released) withdraws its readahead.
         let closed = self.open_files().remove(&fh.0);
-        if let Some(OpenFile::Torrent(_)) = closed {
-            self.source.forget_reader(fh.0);
-        }
+        drop(closed);
         reply.ok();
     }
 

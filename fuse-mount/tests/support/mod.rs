@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use rivulet_core::bitfield::Bitfield;
 use rivulet_core::metainfo::Metainfo;
+use rivulet_core::reader::TorrentBytes;
 use rivulet_core::torrent::{ReadError, Stats};
 use rivulet_fuse::{Mount, MountOptions, Source};
 use serde_bencode::value::Value;
@@ -99,7 +100,7 @@ pub fn torrent(name: &str, files: &[(&str, u64)], piece_length: u64) -> Fixture 
 /// Answers reads like the engine stub does today: the engine is stopped.
 pub struct StoppedSource;
 
-impl Source for StoppedSource {
+impl TorrentBytes for StoppedSource {
     fn read(
         &self,
         _offset: u64,
@@ -109,6 +110,9 @@ impl Source for StoppedSource {
     }
     fn prefetch(&self, _reader: u64, _range: Range<u64>, _urgency: Duration) {}
     fn forget_reader(&self, _reader: u64) {}
+}
+
+impl Source for StoppedSource {
     fn stats(&self) -> Stats {
         Stats::default()
     }
@@ -181,7 +185,7 @@ impl MemorySource {
     }
 }
 
-impl Source for MemorySource {
+impl TorrentBytes for MemorySource {
     fn read(
         &self,
         offset: u64,
@@ -203,6 +207,9 @@ impl Source for MemorySource {
     fn forget_reader(&self, reader: u64) {
         self.calls.push(Call::Forget(reader));
     }
+}
+
+impl Source for MemorySource {
     fn stats(&self) -> Stats {
         self.stats.clone()
     }
@@ -216,7 +223,7 @@ pub struct HangingSource {
     pub started: Mutex<mpsc::Sender<u64>>,
 }
 
-impl Source for HangingSource {
+impl TorrentBytes for HangingSource {
     fn read(
         &self,
         offset: u64,
@@ -227,6 +234,9 @@ impl Source for HangingSource {
     }
     fn prefetch(&self, _reader: u64, _range: Range<u64>, _urgency: Duration) {}
     fn forget_reader(&self, _reader: u64) {}
+}
+
+impl Source for HangingSource {
     fn stats(&self) -> Stats {
         Stats::default()
     }

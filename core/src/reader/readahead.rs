@@ -1,39 +1,38 @@
-//! Readahead of one open file handle: follows where its reader goes and says what to fetch next.
+//! Readahead of one reader: follows where it goes and says what to fetch next.
 //!
-//! The state lives per file handle, never per read call and never shared between handles: a
-//! fresh window per read loses all readahead, and one window for all readers makes two players
-//! fight over it. Offsets here are relative to the file; the caller maps them onto the torrent.
+//! The state lives per reader (one open file handle, one HTTP response), never per read call and
+//! never shared between readers: a fresh window per read loses all readahead, and one window for
+//! all readers makes two players fight over it. Offsets here are relative to the file; the
+//! reader maps them onto the torrent.
 
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
 /// Window after the first read and after every seek.
-pub const MIN_WINDOW: u64 = 1 << 20;
+pub(crate) const MIN_WINDOW: u64 = 1 << 20;
 /// The window doubles on each sequential read up to this.
-pub const MAX_WINDOW: u64 = 32 << 20;
+pub(crate) const MAX_WINDOW: u64 = 32 << 20;
 /// Reads may reach us slightly out of order (the kernel sends several readahead requests at
 /// once); a read this far behind the furthest byte read still continues the run.
 const REORDER_SLACK: u64 = 256 << 10;
-/// The earliest a readahead range is due. The read that caused the hint is due now and must
-/// come first: a hint due "now" as well tied with it, and the engine (which may see the hint
-/// before the read) fetched the readahead ahead of the bytes the reader was blocked on.
-pub const AFTER_READ: Duration = Duration::from_millis(100);
 /// Below this much elapsed time the reader's rate is too noisy to estimate.
 const MIN_RATE_SAMPLE: Duration = Duration::from_millis(20);
 
 /// What to ask the engine for after a read.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hint {
+pub(crate) struct Hint {
     /// File-relative byte range, never empty and never past the end of the file.
     pub range: Range<u64>,
-    /// When the reader will reach `range.start` at its observed rate, and never before
-    /// [`AFTER_READ`] (also when the rate is not known yet: first read, just after a seek).
+    /// When the reader will reach `range.start` at its observed rate; zero when the rate is not
+    /// known yet (first read, just after a seek). The engine puts every readahead deadline after
+    /// the reads made at the same moment, so a hint due "now" never overtakes the read that
+    /// caused it.
     pub urgency: Duration,
 }
 
 /// One file handle's sequential-run tracker.
 #[derive(Debug)]
-pub struct Readahead {
+pub(crate) struct Readahead {
     /// Furthest byte read in the current run (exclusive end).
     high_water: u64,
     window: u64,
@@ -54,7 +53,13 @@ impl Default for Readahead {
 impl Readahead {
     /// Records a read of `offset..offset+len` at `now` and returns the range to prefetch next,
     /// or `None` at the end of the file.
-    pub fn on_read(&mut self, offset: u64, len: u64, file_len: u64, now: Instant) -> Option<Hint> {
+    pub(crate) fn on_read(
+        &mut self,
+        offset: u64,
+        len: u64,
+        file_len: u64,
+        now: Instant,
+    ) -> Option<Hint> {
         let end = offset.saturating_add(len).min(file_len);
         let continues = self.run_start.is_some()
             && offset >= self.high_water.saturating_sub(REORDER_SLACK)
@@ -74,7 +79,7 @@ impl Readahead {
         }
         Some(Hint {
             range: start..stop,
-            urgency: self.time_to_reach(offset, start, now).max(AFTER_READ),
+            urgency: self.time_to_reach(offset, start, now),
         })
     }
 
@@ -107,11 +112,11 @@ mod tests {
     const FILE: u64 = 1 << 30;
 
     #[test]
-    fn first_read_prefetches_the_minimum_window_right_after_the_read() {
+    fn first_read_prefetches_the_minimum_window_at_once() {
         let mut ra = Readahead::default();
         let h = ra.on_read(0, 128 * KIB, FILE, Instant::now()).unwrap();
         assert_eq!(h.range, 128 * KIB..128 * KIB + MIN_WINDOW);
-        assert_eq!(h.urgency, AFTER_READ);
+        assert_eq!(h.urgency, Duration::ZERO);
     }
 
     #[test]
@@ -145,7 +150,7 @@ mod tests {
             h.range,
             500 * MIB + 64 * KIB..500 * MIB + 64 * KIB + MIN_WINDOW
         );
-        assert_eq!(h.urgency, AFTER_READ);
+        assert_eq!(h.urgency, Duration::ZERO);
         // Seeking backwards is a seek too.
         ra.on_read(500 * MIB + 64 * KIB, 64 * KIB, FILE, t);
         assert_eq!(ra.window(), 2 * MIN_WINDOW);
