@@ -28,8 +28,6 @@ pub struct Plugins {
 /// A snapshot of progress for display and the mount's status file.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Stats {
-    pub info_hash: String,
-    pub name: String,
     pub phase: Phase,
     pub pieces_total: u32,
     pub pieces_have: u32,
@@ -116,8 +114,6 @@ impl TorrentHandle {
         let t = &self.torrent;
         let s = t.state();
         Stats {
-            info_hash: t.meta.info_hash.hex(),
-            name: t.meta.name.clone(),
             phase: s.phase,
             pieces_total: s.pieces.have.len(),
             pieces_have: s.pieces.have.count(),
