@@ -121,9 +121,6 @@ impl Session {
         let listen_addr = listener
             .local_addr()
             .map_err(|source| SessionError::Listen { addr, source })?;
-        bus.sink().emit(Event::Listening {
-            addr: listen_addr.to_string(),
-        });
         let s = &opts.settings;
         let env = Env {
             peer_id: new_peer_id(),
@@ -184,20 +181,21 @@ impl Session {
         }
         let (cfg, plugins) = compose::compose(&self.inner, &add)?;
         let name = cfg.meta.name.clone();
-        let torrent = crate::torrent::Torrent::start(cfg, plugins, self.inner.env.clone()).await?;
-        crate::peer_sources::tracker::start(&torrent);
+        let torrent = crate::torrent::Torrent::new(cfg, plugins, self.inner.env.clone());
         let handle = TorrentHandle { torrent };
-        let mut torrents = self
-            .inner
-            .torrents
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if torrents.contains_key(&hash) {
-            drop(torrents);
-            handle.shutdown().await;
-            return Err(SessionError::Duplicate(hash.hex()));
+        {
+            let mut torrents = self
+                .inner
+                .torrents
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if torrents.contains_key(&hash) {
+                return Err(SessionError::Duplicate(hash.hex()));
+            }
+            torrents.insert(hash, handle.clone());
         }
-        torrents.insert(hash.clone(), handle.clone());
+        handle.torrent.start().await;
+        crate::peer_sources::tracker::start(&handle.torrent);
         self.inner
             .env
             .events

@@ -1,0 +1,85 @@
+//! The torrent as the handler of its peer connections: registering a connection, a message
+//! in (under the state lock, effects after), a block out (read off the async threads), a
+//! connection gone.
+
+use super::effects::{Effects, carry_out};
+use super::peers::PeerState;
+use super::runner::Torrent;
+use super::state::Phase;
+use crate::bitfield::Bitfield;
+use crate::peer::{Attached, DropReason, PeerHandler, PeerLink};
+use crate::wire::{BlockRequest, Message};
+
+impl PeerHandler for Torrent {
+    fn max_message_len(&self) -> u32 {
+        // The largest legal message is a bitfield or a served block.
+        (Bitfield::byte_len(self.meta.piece_count()) as u32 + 1).max(128 * 1024 + 9)
+    }
+
+    fn attach(&self, link: PeerLink) -> Result<Attached, DropReason> {
+        let mut fx = Effects::default();
+        let result = {
+            let mut s = self.state();
+            let pieces = s.pieces.have.len();
+            // Many incoming handshakes finish at once: the room checked at accept may be gone.
+            if s.phase != Phase::Live {
+                Err(DropReason::ShuttingDown)
+            } else if s.swarm.banned.contains(&link.addr.ip()) {
+                Err(DropReason::Banned("banned earlier".into()))
+            } else if s.swarm.is_connected_id(&link.peer_id) {
+                Err(DropReason::Duplicate)
+            } else if link.incoming && !s.make_room(self.cfg.max_peers, &mut fx) {
+                Err(DropReason::NoRoom)
+            } else {
+                let conn = link.conn;
+                let peer =
+                    PeerState::new(conn, link.addr, link.peer_id, link.tx, link.close, pieces);
+                Ok(Attached {
+                    key: s.add_peer(peer, &mut fx),
+                    conn,
+                })
+            }
+        };
+        carry_out(fx.list, &self.events);
+        result
+    }
+
+    async fn on_message(&self, id: Attached, msg: Message) -> Result<(), DropReason> {
+        if let Message::Piece { data, .. } = &msg {
+            self.env.down_limit.acquire(data.len() as u64).await;
+        }
+        let mut fx = Effects::default();
+        let r = self.state().on_message(id.key, id.conn, msg, &mut fx);
+        let this = self.arc();
+        this.apply_waiting(fx).await?;
+        r
+    }
+
+    async fn serve(&self, id: Attached, r: BlockRequest) -> Option<Message> {
+        if !self.state().take_upload(id.key, id.conn, &r) {
+            return None;
+        }
+        let start = self.layout.piece_range(r.piece).start + r.offset as u64;
+        let this = self.arc();
+        match this.read_verified(start..start + r.len as u64).await {
+            Ok(data) => {
+                self.env.up_limit.acquire(data.len() as u64).await;
+                self.state().uploaded_block(id.key, id.conn, r.len as u64);
+                Some(Message::Piece {
+                    piece: r.piece,
+                    offset: r.offset,
+                    data,
+                })
+            }
+            Err(e) => {
+                tracing::warn!("cannot serve piece {}: {e}", r.piece);
+                None
+            }
+        }
+    }
+
+    fn detach(&self, id: Attached, reason: DropReason) {
+        let this = self.arc();
+        this.with_state(|s, fx| s.remove_conn(id.key, id.conn, reason, fx));
+    }
+}
