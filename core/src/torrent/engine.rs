@@ -15,8 +15,7 @@ use super::assembly::PieceAssembly;
 use super::handle::{EngineError, Plugins, ReadError, Stats, TorrentConfig};
 use super::rate::RateLimiter;
 use super::state::{Candidate, State};
-use super::{announce, resume};
-use crate::bitfield::Bitfield;
+use super::{announce, recheck, resume};
 use crate::events::{Event, EventSink};
 use crate::layout::Layout;
 use crate::metainfo::Metainfo;
@@ -89,19 +88,38 @@ impl Engine {
             storage: plugins.storage_name.clone(),
         });
 
-        let have = {
+        let checked = {
             let meta = meta.clone();
             let layout = layout.clone();
             let storage = storage.clone();
             let resume_path = resume_path.clone();
+            let data_dir = cfg.data_dir.clone();
             async_std::task::spawn_blocking(move || {
-                initial_have(&meta, &layout, storage.as_ref(), resume_path.as_deref())
+                recheck::initial_have(
+                    &meta,
+                    &layout,
+                    storage.as_ref(),
+                    resume_path.as_deref(),
+                    &data_dir,
+                )
             })
             .await
         };
+        if checked.hashed > 0 || !checked.changed_files.is_empty() {
+            events.emit(Event::Rechecked {
+                changed_files: checked.changed_files.len(),
+                files: recheck::name_files(&meta, &checked.changed_files),
+                pieces: checked.hashed,
+                verified: checked.verified,
+            });
+        }
+        let have = checked.have;
         events.emit(Event::Resumed {
             pieces: have.count(),
         });
+        if cfg.require_complete && !have.is_full() {
+            return Err(recheck::incomplete(&meta, &layout, &have).into());
+        }
         if have.is_full() {
             events.emit(Event::Complete {
                 downloaded: 0,
@@ -317,7 +335,9 @@ impl Engine {
                 tracing::error!("flushing storage: {e}");
                 return;
             }
-            if let Err(e) = resume::save(&path, &engine.meta, &have) {
+            // Read after the flush: these are the files the pieces in `have` are durable in.
+            let stamps = recheck::stamp_files(&engine.cfg.data_dir, &engine.meta);
+            if let Err(e) = resume::save(&path, &engine.meta, &have, &stamps) {
                 tracing::error!("writing resume file {}: {e}", path.display());
             }
         })
@@ -411,7 +431,7 @@ impl Engine {
     }
 
     pub fn read_storage(&self, range: Range<u64>) -> Result<Vec<u8>, StorageError> {
-        read_range(&self.layout, self.storage.as_ref(), range)
+        recheck::read_range(&self.layout, self.storage.as_ref(), range)
     }
 
     pub async fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, ReadError> {
@@ -603,53 +623,4 @@ impl Drop for WaitGuard<'_> {
         } = &mut *s;
         readers.unregister(self.id, have, picker.as_mut());
     }
-}
-
-fn read_range(
-    layout: &Layout,
-    storage: &dyn Storage,
-    range: Range<u64>,
-) -> Result<Vec<u8>, StorageError> {
-    let mut buf = vec![0u8; (range.end - range.start) as usize];
-    for span in layout.spans(range) {
-        let at = span.range_offset as usize;
-        storage.read(span.file, span.offset, &mut buf[at..at + span.len as usize])?;
-    }
-    Ok(buf)
-}
-
-/// Pieces already complete: those the resume file names, plus any other piece whose data on
-/// disk hashes right (the resume file lags behind a crash).
-fn initial_have(
-    meta: &Metainfo,
-    layout: &Layout,
-    storage: &dyn Storage,
-    resume: Option<&std::path::Path>,
-) -> Bitfield {
-    let n = meta.piece_count();
-    let Some(resume) = resume else {
-        return Bitfield::new(n);
-    };
-    let mut have = resume::load(resume, meta).unwrap_or_else(|| Bitfield::new(n));
-    for p in 0..n {
-        if have.get(p) {
-            continue;
-        }
-        let range = layout.piece_range(p);
-        // A piece with a never-written span cannot be complete: skip reading and hashing it.
-        if !layout
-            .spans(range.clone())
-            .iter()
-            .all(|s| storage.has_data(s.file, s.offset, s.len))
-        {
-            continue;
-        }
-        let Ok(data) = read_range(layout, storage, range) else {
-            continue;
-        };
-        if Sha1::digest(&data).as_slice() == meta.piece_hashes[p as usize] {
-            have.set(p);
-        }
-    }
-    have
 }

@@ -18,6 +18,11 @@ pub struct TorrentConfig {
     pub meta: Arc<Metainfo>,
     /// Where the resume file is kept (`<state_dir>/<info-hash>.resume`).
     pub state_dir: PathBuf,
+    /// Where a persistent storage keeps the torrent's files; their sizes and times tell whether
+    /// the resume file still holds for them.
+    pub data_dir: PathBuf,
+    /// Fail at start, before listening, unless every piece is on disk and verifies (`seed`).
+    pub require_complete: bool,
     /// Address to accept peers on; port 0 picks a free one.
     pub listen: SocketAddr,
     /// Peers to dial besides those trackers return (tests, `--peer`).
@@ -89,6 +94,8 @@ pub enum EngineError {
     Stopped,
     #[error("{0}")]
     Failed(String),
+    #[error(transparent)]
+    Data(#[from] super::recheck::DataError),
 }
 
 #[derive(Debug, thiserror::Error)]

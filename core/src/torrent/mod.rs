@@ -10,10 +10,12 @@ mod handle;
 pub(crate) mod peers;
 mod rate;
 mod readers;
+mod recheck;
 mod resume;
 mod state;
 
 pub use handle::{EngineError, Plugins, ReadError, Stats, TorrentConfig, TorrentHandle};
+pub use recheck::{DataError, check_files_present};
 
 /// Where the resume file of `meta` lives under `state_dir`.
 pub fn resume_path(

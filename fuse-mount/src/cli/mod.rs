@@ -52,6 +52,9 @@ enum Command {
         /// Directory holding the torrent's files (as `download --output` made them).
         #[arg(short, long)]
         data: PathBuf,
+        /// Download what is absent or does not verify, instead of refusing to start.
+        #[arg(long)]
+        download_missing: bool,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -143,8 +146,15 @@ pub fn main() -> ExitCode {
         Command::Seed {
             torrent,
             data,
+            download_missing,
             engine,
-        } => async_std::task::block_on(setup::seed(torrent, data, engine, cli.quiet)),
+        } => async_std::task::block_on(setup::seed(
+            torrent,
+            data,
+            download_missing,
+            engine,
+            cli.quiet,
+        )),
         Command::Mount {
             torrent,
             mountpoint,

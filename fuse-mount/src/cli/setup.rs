@@ -7,13 +7,16 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use rivulet_core::config::Settings;
+use rivulet_core::data_lock::{self, DataLock};
 use rivulet_core::events::EventSink;
 use rivulet_core::metainfo::Metainfo;
 use rivulet_core::plugin::registry::{
     BuiltinPicker, BuiltinStorage, BuiltinTracker, PluginStatus, Registry,
 };
 use rivulet_core::plugin::{StorageSpec, Tracker};
-use rivulet_core::torrent::{Plugins, TorrentConfig, TorrentHandle};
+use rivulet_core::torrent::{
+    DataError, EngineError, Plugins, TorrentConfig, TorrentHandle, check_files_present,
+};
 
 use super::progress::{Progress, summary};
 use super::{EngineArgs, load_torrent, signals};
@@ -85,11 +88,14 @@ struct Run<'a> {
     /// `download` and `seed` leave data behind: a storage that keeps nothing cannot serve them.
     needs_persistent_storage: bool,
     seed: bool,
+    /// Refuse to start unless every piece is on disk and verifies (`seed`).
+    require_complete: bool,
     lazy: bool,
     read_timeout: Option<u64>,
 }
 
-async fn start(run: Run<'_>) -> anyhow::Result<TorrentHandle> {
+/// Starts the torrent; the lock on its data must be held as long as the handle is used.
+async fn start(run: Run<'_>) -> anyhow::Result<(TorrentHandle, DataLock)> {
     let Run {
         meta,
         data_dir,
@@ -98,11 +104,13 @@ async fn start(run: Run<'_>) -> anyhow::Result<TorrentHandle> {
         default_picker,
         needs_persistent_storage,
         seed,
+        require_complete,
         lazy,
         read_timeout,
     } = run;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let lock = data_lock::lock(&meta, &data_dir)?;
     let registry = registry(&settings);
     let picker_name = settings
         .picker
@@ -111,7 +119,6 @@ async fn start(run: Run<'_>) -> anyhow::Result<TorrentHandle> {
     let storage_name = settings.storage.clone();
     let picker = registry.picker(&picker_name)?.create()?;
     let state_dir = state_dir_for(&settings.state_dir, &data_dir);
-    forget_resume_of_missing_files(&state_dir, &data_dir, &meta);
     let spec = StorageSpec {
         root: data_dir.clone(),
         files: meta
@@ -159,6 +166,8 @@ async fn start(run: Run<'_>) -> anyhow::Result<TorrentHandle> {
     let cfg = TorrentConfig {
         meta: meta.clone(),
         state_dir,
+        data_dir,
+        require_complete,
         listen: settings.listen,
         extra_peers: args.peers.clone(),
         max_peers: settings.max_peers as usize,
@@ -189,7 +198,7 @@ async fn start(run: Run<'_>) -> anyhow::Result<TorrentHandle> {
         storage_name,
         trackers,
     };
-    Ok(TorrentHandle::start(cfg, plugins, events).await?)
+    Ok((TorrentHandle::start(cfg, plugins, events).await?, lock))
 }
 
 /// Resume data is per torrent *and* per data directory: the same torrent downloaded to two
@@ -202,20 +211,6 @@ fn state_dir_for(base: &Path, data_dir: &Path) -> PathBuf {
     let digest = sha1::Sha1::digest(dir.as_os_str().as_encoded_bytes());
     let key: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     base.join(key)
-}
-
-/// A resume file vouches for data on disk; if that data's files are gone, it vouches for
-/// nothing and must not make us serve zeros.
-fn forget_resume_of_missing_files(state_dir: &Path, data_dir: &Path, meta: &Metainfo) {
-    let resume = rivulet_core::torrent::resume_path(state_dir, meta);
-    let missing = meta
-        .files
-        .iter()
-        .any(|f| f.length > 0 && !data_dir.join(f.relative_path()).exists());
-    if missing && resume.exists() {
-        tracing::info!("data files missing: ignoring {}", resume.display());
-        let _ = std::fs::remove_file(resume);
-    }
 }
 
 pub async fn download(
@@ -237,10 +232,11 @@ pub async fn download(
         default_picker: "rarest-first",
         needs_persistent_storage: true,
         seed,
+        require_complete: false,
         lazy: false,
         read_timeout: None,
     };
-    let handle = start(run).await?;
+    let (handle, _lock) = start(run).await?;
     let progress = Progress::start(handle.clone(), quiet);
     let done = futures_select(handle.wait_complete(), stop.recv()).await;
     let result = match done {
@@ -273,12 +269,17 @@ pub async fn download(
 pub async fn seed(
     torrent: PathBuf,
     data: PathBuf,
+    download_missing: bool,
     args: EngineArgs,
     quiet: bool,
 ) -> anyhow::Result<()> {
     let meta = Arc::new(load_torrent(&torrent)?);
     if !data.is_dir() {
         bail!("data directory {} does not exist", data.display());
+    }
+    // Before anything opens the data: a seed never creates, resizes or writes its files.
+    if !download_missing {
+        check_files_present(&meta, &data).map_err(refuse_to_seed)?;
     }
     let settings = settings(&args)?;
     let stop = signals::termination()?;
@@ -290,10 +291,18 @@ pub async fn seed(
         default_picker: "rarest-first",
         needs_persistent_storage: true,
         seed: true,
+        require_complete: !download_missing,
         lazy: false,
         read_timeout: None,
     };
-    let handle = start(run).await?;
+    let (handle, _lock) = match start(run).await {
+        Err(e) => match e.downcast::<EngineError>() {
+            Ok(EngineError::Data(bad)) => return Err(refuse_to_seed(bad)),
+            Ok(other) => return Err(other.into()),
+            Err(e) => return Err(e),
+        },
+        Ok(started) => started,
+    };
     let s = handle.stats();
     if !s.complete {
         tracing::warn!(
@@ -306,6 +315,12 @@ pub async fn seed(
     let _ = stop.recv().await;
     handle.shutdown().await;
     Ok(())
+}
+
+fn refuse_to_seed(bad: DataError) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot seed: {bad}; check --data, or add --download-missing to download what is missing"
+    )
 }
 
 pub struct MountArgs {
@@ -345,10 +360,11 @@ pub async fn mount(m: MountArgs) -> anyhow::Result<()> {
         default_picker: "streaming",
         needs_persistent_storage: false,
         seed: true,
+        require_complete: false,
         lazy: m.lazy,
         read_timeout: m.read_timeout,
     };
-    let handle = start(run).await?;
+    let (handle, _lock) = start(run).await?;
     let opts = rivulet_fuse::MountOptions {
         allow_other: m.allow_other,
     };
