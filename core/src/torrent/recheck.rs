@@ -226,13 +226,14 @@ pub enum DataError {
     BadPieces { bad: u32, total: u32, files: String },
 }
 
-/// Checks, without opening or changing anything, that every file of the torrent is under
-/// `data_dir` at its length.
+/// Checks, without opening or changing anything, that every file of the torrent that holds
+/// data is under `data_dir` at its length.
 pub fn check_files_present(meta: &Metainfo, data_dir: &Path) -> Result<(), DataError> {
     let wrong: Vec<(usize, Option<u64>)> = meta
         .files
         .iter()
         .enumerate()
+        .filter(|(_, f)| f.length > 0)
         .filter_map(|(i, f)| {
             let found = std::fs::metadata(data_dir.join(f.relative_path()))
                 .ok()
