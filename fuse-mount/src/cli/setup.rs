@@ -397,6 +397,7 @@ pub fn plugins(config: Option<PathBuf>) -> anyhow::Result<()> {
     let settings = settings(&args)?;
     let registry = registry(&settings);
     let mut broken = 0;
+    let mut table = String::new();
     for p in registry.list() {
         let kind = p.kind.map(|k| k.to_string()).unwrap_or_else(|| "?".into());
         let status = match &p.status {
@@ -407,13 +408,14 @@ pub fn plugins(config: Option<PathBuf>) -> anyhow::Result<()> {
                 format!("REFUSED: {why}")
             }
         };
-        println!(
-            "{kind:8} {:16} {:8} {:40} {status}",
+        table.push_str(&format!(
+            "{kind:8} {:16} {:8} {:40} {status}\n",
             p.name,
             p.version,
             p.source.to_string()
-        );
+        ));
     }
+    super::print(&table)?;
     if broken > 0 {
         eprintln!("{broken} plugin file(s) refused");
     }
