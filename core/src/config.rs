@@ -204,11 +204,11 @@ impl Settings {
         };
         let built = builder
             .build()
-            .map_err(|e| ConfigError::BadValue(describe(e, &origin)))?;
-        check_whole_numbers(&built, &origin)?;
+            .map_err(|e| ConfigError::BadValue(describe(e, origin)))?;
+        check_whole_numbers(&built, origin)?;
         let mut settings: Settings = built
             .try_deserialize()
-            .map_err(|e| ConfigError::BadValue(describe(e, &origin)))?;
+            .map_err(|e| ConfigError::BadValue(describe(e, origin)))?;
         // An empty path (say `RIVULET_STATE_DIR=`) would quietly mean the working directory.
         let paths = [
             ("download_dir", &settings.download_dir),
@@ -312,7 +312,7 @@ fn too_large_for_toml(text: &str) -> Option<String> {
             _ => (10, digits.as_str()),
         };
         let is_integer = !digits.is_empty() && digits.chars().all(|c| c.is_digit(radix));
-        if !is_integer || i64::from_str_radix(&digits, radix).is_ok() {
+        if !is_integer || i64::from_str_radix(digits, radix).is_ok() {
             return None;
         }
         let key = key.trim().trim_matches(['"', '\'']).escape_debug();
