@@ -32,6 +32,18 @@ pub const KEYS: &[&str] = &[
 /// Keys whose value is a list, given comma-separated in the environment and on the command line.
 const LIST_KEYS: &[&str] = &["plugin_dirs"];
 
+/// Whole-number keys with their smallest and largest accepted value. Checked on the raw value:
+/// the config crate would otherwise truncate `1.5` and saturate a huge number read from the
+/// environment. The KiB/s limits are multiplied by 1024 later, so they must leave room.
+const WHOLE_NUMBERS: &[(&str, u64, u64)] = &[
+    ("max_peers", 1, u32::MAX as u64),
+    ("memory_cache_mib", 0, u64::MAX >> 20),
+    ("download_limit_kib", 0, u64::MAX >> 10),
+    ("upload_limit_kib", 0, u64::MAX >> 10),
+    ("upload_slots", 0, u32::MAX as u64),
+    ("read_timeout_secs", 0, i64::MAX as u64),
+];
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -115,7 +127,15 @@ impl Settings {
             let alone = Config::builder()
                 .add_source(source.clone())
                 .build()
-                .map_err(|e| file_error(one_line(&e)))?;
+                .map_err(|e| {
+                    match std::fs::read_to_string(path)
+                        .ok()
+                        .and_then(|t| too_large_for_toml(&t))
+                    {
+                        Some(key_and_value) => file_error(key_and_value),
+                        None => file_error(one_line(&e)),
+                    }
+                })?;
             file_keys = alone
                 .collect()
                 .map_err(|e| file_error(one_line(&e)))?
@@ -182,10 +202,28 @@ impl Settings {
                 "default".to_string()
             }
         };
-        let mut settings: Settings = builder
+        let built = builder
             .build()
-            .and_then(Config::try_deserialize)
             .map_err(|e| ConfigError::BadValue(describe(e, origin)))?;
+        check_whole_numbers(&built, origin)?;
+        let mut settings: Settings = built
+            .try_deserialize()
+            .map_err(|e| ConfigError::BadValue(describe(e, origin)))?;
+        // An empty path (say `RIVULET_STATE_DIR=`) would quietly mean the working directory.
+        let paths = [
+            ("download_dir", &settings.download_dir),
+            ("state_dir", &settings.state_dir),
+        ];
+        for (key, path) in paths {
+            let var = format!("{ENV_PREFIX}{}", key.to_ascii_uppercase());
+            let empty_var = env.get(&var).is_some_and(|v| v.trim().is_empty());
+            if empty_var || path.as_os_str().is_empty() {
+                return Err(ConfigError::BadValue(format!(
+                    "{}: key '{key}': must not be empty",
+                    origin(key)
+                )));
+            }
+        }
         settings.expand_home(home.as_deref());
         Ok(settings)
     }
@@ -225,6 +263,66 @@ impl Settings {
         expand(&mut self.download_dir);
         expand(&mut self.state_dir);
     }
+}
+
+/// Refuses a whole-number key whose value is fractional, not a number, or out of its range,
+/// naming where it came from and the key.
+fn check_whole_numbers(built: &Config, origin: impl Fn(&str) -> String) -> Result<(), ConfigError> {
+    let config::ValueKind::Table(root) = &built.cache.kind else {
+        return Ok(());
+    };
+    for &(key, min, max) in WHOLE_NUMBERS {
+        let Some(value) = root.get(key) else { continue };
+        let n: Option<i128> = match &value.kind {
+            config::ValueKind::I64(n) => Some(i128::from(*n)),
+            config::ValueKind::U64(n) => Some(i128::from(*n)),
+            config::ValueKind::I128(n) => Some(*n),
+            config::ValueKind::U128(n) => i128::try_from(*n).ok(),
+            config::ValueKind::String(s) => s.trim().parse::<i128>().ok(),
+            _ => None,
+        };
+        if n.is_some_and(|n| (i128::from(min)..=i128::from(max)).contains(&n)) {
+            continue;
+        }
+        // The value as given, escaped: an environment variable may hold anything.
+        let shown = match &value.kind {
+            config::ValueKind::String(s) => format!("'{}'", s.escape_debug()),
+            other => other.to_string().escape_debug().to_string(),
+        };
+        return Err(ConfigError::BadValue(format!(
+            "{}: key '{key}': {shown} is not a whole number from {min} to {max}",
+            origin(key)
+        )));
+    }
+    Ok(())
+}
+
+/// `key 'K' (line N): V is outside the range of a TOML number (...)` for the first
+/// `K = V` line whose integer is past TOML's 64-bit range: the parser reports such a number
+/// with neither key nor line.
+fn too_large_for_toml(text: &str) -> Option<String> {
+    text.lines().enumerate().find_map(|(i, line)| {
+        let (key, value) = line.split_once('=')?;
+        let value = value.split('#').next()?.trim();
+        let digits = value.trim_start_matches(['+', '-']).replace('_', "");
+        let (radix, digits) = match digits.get(..2) {
+            Some("0x") => (16, &digits[2..]),
+            Some("0o") => (8, &digits[2..]),
+            Some("0b") => (2, &digits[2..]),
+            _ => (10, digits.as_str()),
+        };
+        let is_integer = !digits.is_empty() && digits.chars().all(|c| c.is_digit(radix));
+        if !is_integer || i64::from_str_radix(digits, radix).is_ok() {
+            return None;
+        }
+        let key = key.trim().trim_matches(['"', '\'']).escape_debug();
+        let value = value.escape_debug();
+        Some(format!(
+            "key '{key}' (line {}): {value} is outside the range of a TOML number (±{})",
+            i + 1,
+            i64::MAX
+        ))
+    })
 }
 
 fn default_file(env: &HashMap<String, String>, home: Option<&Path>) -> Option<PathBuf> {

@@ -25,6 +25,15 @@ pub enum Event {
         picker: String,
         storage: String,
     },
+    /// The start-up check hashed pieces the resume file did not vouch for: all with data if
+    /// there was no usable resume file, else those of `changed_files` files changed since it
+    /// was written (named in `files`, first few) and those verified after it.
+    Rechecked {
+        changed_files: usize,
+        files: String,
+        pieces: u32,
+        verified: u32,
+    },
     Resumed {
         pieces: u32,
     },

@@ -7,6 +7,7 @@
 
 pub mod bitfield;
 pub mod config;
+pub mod data_lock;
 pub mod events;
 pub mod layout;
 pub mod metainfo;

@@ -160,3 +160,89 @@ fn the_sample_config_is_complete_and_valid() {
     }
     Settings::load_from(Some(&sample), env(&[("HOME", "/home/u")]), &[]).unwrap();
 }
+
+#[test]
+fn out_of_range_and_fractional_numbers_name_the_key_wherever_they_come_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("max_peers = 99999999999\n", "key 'max_peers'"),
+        ("upload_slots = 1.5\n", "key 'upload_slots'"),
+        (
+            "memory_cache_mib = 99999999999999999999\n",
+            "memory_cache_mib",
+        ),
+        ("read_timeout_secs = -1\n", "key 'read_timeout_secs'"),
+        (
+            "download_limit_kib = 18446744073709551\n",
+            "key 'download_limit_kib'",
+        ),
+    ];
+    for (text, want) in cases {
+        let file = write(dir.path(), "c.toml", text);
+        let msg = Settings::load_from(Some(&file), env(&[]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains(want), "{text:?}: {msg}");
+        assert!(msg.starts_with(&file.display().to_string()), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+    for (var, value, key) in [
+        (
+            "RIVULET_MEMORY_CACHE_MIB",
+            "99999999999999999999",
+            "memory_cache_mib",
+        ),
+        ("RIVULET_MAX_PEERS", "2.5", "max_peers"),
+        ("RIVULET_UPLOAD_SLOTS", "4294967296", "upload_slots"),
+    ] {
+        let msg = Settings::load_from(None, env(&[(var, value)]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(&format!("environment variable {var}: key '{key}': ")),
+            "{msg}"
+        );
+    }
+    let msg = Settings::load_from(None, env(&[]), &[("max_peers", "99999999999".into())])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.starts_with("command line: key 'max_peers': "), "{msg}");
+}
+
+#[test]
+fn no_peers_at_all_and_empty_paths_are_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "c.toml", "max_peers = 0\n");
+    let msg = Settings::load_from(Some(&file), env(&[]), &[])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        msg,
+        format!(
+            "{}: key 'max_peers': 0 is not a whole number from 1 to 4294967295",
+            file.display()
+        )
+    );
+    let msg = Settings::load_from(None, env(&[("RIVULET_MAX_PEERS", "0")]), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("environment variable RIVULET_MAX_PEERS: key 'max_peers'"),
+        "{msg}"
+    );
+    for var in ["RIVULET_STATE_DIR", "RIVULET_DOWNLOAD_DIR"] {
+        let msg = Settings::load_from(None, env(&[(var, "")]), &[])
+            .unwrap_err()
+            .to_string();
+        let key = var["RIVULET_".len()..].to_ascii_lowercase();
+        assert_eq!(
+            msg,
+            format!("environment variable {var}: key '{key}': must not be empty")
+        );
+    }
+    let file = write(dir.path(), "d.toml", "state_dir = \"\"\n");
+    let msg = Settings::load_from(Some(&file), env(&[]), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.ends_with("key 'state_dir': must not be empty"), "{msg}");
+}

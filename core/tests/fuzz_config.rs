@@ -115,22 +115,23 @@ fn socket_addr() -> impl Strategy<Value = SocketAddr> {
 
 /// Settings every field of which is set in the file.
 fn settings() -> impl Strategy<Value = Settings> {
-    let count = 0u64..=i64::MAX as u64;
+    // Each whole-number key over its whole accepted range (config::WHOLE_NUMBERS).
+    let kib = 0u64..=u64::MAX >> 10;
     (
         (
             proptest::option::of("[a-z-]{1,16}"),
             "[a-z-]{1,16}",
             proptest::collection::vec(path(), 0..3),
             socket_addr(),
-            any::<u32>(),
+            1..=u32::MAX,
             path(),
         ),
         (
-            count.clone(),
-            count.clone(),
-            count.clone(),
+            0u64..=u64::MAX >> 20,
+            kib.clone(),
+            kib,
             any::<u32>(),
-            count,
+            0u64..=i64::MAX as u64,
             path(),
         ),
     )

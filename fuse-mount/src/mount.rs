@@ -44,6 +44,11 @@ pub enum MountError {
     #[error("mount point {} is not empty", .dir.display())]
     NotEmpty { dir: PathBuf },
     #[error(
+        "mount point {0} is already mounted by rivulet; unmount it with `fusermount3 -u {0}`",
+        .dir.display()
+    )]
+    AlreadyMounted { dir: PathBuf },
+    #[error(
         "mount point {0} is a dead FUSE mount (transport endpoint is not connected); clear it with `fusermount3 -u {0}` or `umount -l {0}`",
         .dir.display()
     )]

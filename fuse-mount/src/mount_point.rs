@@ -1,4 +1,5 @@
-//! Checks a directory before mounting on it, naming the fix when it is a dead FUSE mount.
+//! Checks a directory before mounting on it, naming the fix when it is a dead FUSE mount or a
+//! live rivulet mount (found in `/proc/self/mountinfo`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,11 +16,62 @@ pub fn check(dir: &Path) -> Result<(), MountError> {
     }
     let mut entries = std::fs::read_dir(dir).map_err(|e| classify(dir, e))?;
     if entries.next().is_some() {
-        return Err(MountError::NotEmpty {
-            dir: dir.to_owned(),
+        let dir = dir.to_owned();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let rivulet =
+            std::fs::canonicalize(&dir).is_ok_and(|real| top_mount_is_rivulet(&mountinfo, &real));
+        return Err(if rivulet {
+            MountError::AlreadyMounted { dir }
+        } else {
+            MountError::NotEmpty { dir }
         });
     }
     Ok(())
+}
+
+/// Whether the last (topmost) mount on `dir` in mountinfo text is a rivulet FUSE mount: fstype
+/// `fuse.rivulet`, or `fuse` with source `rivulet` (how fuser names it without a subtype).
+fn top_mount_is_rivulet(mountinfo: &str, dir: &Path) -> bool {
+    let want = dir.as_os_str().as_encoded_bytes();
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            // ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+            let (head, tail) = line.split_once(" - ")?;
+            let point = head.split(' ').nth(4)?;
+            let mut tail = tail.split(' ');
+            let (fstype, source) = (tail.next()?, tail.next()?);
+            (unescape(point) == want).then_some((fstype, source))
+        })
+        .next_back()
+        .is_some_and(|(fstype, source)| {
+            fstype == "fuse.rivulet" || (fstype.starts_with("fuse") && source == "rivulet")
+        })
+}
+
+/// Undoes the kernel's octal escapes (`\040` for a space) in a mountinfo path.
+fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).and_then(|d| {
+            d.iter()
+                .all(|c| (b'0'..=b'7').contains(c))
+                .then(|| d.iter().fold(0u32, |n, c| n * 8 + u32::from(c - b'0')))
+        });
+        match octal {
+            Some(v) if b[i] == b'\\' && v <= 0xff => {
+                out.push(v as u8);
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// A FUSE mount whose server died answers every request with ENOTCONN (ECONNABORTED once its
@@ -49,6 +101,26 @@ mod tests {
         assert!(!msg.contains('\n'));
         let e = classify(Path::new("/m"), io::Error::from_raw_os_error(libc::ENOENT));
         assert!(matches!(e, MountError::Inaccessible { .. }));
+    }
+
+    #[test]
+    fn the_topmost_mount_decides_whether_rivulet_holds_a_folder() {
+        let info = "22 1 0:21 / /proc rw - proc proc rw\n\
+                    40 22 0:50 / /tmp/my\\040mnt rw,nosuid - fuse.rivulet rivulet ro,user_id=0\n\
+                    41 22 0:51 / /tmp/plain rw - fuse rivulet rw\n\
+                    42 22 0:52 / /tmp/other rw - fuse.sshfs host:/ rw\n\
+                    43 22 0:53 / /tmp/plain rw - tmpfs tmpfs rw\n";
+        assert!(top_mount_is_rivulet(info, Path::new("/tmp/my mnt")));
+        assert!(!top_mount_is_rivulet(info, Path::new("/tmp/other")));
+        // Something else was mounted over the rivulet mount.
+        assert!(!top_mount_is_rivulet(info, Path::new("/tmp/plain")));
+        assert!(!top_mount_is_rivulet(info, Path::new("/tmp/my")));
+        let msg = MountError::AlreadyMounted {
+            dir: PathBuf::from("/m"),
+        }
+        .to_string();
+        assert!(msg.contains("already mounted by rivulet"), "{msg}");
+        assert!(msg.contains("`fusermount3 -u /m`"), "{msg}");
     }
 
     #[test]

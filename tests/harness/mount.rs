@@ -26,6 +26,7 @@ pub const PROGRESS_XATTR: &str = "user.rivulet.progress";
 /// The arguments of `rivulet mount`.
 pub struct MountCmd {
     args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
     dir: PathBuf,
     events: Option<PathBuf>,
 }
@@ -36,6 +37,7 @@ impl MountCmd {
     pub fn new(torrent: &Path, dir: &Path) -> MountCmd {
         MountCmd {
             args: vec!["-q".into(), "mount".into(), torrent.into(), dir.into()],
+            env: Vec::new(),
             dir: dir.to_path_buf(),
             events: None,
         }
@@ -47,6 +49,12 @@ impl MountCmd {
 
     pub fn read_timeout(self, secs: u64) -> Self {
         self.opt("--read-timeout", secs.to_string())
+    }
+
+    /// Sets an environment variable of the rivulet process (e.g. `XDG_CACHE_HOME`).
+    pub fn env(mut self, key: &str, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
     }
 
     /// Fetch only what is read.
@@ -65,7 +73,7 @@ impl MountCmd {
     /// Starts the mount and returns at once (benchmarks time the wait themselves).
     pub fn start(&self, dir: &Path, tag: &str) -> Mounted {
         let mut cmd = command();
-        cmd.args(&self.args);
+        cmd.args(&self.args).envs(self.env.iter().cloned());
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }

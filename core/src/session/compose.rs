@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Inner, SessionError};
+use crate::data_lock::DataLock;
 use crate::metainfo::{InfoHash, Metainfo};
 use crate::plugin::{StorageSpec, Tracker};
 use crate::torrent::{Plugins, TorrentConfig};
@@ -31,8 +32,9 @@ impl TorrentSource {
 pub enum Mode {
     /// Fetch everything; with `seed`, keep serving once complete.
     Download { seed: bool },
-    /// Serve a complete copy.
-    Seed,
+    /// Serve a complete copy; with `download_missing`, fetch what is absent or wrong first
+    /// (otherwise such data is an error and nothing is written).
+    Seed { download_missing: bool },
     /// Serve reads first (a mount or a stream), fetching the rest in the background unless
     /// `lazy`; seeds what it has.
     Stream { lazy: bool },
@@ -51,11 +53,11 @@ pub struct AddTorrent {
     pub peers: Vec<SocketAddr>,
 }
 
-/// The configuration and plugin instances of a torrent to add.
+/// The configuration, plugin instances and data lock of a torrent to add.
 pub(super) fn compose(
     inner: &Inner,
     add: &AddTorrent,
-) -> Result<(TorrentConfig, Plugins), SessionError> {
+) -> Result<(TorrentConfig, Plugins, DataLock), SessionError> {
     let TorrentSource::Metainfo(meta) = &add.source;
     let settings = &inner.settings;
     let registry = &inner.registry;
@@ -65,16 +67,17 @@ pub(super) fn compose(
     })?;
     let default_picker = match add.mode {
         Mode::Stream { .. } => "streaming",
-        Mode::Download { .. } | Mode::Seed => "rarest-first",
+        Mode::Download { .. } | Mode::Seed { .. } => "rarest-first",
     };
     let picker_name = settings
         .picker
         .clone()
         .unwrap_or_else(|| default_picker.to_string());
+    // One rivulet per torrent's data: before the storage opens anything.
+    let lock = crate::data_lock::lock(meta, &add.data_dir)?;
     let picker = registry.picker(&picker_name)?.create()?;
     let storage_name = settings.storage.clone();
     let state_dir = state_dir_for(&settings.state_dir, &add.data_dir);
-    forget_resume_of_missing_files(&state_dir, &add.data_dir, meta);
     let spec = StorageSpec {
         root: add.data_dir.clone(),
         files: meta
@@ -118,6 +121,10 @@ pub(super) fn compose(
     let cfg = TorrentConfig {
         meta: meta.clone(),
         data_dir: persistent.then(|| add.data_dir.clone()),
+        require_complete: add.mode
+            == Mode::Seed {
+                download_missing: false,
+            },
         state_dir,
         extra_peers: add.peers.clone(),
         max_peers: settings.max_peers as usize,
@@ -144,7 +151,7 @@ pub(super) fn compose(
         storage_name,
         trackers,
     };
-    Ok((cfg, plugins))
+    Ok((cfg, plugins, lock))
 }
 
 /// Resume data is per torrent *and* per data directory: the same torrent downloaded to two
@@ -157,20 +164,6 @@ fn state_dir_for(base: &Path, data_dir: &Path) -> PathBuf {
     let digest = sha1::Sha1::digest(dir.as_os_str().as_encoded_bytes());
     let key: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     base.join(key)
-}
-
-/// A resume file vouches for data on disk; if that data's files are gone, it vouches for
-/// nothing and must not make us serve zeros.
-fn forget_resume_of_missing_files(state_dir: &Path, data_dir: &Path, meta: &Metainfo) {
-    let resume = crate::torrent::resume_path(state_dir, meta);
-    let missing = meta
-        .files
-        .iter()
-        .any(|f| f.length > 0 && !data_dir.join(f.relative_path()).exists());
-    if missing && resume.exists() {
-        tracing::info!("data files missing: ignoring {}", resume.display());
-        let _ = std::fs::remove_file(resume);
-    }
 }
 
 /// Deletes a removed torrent's data: its single file, or its folder.

@@ -72,6 +72,8 @@ pub enum SessionError {
     NoSuchTorrent(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Lock(#[from] crate::data_lock::LockError),
 }
 
 pub(crate) struct Inner {
@@ -179,9 +181,9 @@ impl Session {
         if self.get(&hash).is_some() {
             return Err(SessionError::Duplicate(hash.hex()));
         }
-        let (cfg, plugins) = compose::compose(&self.inner, &add)?;
+        let (cfg, plugins, lock) = compose::compose(&self.inner, &add)?;
         let name = cfg.meta.name.clone();
-        let torrent = crate::torrent::Torrent::new(cfg, plugins, self.inner.env.clone());
+        let torrent = crate::torrent::Torrent::new(cfg, plugins, self.inner.env.clone(), lock);
         let handle = TorrentHandle { torrent };
         {
             let mut torrents = self
@@ -194,7 +196,13 @@ impl Session {
             }
             torrents.insert(hash, handle.clone());
         }
-        handle.torrent.start().await;
+        if let Err(e) = handle.torrent.start().await {
+            if let Ok(mut t) = self.inner.torrents.lock() {
+                t.remove(&hash);
+            }
+            handle.shutdown().await;
+            return Err(e.into());
+        }
         crate::peer_sources::tracker::start(&handle.torrent);
         self.inner
             .env

@@ -16,8 +16,11 @@ use crate::rt::TcpStream;
 #[derive(Clone, Debug)]
 pub struct TorrentConfig {
     pub meta: Arc<Metainfo>,
-    /// Directory the files are placed under, when the storage keeps them on disk.
+    /// Directory the files are placed under, when the storage keeps them on disk; their sizes
+    /// and times tell whether the resume file still holds for them.
     pub data_dir: Option<PathBuf>,
+    /// Fail at start, before going live, unless every piece is on disk and verifies (`seed`).
+    pub require_complete: bool,
     /// Where the resume file is kept (`<state_dir>/<info-hash>.resume`).
     pub state_dir: PathBuf,
     /// Peers to dial besides those trackers return (tests, `--peer`).

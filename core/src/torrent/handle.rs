@@ -61,6 +61,8 @@ pub enum EngineError {
     Storage(Arc<StorageError>),
     #[error("engine stopped")]
     Stopped,
+    #[error(transparent)]
+    Data(#[from] super::recheck::DataError),
 }
 
 #[derive(Debug, thiserror::Error)]

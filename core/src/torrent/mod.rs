@@ -25,6 +25,7 @@ pub use env::TorrentConfig;
 pub(crate) use env::{Env, PeerBudget};
 pub use handle::{EngineError, Plugins, ReadError, Stats, TorrentHandle};
 pub(crate) use rate::RateLimiter;
+pub use recheck::{DataError, check_files_present};
 pub(crate) use runner::Torrent;
 pub use state::Phase;
 pub use swarm::PeerSource;

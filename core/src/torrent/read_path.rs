@@ -65,7 +65,9 @@ impl Torrent {
         for p in unchecked {
             let piece = self.layout.piece_range(p);
             match recheck::read_range(&self.layout, self.storage.as_ref(), piece) {
-                Ok(data) if Sha1::digest(&data).as_slice() == self.meta.piece_hashes[p as usize] => {
+                Ok(data)
+                    if Sha1::digest(&data).as_slice() == self.meta.piece_hashes[p as usize] =>
+                {
                     if let Ok(mut c) = self.checked.lock() {
                         c.set(p);
                     }

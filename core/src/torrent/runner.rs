@@ -61,6 +61,8 @@ pub(crate) struct Torrent {
     pub(super) source_wake: Mutex<Vec<Sender<()>>>,
     /// Taken by the verifier task when the torrent goes live.
     verify_rx: Mutex<Option<Receiver<PieceAssembly>>>,
+    /// Held while the torrent lives: no other rivulet uses the same data meanwhile.
+    _data_lock: crate::data_lock::DataLock,
     /// Pieces hashed during this run (from the network, or read back once): a piece the
     /// resume data vouches for is hashed the first time it is read before it is served.
     pub(super) checked: Mutex<Bitfield>,
@@ -69,7 +71,12 @@ pub(crate) struct Torrent {
 impl Torrent {
     /// A torrent in its checking phase: nothing runs yet. Registering it first lets the
     /// session route its peers to it the moment it goes live ([`Torrent::start`]).
-    pub fn new(cfg: TorrentConfig, plugins: super::Plugins, env: Env) -> Arc<Torrent> {
+    pub fn new(
+        cfg: TorrentConfig,
+        plugins: super::Plugins,
+        env: Env,
+        data_lock: crate::data_lock::DataLock,
+    ) -> Arc<Torrent> {
         let meta = cfg.meta.clone();
         let layout = Layout::new(&meta);
         let storage = plugins.storage;
@@ -117,28 +124,50 @@ impl Torrent {
             resume_lock: Arc::new(Mutex::new(())),
             source_wake: Mutex::new(Vec::new()),
             verify_rx: Mutex::new(Some(verify_rx)),
+            _data_lock: data_lock,
         });
         torrent
     }
 
-    /// Checks what the storage holds, then goes live: peers, verifier, ticker.
-    pub async fn start(self: &Arc<Self>) {
+    /// Checks what the storage holds, then goes live: peers, verifier, ticker. Fails (and
+    /// nothing runs) when the torrent must be complete and is not.
+    pub async fn start(self: &Arc<Self>) -> Result<(), EngineError> {
         let torrent = self;
-        let have = {
+        let checked = {
             let t = torrent.clone();
             rt::blocking(move || {
+                let data_dir = t.cfg.data_dir.clone().unwrap_or_default();
                 recheck::initial_have(
                     &t.meta,
                     &t.layout,
                     t.storage.as_ref(),
                     t.resume_path.as_deref(),
+                    &data_dir,
                 )
             })
             .await
         };
+        if checked.hashed > 0 || !checked.changed_files.is_empty() {
+            torrent.events.emit(Event::Rechecked {
+                changed_files: checked.changed_files.len(),
+                files: recheck::name_files(&torrent.meta, &checked.changed_files),
+                pieces: checked.hashed,
+                verified: checked.verified,
+            });
+        }
+        let have = checked.have;
         torrent.events.emit(Event::Resumed {
             pieces: have.count(),
         });
+        if torrent.cfg.require_complete && !have.is_full() {
+            return Err(recheck::incomplete(&torrent.meta, &torrent.layout, &have).into());
+        }
+        // What the start-up check hashed is checked for this run.
+        if let Ok(mut c) = torrent.checked.lock() {
+            for p in checked.verified_pieces.ones() {
+                c.set(p);
+            }
+        }
         if have.is_full() {
             torrent.events.emit(Event::Complete {
                 downloaded: 0,
@@ -159,9 +188,12 @@ impl Torrent {
         torrent.tasks.spawn(torrent.clone().ticker());
         let verify_rx = torrent.verify_rx.lock().ok().and_then(|mut r| r.take());
         if let Some(rx) = verify_rx {
-            torrent.tasks.spawn(super::verifier::run(torrent.clone(), rx));
+            torrent
+                .tasks
+                .spawn(super::verifier::run(torrent.clone(), rx));
         }
         torrent.dial_more();
+        Ok(())
     }
 
     /// This torrent as an `Arc`. Its connections hold one, so it is alive while they run.
@@ -414,7 +446,10 @@ impl Torrent {
                 tracing::error!("flushing storage: {e}");
                 return;
             }
-            if let Err(e) = resume::save(&path, &t.meta, &have) {
+            // Read after the flush: these are the files the pieces in `have` are durable in.
+            let data_dir = t.cfg.data_dir.clone().unwrap_or_default();
+            let stamps = recheck::stamp_files(&data_dir, &t.meta);
+            if let Err(e) = resume::save(&path, &t.meta, &have, &stamps) {
                 tracing::error!("writing resume file {}: {e}", path.display());
             }
         })

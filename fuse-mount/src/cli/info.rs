@@ -1,4 +1,8 @@
 //! `rivulet info`: what a .torrent holds, from the metainfo alone.
+//!
+//! Names, comments and URLs come from whoever made the torrent: their control characters (an
+//! escape sequence can retitle or clear the terminal) and direction overrides (which make a name
+//! read as something else) are printed as `\u{..}` escapes.
 
 use std::fmt::Write;
 
@@ -7,7 +11,7 @@ use rivulet_core::metainfo::Metainfo;
 
 pub fn render(m: &Metainfo) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "name:       {}", m.name);
+    let _ = writeln!(o, "name:       {}", shown(&m.name));
     let _ = writeln!(o, "info-hash:  {}", m.info_hash);
     let _ = writeln!(
         o,
@@ -26,7 +30,7 @@ pub fn render(m: &Metainfo) -> String {
         let _ = writeln!(o, "private:    yes");
     }
     if let Some(c) = &m.comment {
-        let _ = writeln!(o, "comment:    {c}");
+        let _ = writeln!(o, "comment:    {}", shown(c));
     }
     let _ = writeln!(o, "trackers:");
     if m.trackers.is_empty() {
@@ -34,7 +38,7 @@ pub fn render(m: &Metainfo) -> String {
     }
     for (i, tier) in m.trackers.iter().enumerate() {
         for url in tier {
-            let _ = writeln!(o, "  tier {i}: {url}");
+            let _ = writeln!(o, "  tier {i}: {}", shown(url));
         }
     }
     let _ = writeln!(o, "files:      {}", m.files.len());
@@ -49,11 +53,43 @@ pub fn render(m: &Metainfo) -> String {
             .count();
         printed.truncate(common);
         for d in &dirs[common..] {
-            let _ = writeln!(o, "  {}{d}/", "  ".repeat(printed.len()));
+            let _ = writeln!(o, "  {}{}/", "  ".repeat(printed.len()), shown(d));
             printed.push(d);
         }
         let name = f.path.last().map(String::as_str).unwrap_or("");
-        let _ = writeln!(o, "  {}{name}  {}", "  ".repeat(printed.len()), f.length);
+        let indent = "  ".repeat(printed.len());
+        let _ = writeln!(o, "  {indent}{}  {}", shown(name), f.length);
     }
     o
+}
+
+/// Unicode's Bidi_Control characters: marks, embeddings, overrides and isolates.
+const BIDI_CONTROLS: [char; 12] = [
+    '\u{61c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}',
+    '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+];
+
+/// `s` with control characters and bidirectional overrides as `\u{..}` escapes.
+fn shown(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() || BIDI_CONTROLS.contains(&c) {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_and_direction_overrides_are_escaped() {
+        assert_eq!(shown("a\u{1b}[2Jb\u{7}"), "a\\u{1b}[2Jb\\u{7}");
+        assert_eq!(shown("evil\u{202e}fdp.exe"), "evil\\u{202e}fdp.exe");
+        assert_eq!(shown("café – ok"), "café – ok");
+    }
 }

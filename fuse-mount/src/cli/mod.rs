@@ -33,9 +33,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Show what a .torrent file holds.
-    Info { torrent: PathBuf },
+    Info {
+        /// The .torrent file.
+        torrent: PathBuf,
+    },
     /// Download a torrent into a directory; exits 0 once every piece is verified.
     Download {
+        /// The .torrent file.
         torrent: PathBuf,
         /// Directory the torrent's files are written under.
         #[arg(short, long)]
@@ -46,18 +50,24 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
-    /// Serve a complete copy of a torrent's data.
+    /// Serve a complete copy of a torrent's data; refuses data that is absent or does not verify.
     Seed {
+        /// The .torrent file.
         torrent: PathBuf,
         /// Directory holding the torrent's files (as `download --output` made them).
         #[arg(short, long)]
         data: PathBuf,
+        /// Download what is absent or does not verify, instead of refusing to start.
+        #[arg(long)]
+        download_missing: bool,
         #[command(flatten)]
         engine: EngineArgs,
     },
     /// Mount a torrent as a read-only directory; files download as they are read.
     Mount {
+        /// The .torrent file.
         torrent: PathBuf,
+        /// An existing empty directory to show the torrent's files in.
         mountpoint: PathBuf,
         /// Where pieces are kept (default: a per-torrent cache directory).
         #[arg(long)]
@@ -76,6 +86,7 @@ enum Command {
     },
     /// List the available plugins, built-in and from plugin_dirs.
     Plugins {
+        /// Config file whose plugin_dirs are searched (default: as for the other commands).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -102,9 +113,11 @@ pub struct EngineArgs {
     /// Storage plugin (mmap, memory, or a loaded one).
     #[arg(long)]
     pub storage: Option<String>,
+    /// Most peers connected at once, at least 1 (default: 50).
     #[arg(long)]
     pub max_peers: Option<usize>,
-    /// Where resume data is kept (default: <data dir>/.rivulet).
+    /// Where resume data is kept, in a subfolder per data directory (default:
+    /// $XDG_STATE_HOME/rivulet, else ~/.local/state/rivulet).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
 }
@@ -125,6 +138,18 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
+/// Writes to stdout; a reader that went away (`rivulet info t | head -1`) is not an error.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to standard output"))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn load_torrent(path: &std::path::Path) -> anyhow::Result<Metainfo> {
     Metainfo::from_file(path).with_context(|| format!("cannot load {}", path.display()))
 }
@@ -133,18 +158,25 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Info { torrent } => load_torrent(&torrent).map(|m| print!("{}", info::render(&m))),
+        Command::Info { torrent } => load_torrent(&torrent).and_then(|m| print(&info::render(&m))),
         Command::Download {
             torrent,
             output,
             seed,
             engine,
-        } => async_std::task::block_on(setup::download(torrent, output, seed, engine, cli.quiet)),
+        } => rivulet_core::rt::block_on(setup::download(torrent, output, seed, engine, cli.quiet)),
         Command::Seed {
             torrent,
             data,
+            download_missing,
             engine,
-        } => async_std::task::block_on(setup::seed(torrent, data, engine, cli.quiet)),
+        } => rivulet_core::rt::block_on(setup::seed(
+            torrent,
+            data,
+            download_missing,
+            engine,
+            cli.quiet,
+        )),
         Command::Mount {
             torrent,
             mountpoint,
@@ -153,7 +185,7 @@ pub fn main() -> ExitCode {
             allow_other,
             read_timeout,
             engine,
-        } => async_std::task::block_on(setup::mount(setup::MountArgs {
+        } => rivulet_core::rt::block_on(setup::mount(setup::MountArgs {
             torrent,
             mountpoint,
             data,

@@ -9,8 +9,8 @@ use anyhow::bail;
 use rivulet_core::config::Settings;
 use rivulet_core::metainfo::Metainfo;
 use rivulet_core::plugin::registry::PluginStatus;
-use rivulet_core::session::{AddTorrent, Mode, Session, TorrentSource};
-use rivulet_core::torrent::TorrentHandle;
+use rivulet_core::session::{AddTorrent, Mode, Session, SessionError, TorrentSource};
+use rivulet_core::torrent::{DataError, EngineError, TorrentHandle, check_files_present};
 
 use super::progress::{Progress, summary};
 use super::{EngineArgs, load_torrent, signals};
@@ -38,7 +38,11 @@ fn settings(args: &EngineArgs) -> anyhow::Result<Settings> {
 
 /// A session over the built-in and configured plugins, with `--events` subscribed.
 async fn session(args: &EngineArgs, settings: Settings) -> anyhow::Result<Session> {
-    Ok(Session::new(rivulet_plugins::session_options(settings, args.events.clone())).await?)
+    Ok(Session::new(rivulet_plugins::session_options(
+        settings,
+        args.events.clone(),
+    ))
+    .await?)
 }
 
 /// Starts a session with one torrent in it.
@@ -112,6 +116,7 @@ pub async fn download(
 pub async fn seed(
     torrent: PathBuf,
     data: PathBuf,
+    download_missing: bool,
     args: EngineArgs,
     quiet: bool,
 ) -> anyhow::Result<()> {
@@ -119,9 +124,21 @@ pub async fn seed(
     if !data.is_dir() {
         bail!("data directory {} does not exist", data.display());
     }
+    // Before anything opens the data: a seed never creates, resizes or writes its files.
+    if !download_missing {
+        check_files_present(&meta, &data).map_err(refuse_to_seed)?;
+    }
     let settings = settings(&args)?;
     let stop = signals::termination()?;
-    let (session, handle) = start(&args, settings, meta, data, Mode::Seed, None).await?;
+    let mode = Mode::Seed { download_missing };
+    let (session, handle) = match start(&args, settings, meta, data, mode, None).await {
+        Err(e) => match e.downcast::<SessionError>() {
+            Ok(SessionError::Engine(EngineError::Data(bad))) => return Err(refuse_to_seed(bad)),
+            Ok(other) => return Err(other.into()),
+            Err(e) => return Err(e),
+        },
+        Ok(started) => started,
+    };
     let s = handle.stats();
     if !s.complete {
         tracing::warn!(
@@ -134,6 +151,12 @@ pub async fn seed(
     let _ = stop.recv().await;
     session.shutdown().await;
     Ok(())
+}
+
+fn refuse_to_seed(bad: DataError) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot seed: {bad}; check --data, or add --download-missing to download what is missing"
+    )
 }
 
 pub struct MountArgs {
@@ -207,6 +230,7 @@ pub fn plugins(config: Option<PathBuf>) -> anyhow::Result<()> {
     let settings = settings(&args)?;
     let registry = rivulet_plugins::registry(&settings.plugin_dirs);
     let mut broken = 0;
+    let mut table = String::new();
     for p in registry.list() {
         let kind = p.kind.map(|k| k.to_string()).unwrap_or_else(|| "?".into());
         let status = match &p.status {
@@ -217,13 +241,14 @@ pub fn plugins(config: Option<PathBuf>) -> anyhow::Result<()> {
                 format!("REFUSED: {why}")
             }
         };
-        println!(
-            "{kind:8} {:16} {:8} {:40} {status}",
+        table.push_str(&format!(
+            "{kind:8} {:16} {:8} {:40} {status}\n",
             p.name,
             p.version,
             p.source.to_string()
-        );
+        ));
     }
+    super::print(&table)?;
     if broken > 0 {
         eprintln!("{broken} plugin file(s) refused");
     }
