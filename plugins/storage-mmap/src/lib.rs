@@ -1,57 +1,98 @@
-//! Disk storage: the torrent's files under a root directory, sparse until written, read through
-//! memory maps (memmap2), written with pwrite so that a full disk is an error and not a crash.
+//! Disk storage: the torrent's files under a root directory, each created sparse when it is
+//! first written, read with pread and written with pwrite through a bounded set of open
+//! descriptors.
 //!
-//! Existing files of the right length are reused as they are, which is what makes resuming work;
-//! files of the wrong length are cut or extended to it.
+//! Nothing is created or changed by opening the storage or by reading: existing files are read
+//! as they are (resume, seeding read-only data), and a range a file does not hold is
+//! [`StorageError::Missing`]. The plugin keeps its name `mmap` (users select it with
+//! `--storage mmap`) although it no longer maps files: see [`file`] for why.
 
 mod file;
+mod handles;
 mod path;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rivulet_core::plugin::{Storage, StorageError, StorageOpen, StorageSpec};
 
 use crate::file::DiskFile;
+use crate::handles::Handles;
 
 pub struct MmapStorage {
     files: Vec<DiskFile>,
+    handles: Handles,
+    /// Set by the first write. The empty files, which no write reaches, are created by the
+    /// first flush after it, so that a download yields them but reading never does.
+    wrote: AtomicBool,
+    empties_created: AtomicBool,
 }
 
 impl MmapStorage {
-    /// Creates (or reopens) every file of `spec` under `spec.root`, with its parent folders.
+    /// Checks every path of `spec`; touches no file.
     pub fn open(spec: &StorageSpec) -> Result<Self, StorageError> {
         let files = spec
             .files
             .iter()
             .map(|(rel, len)| {
                 path::check_relative(rel)?;
-                DiskFile::open(spec.root.join(rel), *len)
+                Ok(DiskFile::new(spec.root.join(rel), *len))
             })
             .collect::<Result<_, _>>()?;
-        Ok(MmapStorage { files })
+        Ok(MmapStorage {
+            files,
+            handles: Handles::new(),
+            wrote: AtomicBool::new(false),
+            empties_created: AtomicBool::new(false),
+        })
     }
 
     fn file(&self, file: usize, offset: u64, len: usize) -> Result<&DiskFile, StorageError> {
-        self.files.get(file).ok_or(StorageError::OutOfRange {
+        let f = self.files.get(file).ok_or(StorageError::OutOfRange {
             file,
             offset,
             len: len as u64,
-        })
+        })?;
+        f.check_range(file, offset, len)?;
+        Ok(f)
     }
 }
 
 impl Storage for MmapStorage {
     fn write(&self, file: usize, offset: u64, data: &[u8]) -> Result<(), StorageError> {
-        self.file(file, offset, data.len())?
-            .write(file, offset, data)
+        let f = self.file(file, offset, data.len())?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.wrote.store(true, Ordering::Release);
+        f.write(&*self.handles.writable(file, f)?, offset, data)
     }
 
     fn read(&self, file: usize, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
-        self.file(file, offset, buf.len())?.read(file, offset, buf)
+        let f = self.file(file, offset, buf.len())?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        f.read(&*self.handles.readable(file, f)?, offset, buf)
     }
 
     fn flush(&self) -> Result<(), StorageError> {
         // Every file gets its sync even if an earlier one failed; the first error is reported.
-        let results: Vec<_> = self.files.iter().map(DiskFile::flush).collect();
-        results.into_iter().collect()
+        let mut first_error = None;
+        let create_empties = self.wrote.load(Ordering::Acquire)
+            && !self.empties_created.swap(true, Ordering::AcqRel);
+        for (index, f) in self.files.iter().enumerate() {
+            let mut result = f.flush(|| self.handles.readable(index, f));
+            if create_empties && f.len() == 0 {
+                result = result.and(f.create_if_absent());
+            }
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        if create_empties && first_error.is_some() {
+            self.empties_created.store(false, Ordering::Release);
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     fn persistent(&self) -> bool {
@@ -59,9 +100,12 @@ impl Storage for MmapStorage {
     }
 
     fn has_data(&self, file: usize, offset: u64, len: u64) -> bool {
-        self.files
-            .get(file)
-            .is_some_and(|f| f.has_data(offset, len))
+        let Some(f) = self.files.get(file) else {
+            return false;
+        };
+        self.handles
+            .readable(file, f)
+            .is_ok_and(|fd| f.has_data(&fd, offset, len))
     }
 }
 

@@ -131,6 +131,7 @@ impl Fault {
                 path: PathBuf::from(OsStr::from_bytes(&self.message)),
             },
             STATUS_STORAGE_EVICTED => StorageError::Evicted,
+            STATUS_STORAGE_MISSING => StorageError::Missing,
             STATUS_STORAGE_OUT_OF_RANGE => StorageError::OutOfRange {
                 file: usize::try_from(self.detail[0]).unwrap_or(usize::MAX),
                 offset: self.detail[1],
@@ -191,6 +192,7 @@ impl From<StorageError> for Fault {
                 path.into_os_string().into_encoded_bytes(),
             ),
             StorageError::Evicted => Fault::new(STATUS_STORAGE_EVICTED, ""),
+            StorageError::Missing => Fault::new(STATUS_STORAGE_MISSING, ""),
             StorageError::OutOfRange { file, offset, len } => Fault {
                 detail: [file as u64, offset, len],
                 ..Fault::new(STATUS_STORAGE_OUT_OF_RANGE, "")
