@@ -11,7 +11,7 @@ mod file;
 mod handles;
 mod path;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use rivulet_core::plugin::{Storage, StorageError, StorageOpen, StorageSpec};
 
@@ -21,10 +21,10 @@ use crate::handles::Handles;
 pub struct MmapStorage {
     files: Vec<DiskFile>,
     handles: Handles,
-    /// Set by the first write. The empty files, which no write reaches, are created by the
-    /// first flush after it, so that a download yields them but reading never does.
-    wrote: AtomicBool,
-    empties_created: AtomicBool,
+    /// Whether the empty files, which no write reaches, were created. That happens at the first
+    /// write, so that a download has them before any piece is complete, and reading never
+    /// creates them.
+    empties_created: Mutex<bool>,
 }
 
 impl MmapStorage {
@@ -41,9 +41,23 @@ impl MmapStorage {
         Ok(MmapStorage {
             files,
             handles: Handles::new(),
-            wrote: AtomicBool::new(false),
-            empties_created: AtomicBool::new(false),
+            empties_created: Mutex::new(false),
         })
+    }
+
+    fn create_empty_files(&self) -> Result<(), StorageError> {
+        // Nothing in it can be left half-updated: a later write tries again.
+        let mut created = self
+            .empties_created
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !*created {
+            for f in self.files.iter().filter(|f| f.len() == 0) {
+                f.create_if_absent()?;
+            }
+            *created = true;
+        }
+        Ok(())
     }
 
     fn file(&self, file: usize, offset: u64, len: usize) -> Result<&DiskFile, StorageError> {
@@ -63,7 +77,7 @@ impl Storage for MmapStorage {
         if data.is_empty() {
             return Ok(());
         }
-        self.wrote.store(true, Ordering::Release);
+        self.create_empty_files()?;
         f.write(&*self.handles.writable(file, f)?, offset, data)
     }
 
@@ -78,19 +92,10 @@ impl Storage for MmapStorage {
     fn flush(&self) -> Result<(), StorageError> {
         // Every file gets its sync even if an earlier one failed; the first error is reported.
         let mut first_error = None;
-        let create_empties = self.wrote.load(Ordering::Acquire)
-            && !self.empties_created.swap(true, Ordering::AcqRel);
         for (index, f) in self.files.iter().enumerate() {
-            let mut result = f.flush(|| self.handles.readable(index, f));
-            if create_empties && f.len() == 0 {
-                result = result.and(f.create_if_absent());
-            }
-            if let Err(e) = result {
+            if let Err(e) = f.flush(|| self.handles.readable(index, f)) {
                 first_error.get_or_insert(e);
             }
-        }
-        if create_empties && first_error.is_some() {
-            self.empties_created.store(false, Ordering::Release);
         }
         first_error.map_or(Ok(()), Err)
     }
