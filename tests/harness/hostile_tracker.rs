@@ -21,6 +21,10 @@ pub enum Hostility {
     HugePeerList(u32),
     /// Reads the request and never answers.
     Hang,
+    /// HTTP 200 announcing a 4,000 MB body on a connection kept alive, streamed for as long as
+    /// the client reads it, up to [`ENDLESS_REPLY_SENT`] per connection so that a client that
+    /// keeps reading fails its test before it exhausts the machine.
+    EndlessReply,
     /// UDP: answers every connect request, with the transaction id changed.
     UdpWrongTransaction,
 }
@@ -77,6 +81,9 @@ impl Drop for HostileTracker {
     }
 }
 
+/// What [`Hostility::EndlessReply`] sends on one connection at most.
+pub const ENDLESS_REPLY_SENT: u64 = 256 << 20;
+
 fn serve_http(l: TcpListener, kind: Hostility, requests: Arc<AtomicU32>, stop: Arc<AtomicBool>) {
     let mut hung: Vec<TcpStream> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
@@ -106,6 +113,10 @@ fn serve_http(l: TcpListener, kind: Hostility, requests: Arc<AtomicU32>, stop: A
                 hung.push(s);
                 continue;
             }
+            Hostility::EndlessReply => {
+                stream_endless_reply(&mut s);
+                continue;
+            }
         };
         let head = format!(
             "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -113,6 +124,20 @@ fn serve_http(l: TcpListener, kind: Hostility, requests: Arc<AtomicU32>, stop: A
         );
         let _ = s.write_all(head.as_bytes());
         let _ = s.write_all(&body);
+    }
+}
+
+/// Streams until the client goes away (or stops reading for 5 s), or the cap is reached.
+fn stream_endless_reply(s: &mut TcpStream) {
+    let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 4000000000\r\n\r\n";
+    if s.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let chunk = [b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent < ENDLESS_REPLY_SENT && s.write_all(&chunk).is_ok() {
+        sent += chunk.len() as u64;
     }
 }
 

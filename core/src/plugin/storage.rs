@@ -33,6 +33,10 @@ pub enum StorageError {
     /// The backend no longer holds these bytes (a bounded cache let them go): fetch them again.
     #[error("data no longer held by the storage backend")]
     Evicted,
+    /// The backend holds no data for this range: the file is absent or shorter than expected;
+    /// the engine treats the piece as missing.
+    #[error("no data stored for this range: the file is absent or shorter than expected")]
+    Missing,
     #[error("file {file} offset {offset} length {len} is out of range")]
     OutOfRange { file: usize, offset: u64, len: u64 },
     #[error("{0}")]

@@ -1,13 +1,22 @@
 //! Piece-sized chunks of the torrent's byte space held in RAM, least recently used evicted
 //! first once they take more than the limit.
+//!
+//! Each chunk is an anonymous memory map (memmap2) of its own, so an evicted chunk is unmapped
+//! and its memory is back with the OS at once. As `Vec`s written from the engine's several
+//! verifier threads they came from glibc's per-thread arenas, which keep freed memory: streaming
+//! 256 MiB through a 16 MiB cache from 4 threads peaked at 35 MiB of RssAnon and kept 5 MiB
+//! after the storage was dropped (tests/returns_memory.rs). No file backs these maps, so nothing
+//! another process does can make them fault.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
+use memmap2::MmapMut;
+
 use crate::ranges::Ranges;
 
 struct Chunk {
-    data: Vec<u8>,
+    data: MmapMut,
     written: Ranges,
     /// Key of this chunk in `Cache::lru`.
     used: u64,
@@ -76,17 +85,18 @@ impl Cache {
         }
     }
 
-    pub(crate) fn write(&mut self, range: Range<u64>, data: &[u8]) {
+    /// Stores `data` at `range`; fails only if the OS refuses the memory for a new chunk.
+    pub(crate) fn write(&mut self, range: Range<u64>, data: &[u8]) -> std::io::Result<()> {
         for (index, inside, from) in self.pieces_of(range) {
             if !self.chunks.contains_key(&index) {
                 let start = index * self.chunk_len;
                 let len = self.chunk_len.min(self.total_len - start);
-                self.held += len;
                 let chunk = Chunk {
-                    data: vec![0; len as usize],
+                    data: MmapMut::map_anon(len as usize)?,
                     written: Ranges::default(),
                     used: 0,
                 };
+                self.held += len;
                 self.chunks.insert(index, chunk);
             }
             if let Some(chunk) = self.chunks.get_mut(&index) {
@@ -96,6 +106,7 @@ impl Cache {
             self.touch(index);
         }
         self.evict();
+        Ok(())
     }
 
     /// Fills `buf` from `range`; false if any of it is not held.

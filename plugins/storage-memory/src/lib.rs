@@ -1,4 +1,5 @@
-//! RAM storage for mounts that keep nothing: a bounded cache of piece-sized chunks.
+//! RAM storage for mounts that keep nothing: a bounded cache of piece-sized chunks, each an
+//! anonymous memory map.
 //!
 //! Data is kept per torrent-global chunk of one piece length, so a read that spans several
 //! writes, or several files, is served like any other. Past `memory_limit` the least recently
@@ -17,6 +18,9 @@ use crate::cache::Cache;
 
 /// Chunks are never smaller than one block, whatever the spec says.
 const MIN_CHUNK: u64 = 16 * 1024;
+/// At most this many chunks fit under the limit: each is a map of its own, and a process may
+/// hold 65,530 (vm.max_map_count); 16 KiB pieces under a 2 GiB limit would otherwise need 131,072.
+const MAX_CHUNKS: u64 = 4096;
 
 pub struct MemoryStorage {
     /// (torrent-global offset, length) of each file.
@@ -36,7 +40,8 @@ impl MemoryStorage {
                 f
             })
             .collect();
-        let chunk = spec.piece_length.max(MIN_CHUNK);
+        let piece = spec.piece_length.max(MIN_CHUNK);
+        let chunk = piece * (spec.memory_limit / MAX_CHUNKS).div_ceil(piece).max(1);
         MemoryStorage {
             files,
             cache: Mutex::new(Cache::new(chunk, offset, spec.memory_limit)),
@@ -70,8 +75,9 @@ impl MemoryStorage {
 impl Storage for MemoryStorage {
     fn write(&self, file: usize, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         let range = self.global(file, offset, data.len())?;
-        self.lock().write(range, data);
-        Ok(())
+        self.lock().write(range, data).map_err(|e| {
+            StorageError::Other(format!("no memory for a chunk of the memory storage: {e}"))
+        })
     }
 
     fn read(&self, file: usize, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {

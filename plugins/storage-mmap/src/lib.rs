@@ -1,57 +1,103 @@
-//! Disk storage: the torrent's files under a root directory, sparse until written, read through
-//! memory maps (memmap2), written with pwrite so that a full disk is an error and not a crash.
+//! Disk storage: the torrent's files under a root directory, each created sparse when it is
+//! first written, read with pread and written with pwrite through a bounded set of open
+//! descriptors.
 //!
-//! Existing files of the right length are reused as they are, which is what makes resuming work;
-//! files of the wrong length are cut or extended to it.
+//! Nothing is created or changed by opening the storage or by reading: existing files are read
+//! as they are (resume, seeding read-only data), and a range a file does not hold is
+//! [`StorageError::Missing`]. The plugin keeps its name `mmap` (users select it with
+//! `--storage mmap`) although it no longer maps files: see [`file`] for why.
 
 mod file;
+mod handles;
 mod path;
+
+use std::sync::{Mutex, PoisonError};
 
 use rivulet_core::plugin::{Storage, StorageError, StorageOpen, StorageSpec};
 
 use crate::file::DiskFile;
+use crate::handles::Handles;
 
 pub struct MmapStorage {
     files: Vec<DiskFile>,
+    handles: Handles,
+    /// Whether the empty files, which no write reaches, were created. That happens at the first
+    /// write, so that a download has them before any piece is complete, and reading never
+    /// creates them.
+    empties_created: Mutex<bool>,
 }
 
 impl MmapStorage {
-    /// Creates (or reopens) every file of `spec` under `spec.root`, with its parent folders.
+    /// Checks every path of `spec`; touches no file.
     pub fn open(spec: &StorageSpec) -> Result<Self, StorageError> {
         let files = spec
             .files
             .iter()
             .map(|(rel, len)| {
                 path::check_relative(rel)?;
-                DiskFile::open(spec.root.join(rel), *len)
+                Ok(DiskFile::new(spec.root.join(rel), *len))
             })
             .collect::<Result<_, _>>()?;
-        Ok(MmapStorage { files })
+        Ok(MmapStorage {
+            files,
+            handles: Handles::new(),
+            empties_created: Mutex::new(false),
+        })
+    }
+
+    fn create_empty_files(&self) -> Result<(), StorageError> {
+        // Nothing in it can be left half-updated: a later write tries again.
+        let mut created = self
+            .empties_created
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !*created {
+            for f in self.files.iter().filter(|f| f.len() == 0) {
+                f.create_if_absent()?;
+            }
+            *created = true;
+        }
+        Ok(())
     }
 
     fn file(&self, file: usize, offset: u64, len: usize) -> Result<&DiskFile, StorageError> {
-        self.files.get(file).ok_or(StorageError::OutOfRange {
+        let f = self.files.get(file).ok_or(StorageError::OutOfRange {
             file,
             offset,
             len: len as u64,
-        })
+        })?;
+        f.check_range(file, offset, len)?;
+        Ok(f)
     }
 }
 
 impl Storage for MmapStorage {
     fn write(&self, file: usize, offset: u64, data: &[u8]) -> Result<(), StorageError> {
-        self.file(file, offset, data.len())?
-            .write(file, offset, data)
+        let f = self.file(file, offset, data.len())?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.create_empty_files()?;
+        f.write(&*self.handles.writable(file, f)?, offset, data)
     }
 
     fn read(&self, file: usize, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
-        self.file(file, offset, buf.len())?.read(file, offset, buf)
+        let f = self.file(file, offset, buf.len())?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        f.read(&*self.handles.readable(file, f)?, offset, buf)
     }
 
     fn flush(&self) -> Result<(), StorageError> {
         // Every file gets its sync even if an earlier one failed; the first error is reported.
-        let results: Vec<_> = self.files.iter().map(DiskFile::flush).collect();
-        results.into_iter().collect()
+        let mut first_error = None;
+        for (index, f) in self.files.iter().enumerate() {
+            if let Err(e) = f.flush(|| self.handles.readable(index, f)) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     fn persistent(&self) -> bool {
@@ -59,9 +105,12 @@ impl Storage for MmapStorage {
     }
 
     fn has_data(&self, file: usize, offset: u64, len: u64) -> bool {
-        self.files
-            .get(file)
-            .is_some_and(|f| f.has_data(offset, len))
+        let Some(f) = self.files.get(file) else {
+            return false;
+        };
+        self.handles
+            .readable(file, f)
+            .is_ok_and(|fd| f.has_data(&fd, offset, len))
     }
 }
 
