@@ -42,10 +42,6 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
 }
 
 #[test]
-#[ignore = "engine defect (core/src/torrent): an evicting storage's `have` bits outlive the \
-            pieces, so the torrent turns `complete` mid-read, says not-interested and the next \
-            reads of evicted pieces wait for an unchoke past their timeout; and a read that finds \
-            one evicted piece clears every piece under it, fetching held ones again"]
 fn many_readers_of_a_small_memory_cache_neither_thrash_nor_hang() {
     let work = WorkDir::new("mount-small-cache");
     let fixture = Fixture::single();

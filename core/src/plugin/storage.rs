@@ -26,10 +26,6 @@ pub enum StorageError {
     },
     #[error("{path}: no space left on device")]
     NoSpace { path: PathBuf },
-    /// The backend holds no data for this range: the file is absent or shorter than expected;
-    /// the engine treats the piece as missing.
-    #[error("data not present in storage")]
-    Missing,
     /// The backend no longer holds these bytes (a bounded cache let them go): fetch them again.
     #[error("data no longer held by the storage backend")]
     Evicted,
