@@ -610,7 +610,8 @@ impl State {
     /// range, already had or started, not held by the peer), is replaced by the fallback, which
     /// is asked in its place; a fallback that errs likewise gets nothing.
     fn pick_new(&mut self, key: PeerKey) -> Option<u32> {
-        let reason = match self.picker.pick(key, &self.peers.get(&key)?.has) {
+        self.peers.get(&key)?;
+        let reason = match self.picker.pick(key) {
             Some(i) if self.can_start(key, i) => return Some(i),
             Some(i) => format!(
                 "picker '{}' returned piece {i}, which is not a piece to start (torrent has {})",
@@ -622,7 +623,7 @@ impl State {
         if !self.replace_faulty_picker(reason) {
             return None;
         }
-        let i = self.picker.pick(key, &self.peers.get(&key)?.has)?;
+        let i = self.picker.pick(key)?;
         self.can_start(key, i).then_some(i)
     }
 
@@ -891,7 +892,7 @@ mod tests {
         fn piece_verified(&mut self, _: u32) {}
         fn piece_lost(&mut self, _: u32) {}
         fn set_deadline(&mut self, _: u32, _: Option<u64>) {}
-        fn pick(&mut self, _: PeerKey, _: &Bitfield) -> Option<u32> {
+        fn pick(&mut self, _: PeerKey) -> Option<u32> {
             None
         }
     }
