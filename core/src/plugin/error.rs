@@ -19,7 +19,9 @@ pub enum LoadFailure {
     NotElf,
     #[error("malformed ELF file: {0}")]
     BadElf(String),
-    #[error("no `{DESCRIPTOR_SYMBOL}` symbol: not a rivulet plugin, or one built for an ABI before version 2")]
+    #[error(
+        "no `{DESCRIPTOR_SYMBOL}` symbol: not a rivulet plugin, or one built for an ABI before version 2"
+    )]
     NoDescriptor,
     #[error("plugin ABI version {found}, this rivulet expects ABI version {expected}")]
     AbiVersion { found: u32, expected: u32 },

@@ -55,7 +55,9 @@ pub fn check_file(path: &Path) -> Result<PluginKind, LoadFailure> {
         .and_then(|i| elf.section_by_index(i).ok())
         .and_then(|section| section.data_range(symbol.address(), symbol.size()).ok())
         .flatten()
-        .ok_or(LoadFailure::Malformed("descriptor is not stored in the file"))?;
+        .ok_or(LoadFailure::Malformed(
+            "descriptor is not stored in the file",
+        ))?;
     let little = elf.is_little_endian();
     let field = |offset: usize, len: usize| -> Option<u64> {
         let bytes = stored.get(offset..offset + len)?;
@@ -92,7 +94,11 @@ fn check_version(found: u32) -> Result<(), LoadFailure> {
 }
 
 /// Whether a descriptor with this stamp may be used; its kind if so.
-pub fn check_stamp(abi_version: u32, kind: u32, fingerprint: u64) -> Result<PluginKind, LoadFailure> {
+pub fn check_stamp(
+    abi_version: u32,
+    kind: u32,
+    fingerprint: u64,
+) -> Result<PluginKind, LoadFailure> {
     check_version(abi_version)?;
     let (kind, expected) = match kind {
         KIND_PICKER => (PluginKind::Picker, PickerVTable::FINGERPRINT),

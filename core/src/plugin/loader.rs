@@ -161,7 +161,8 @@ impl StorageFactory for DynStorageFactory {
     }
 
     fn open(&self, spec: &StorageSpec) -> Result<Arc<dyn Storage>, StorageError> {
-        let storage = DynStorage::open(self.fns, &self.info.name, Some(self.library.clone()), spec)?;
+        let storage =
+            DynStorage::open(self.fns, &self.info.name, Some(self.library.clone()), spec)?;
         Ok(Arc::new(storage))
     }
 }

@@ -107,6 +107,9 @@ mod tests {
         let e = check_library(&lib, &std::fs::metadata(&lib).unwrap())
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("file is owned by uid 4242, neither root nor us"), "{e}");
+        assert!(
+            e.starts_with("file is owned by uid 4242, neither root nor us"),
+            "{e}"
+        );
     }
 }

@@ -22,9 +22,7 @@ fn picks_the_rarest_piece_the_peer_has() {
     p.peer_bitfield(2, &bits(10, 0..5));
     p.peer_bitfield(3, &bits(10, 0..5));
     // Pieces 5..10 have one source, 0..5 three: peer 1 must be asked for the rare ones first.
-    let mut first: Vec<u32> = (0..5)
-        .map(|_| p.pick(1).unwrap())
-        .collect();
+    let mut first: Vec<u32> = (0..5).map(|_| p.pick(1).unwrap()).collect();
     first.sort();
     assert_eq!(first, vec![5, 6, 7, 8, 9]);
     // Peer 2 lacks everything still wanted but 0..5.

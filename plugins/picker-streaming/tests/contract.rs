@@ -32,10 +32,7 @@ fn earliest_deadline_first_then_rarest() {
     assert_eq!(p.pick(1), Some(40));
     assert_eq!(p.pick(1), Some(60));
     assert_eq!(p.pick(1), Some(50));
-    assert!(
-        p.pick(1).unwrap() < 10,
-        "falls back to the rare pieces"
-    );
+    assert!(p.pick(1).unwrap() < 10, "falls back to the rare pieces");
 }
 
 #[test]
@@ -62,10 +59,7 @@ fn a_lost_deadline_piece_is_urgent_again_and_a_cleared_one_is_not() {
     p.piece_lost(80);
     assert_eq!(p.pick(1), Some(80));
     p.set_deadline(90, None);
-    assert!(
-        p.pick(1).unwrap() < 10,
-        "90 is back to normal priority"
-    );
+    assert!(p.pick(1).unwrap() < 10, "90 is back to normal priority");
     // A verified piece loses its deadline for good.
     p.set_deadline(95, Some(1));
     p.piece_verified(95);

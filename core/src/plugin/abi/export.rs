@@ -59,7 +59,11 @@ macro_rules! __export_plugin {
 macro_rules! export_picker {
     ($ty:ty, $name:expr, $version:expr $(,)?) => {
         $crate::__export_plugin!(
-            $crate::plugin::abi::picker::PickerVTable, $ty, $name, $version, []
+            $crate::plugin::abi::picker::PickerVTable,
+            $ty,
+            $name,
+            $version,
+            []
         );
     };
 }
@@ -74,7 +78,11 @@ macro_rules! export_picker {
 macro_rules! export_storage {
     ($ty:ty, $name:expr, $version:expr $(,)?) => {
         $crate::__export_plugin!(
-            $crate::plugin::abi::storage::StorageVTable, $ty, $name, $version, []
+            $crate::plugin::abi::storage::StorageVTable,
+            $ty,
+            $name,
+            $version,
+            []
         );
     };
 }

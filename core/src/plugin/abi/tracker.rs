@@ -158,19 +158,19 @@ pub struct AnnounceResponseOut {
 
 impl AnnounceResponseOut {
     const EMPTY: Self = AnnounceResponseOut {
-            peers: std::ptr::null_mut(),
-            peers_len: 0,
-            interval_ms: 0,
-            has_min_interval: 0,
-            min_interval_ms: 0,
-            has_seeders: 0,
-            seeders: 0,
-            has_leechers: 0,
-            leechers: 0,
-            warning: std::ptr::null_mut(),
-            warning_len: 0,
-            release: None,
-        };
+        peers: std::ptr::null_mut(),
+        peers_len: 0,
+        interval_ms: 0,
+        has_min_interval: 0,
+        min_interval_ms: 0,
+        has_seeders: 0,
+        seeders: 0,
+        has_leechers: 0,
+        leechers: 0,
+        warning: std::ptr::null_mut(),
+        warning_len: 0,
+        release: None,
+    };
 
     fn fill(&mut self, r: AnnounceResponse) {
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -292,7 +292,8 @@ impl Ret for AnnounceResponse {
             unsafe { release(out) };
         }
         response
-    }    fn fallback() -> Self {
+    }
+    fn fallback() -> Self {
         AnnounceResponse::default()
     }
 }
