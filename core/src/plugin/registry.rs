@@ -127,12 +127,12 @@ impl Registry {
     /// [`Registry::list`]; it does not stop the others.
     pub fn load_dirs(&mut self, dirs: &[PathBuf]) {
         for dir in dirs {
-            let libraries = trust::check_dir(dir)
-                .map_err(|e| format!("{}: {e}", dir.display()))
-                .and_then(|()| {
-                    std::fs::read_dir(dir).map_err(|e| {
-                        format!("{}: cannot read plugin directory: {e}", dir.display())
-                    })
+            let libraries = std::fs::read_dir(dir)
+                .map_err(|e| format!("{}: cannot read plugin directory: {e}", dir.display()))
+                .and_then(|entries| {
+                    trust::check_dir(dir)
+                        .map(|()| entries)
+                        .map_err(|e| format!("{}: {e}", dir.display()))
                 });
             let entries = match libraries {
                 Ok(entries) => entries,
