@@ -213,9 +213,9 @@ fn list_with_initialisers(work: &WorkDir, dir: &Path, markers: &Path, exit: bool
         .arg("--config")
         .arg(&cfg)
         .env("RUST_LOG", "rivulet_core::plugin=debug")
-        .env("RIVULET_TEST_CONSTRUCTOR_MARKERS", markers);
+        .env("TEST_PLUGIN_CONSTRUCTOR_MARKERS", markers);
     if exit {
-        cmd.env("RIVULET_TEST_CONSTRUCTOR_EXIT", "1");
+        cmd.env("TEST_PLUGIN_CONSTRUCTOR_EXIT", "1");
     }
     let (out, err) = (
         work.join(&format!("{tag}.stdout")),
