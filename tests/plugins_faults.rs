@@ -2,11 +2,12 @@
 //! reason naming the file and stop nothing; a picker plugin that panics is replaced by the
 //! built-in fallback and the download completes, and so is one that names pieces that do not
 //! exist; a storage that keeps nothing is refused for
-//! `download`.
+//! `download`; the initialiser of a library refused from its file never runs, and one that
+//! exits the process is named before it does.
 
 mod plugins_support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use plugins_support::{config, fetch, list_plugins, started, toml_paths};
@@ -14,7 +15,8 @@ use rand::{RngCore, SeedableRng};
 use rivulet_tests::aria2::SeederOptions;
 use rivulet_tests::fixture::Fixture;
 use rivulet_tests::plugin_libs::{plugin_dir, test_plugin};
-use rivulet_tests::rivulet;
+use rivulet_tests::process::Proc;
+use rivulet_tests::rivulet::{self, Finished};
 use rivulet_tests::swarm::Swarm;
 use rivulet_tests::tracker::Announce;
 use rivulet_tests::workdir::WorkDir;
@@ -56,7 +58,7 @@ fn refused_libraries_are_listed_with_a_reason_naming_the_file() {
     for (lib, reason) in [
         (
             &wrong_abi,
-            "plugin ABI version 999, this rivulet expects ABI version 1",
+            "plugin ABI version 999, this rivulet expects ABI version 2",
         ),
         (&garbage, "not an ELF shared object"),
     ] {
@@ -193,5 +195,79 @@ fn download_refuses_a_storage_that_keeps_nothing() {
             && run.stderr.contains("rivulet mount --storage memory"),
         "{}",
         run.stderr
+    );
+}
+
+/// `rivulet plugins` with `dir` as its plugin directory, debug logs of the loader on, and the
+/// test libraries' initialisers told to leave their markers in `markers` (and, with `exit`, to
+/// exit the process).
+fn list_with_initialisers(work: &WorkDir, dir: &Path, markers: &Path, exit: bool) -> Finished {
+    let tag = if exit { "exiting" } else { "listing" };
+    let cfg = config(
+        work,
+        &format!("{tag}.toml"),
+        &format!("plugin_dirs = {}", toml_paths(&[dir])),
+    );
+    let mut cmd = rivulet::command();
+    cmd.arg("plugins")
+        .arg("--config")
+        .arg(&cfg)
+        .env("RUST_LOG", "rivulet_core::plugin=debug")
+        .env("TEST_PLUGIN_CONSTRUCTOR_MARKERS", markers);
+    if exit {
+        cmd.env("TEST_PLUGIN_CONSTRUCTOR_EXIT", "1");
+    }
+    let (out, err) = (
+        work.join(&format!("{tag}.stdout")),
+        work.join(&format!("{tag}.stderr")),
+    );
+    let mut proc = Proc::spawn_split(&format!("rivulet plugins ({tag})"), cmd, &out, &err);
+    let status = proc.wait_exit(Duration::from_secs(30));
+    Finished {
+        status,
+        stdout: std::fs::read_to_string(&out).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+    }
+}
+
+#[test]
+fn a_refused_librarys_initialiser_never_runs_and_an_exiting_one_is_named() {
+    let work = WorkDir::new("plugins-initialisers");
+    let dir = work.join("plugins");
+    let libs = plugin_dir(
+        &dir,
+        &[
+            &test_plugin("wrong-abi"),
+            &test_plugin("constructor-picker"),
+        ],
+    );
+    let markers = work.subdir("markers");
+
+    let listed = list_with_initialisers(&work, &dir, &markers, false);
+    assert!(listed.status.success(), "{}", listed.stderr);
+    assert!(
+        listed.stdout.contains(&format!(
+            "{}: plugin ABI version 999, this rivulet expects ABI version 2",
+            libs[0].display()
+        )),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        markers.join("constructor-picker").exists(),
+        "the accepted library's initialiser did not run, so the check below proves nothing"
+    );
+    assert!(
+        !markers.join("wrong-abi").exists(),
+        "the initialiser of a library refused for its ABI ran"
+    );
+
+    let exited = list_with_initialisers(&work, &dir, &markers, true);
+    assert_eq!(exited.status.code(), Some(42), "{}", exited.stderr);
+    let last = exited.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!("loading plugin {}", libs[1].display())),
+        "the last words before the exit name the library: {}",
+        exited.stderr
     );
 }

@@ -12,14 +12,13 @@ mod reverse;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rivulet_core::bitfield::Bitfield;
 use rivulet_core::plugin::abi::picker::{DynPicker, PickerVTable};
-use rivulet_core::plugin::abi::{BUILD_STAMP, STATUS_PANIC, STATUS_POISONED};
 use rivulet_core::plugin::loader::{self, Loaded};
 use rivulet_core::plugin::{
     AnnounceEvent, AnnounceRequest, BuiltinPicker, PiecePicker, PluginError, PluginKind,
@@ -174,9 +173,8 @@ fn loaded_picker_picks_like_the_same_type_linked_in() {
                 linked.peer_bitfield(peer, &peers[peer as usize]);
             }
             _ => {
-                let has = &peers[peer as usize];
-                let pick = loaded.pick(peer, has);
-                assert_eq!(pick, linked.pick(peer, has), "pick {} differs", picks.len());
+                let pick = loaded.pick(peer);
+                assert_eq!(pick, linked.pick(peer), "pick {} differs", picks.len());
                 picks.push(pick);
             }
         }
@@ -196,15 +194,18 @@ fn example_reverse_picker_loads_and_picks_highest_first() {
     have.set(19);
     p.init(20, &have);
     let all = Bitfield::full(20);
-    assert_eq!(p.try_pick(1, &all).unwrap(), Some(18));
-    assert_eq!(p.try_pick(1, &all).unwrap(), Some(17));
+    p.peer_bitfield(1, &all);
+    p.peer_bitfield(2, &all);
+    assert_eq!(p.pick(1), Some(18));
+    assert_eq!(p.pick(1), Some(17));
     p.piece_lost(18);
-    assert_eq!(p.try_pick(2, &all).unwrap(), Some(18));
-    let mut some = Bitfield::new(20);
-    some.set(3);
-    some.set(17);
-    assert_eq!(p.try_pick(3, &some).unwrap(), Some(3));
-    assert_eq!(p.try_pick(3, &some).unwrap(), None);
+    assert_eq!(p.pick(2), Some(18));
+    p.peer_have(3, 3);
+    p.peer_have(3, 17);
+    assert_eq!(p.pick(3), Some(3));
+    assert_eq!(p.pick(3), None);
+    assert_eq!(p.pick(4), None, "a peer it was told nothing of has nothing");
+    assert_eq!(p.poisoned(), None);
 }
 
 #[test]
@@ -213,23 +214,29 @@ fn foreign_and_forged_libraries_are_refused_naming_the_file() {
     let e = refusal(&wrong_abi);
     assert!(e.starts_with(&wrong_abi.display().to_string()), "{e}");
     assert!(
-        e.contains("ABI version 999") && e.contains("expects ABI version 1"),
+        e.ends_with("plugin ABI version 999, this rivulet expects ABI version 2"),
         "{e}"
     );
 
     let e = refusal(&lib("wrong-stamp"));
+    let expected = format!("{:016x}", PickerVTable::FINGERPRINT);
     assert!(
-        e.contains("rivulet-core 0.0 abi 1") && e.contains(BUILD_STAMP),
+        e.contains("picker ABI fingerprint") && e.contains(&expected) && e.contains("rebuild"),
         "{e}"
     );
-    assert!(refusal(&lib("null-descriptor")).contains("null descriptor"));
+    let e = refusal(&lib("old-abi"));
+    assert!(
+        e.contains("no `rivulet_plugin_descriptor` symbol")
+            && e.contains("built for an ABI before version 2"),
+        "{e}"
+    );
     assert!(refusal(&lib("unknown-kind")).contains("unknown plugin kind 42"));
 
-    // Built with export_picker! but without the `dynamic` feature: no entry symbol.
+    // Built with export_picker! but without the `dynamic` feature: no descriptor symbol.
     let no_entry = lib("no-entry");
     let e = refusal(&no_entry);
     assert!(e.starts_with(&no_entry.display().to_string()), "{e}");
-    assert!(e.contains("no `rivulet_plugin_entry` symbol"), "{e}");
+    assert!(e.contains("no `rivulet_plugin_descriptor` symbol"), "{e}");
 
     let dir = tempfile::tempdir().unwrap();
     let random = dir.path().join("random.so");
@@ -249,10 +256,53 @@ fn foreign_and_forged_libraries_are_refused_naming_the_file() {
     )
     .unwrap();
     let e = refusal(&fake_elf);
-    assert!(e.contains("cannot be loaded"), "{e}");
+    assert!(e.contains("malformed ELF file"), "{e}");
 
     let missing = dir.path().join("missing.so");
     assert!(refusal(&missing).contains("cannot read"));
+}
+
+#[test]
+fn libraries_and_directories_others_can_write_are_refused_before_loading() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("scripted.so");
+    std::fs::copy(lib("scripted-picker"), &copy).unwrap();
+    chmod(dir.path(), 0o755);
+    chmod(&copy, 0o755);
+    assert!(loader::load(&copy).is_ok(), "a private copy loads");
+
+    chmod(&copy, 0o777);
+    let e = refusal(&copy);
+    assert_eq!(
+        e,
+        format!(
+            "{}: file is world-writable (mode 777): refusing to load code others can change",
+            copy.display()
+        )
+    );
+    chmod(&copy, 0o775);
+    assert!(refusal(&copy).contains("file is group-writable"));
+
+    chmod(&copy, 0o755);
+    chmod(dir.path(), 0o777);
+    assert!(refusal(&copy).contains("its directory is world-writable"));
+    let mut registry = Registry::new();
+    registry.load_dirs(&[dir.path().to_path_buf()]);
+    let list = registry.list();
+    assert_eq!(list.len(), 1, "only the refused directory: {list:#?}");
+    match &list[0].status {
+        PluginStatus::Broken(reason) => assert!(
+            reason.contains("directory is world-writable")
+                && reason.starts_with(&dir.path().display().to_string()),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    chmod(dir.path(), 0o700);
 }
 
 #[test]
@@ -260,17 +310,17 @@ fn a_panicking_picker_is_poisoned_and_the_process_keeps_working() {
     let mut panicky = load_picker("panicky-picker");
     let all = Bitfield::full(4);
     panicky.init(4, &Bitfield::new(4));
-    let fault = panicky.try_pick(1, &all).unwrap_err();
-    assert_eq!(fault.status, STATUS_PANIC);
-    assert_eq!(fault.message(), "panicky picker refuses to pick");
+    panicky.peer_bitfield(1, &all);
+    assert_eq!(panicky.poisoned(), None);
+    assert_eq!(panicky.pick(1), None);
     assert_eq!(panicky.poisoned(), Some("panicky picker refuses to pick"));
-    // Poisoned: later calls never reach the plugin.
-    assert_eq!(panicky.pick(1, &all), None);
-    panicky.peer_have(1, 2);
     assert_eq!(
-        panicky.try_pick(1, &all).unwrap_err().status,
-        STATUS_POISONED
+        panicky.fault().as_deref(),
+        Some("picker plugin 'panicky' panicked: panicky picker refuses to pick")
     );
+    // Poisoned: later calls never reach the plugin (which would panic again).
+    panicky.peer_have(1, 2);
+    assert_eq!(panicky.pick(1), None);
 
     // Through the registry as the engine sees it: a boxed trait object that picks nothing.
     let mut registry = Registry::new();
@@ -278,14 +328,17 @@ fn a_panicking_picker_is_poisoned_and_the_process_keeps_working() {
     registry.load_file(&lib("scripted-picker")).unwrap();
     let mut boxed = registry.picker("panicky").unwrap().create().unwrap();
     boxed.init(4, &Bitfield::new(4));
-    assert_eq!(boxed.pick(1, &all), None);
+    boxed.peer_bitfield(1, &all);
+    assert_eq!(boxed.pick(1), None);
+    assert!(boxed.fault().is_some());
 
     let mut other = registry.picker("scripted").unwrap().create().unwrap();
     other.init(4, &Bitfield::new(4));
-    assert_eq!(other.pick(1, &all), Some(0));
+    other.peer_bitfield(1, &all);
+    assert_eq!(other.pick(1), Some(0));
     drop(panicky);
     drop(boxed);
-    assert_eq!(other.pick(1, &all), Some(1));
+    assert_eq!(other.pick(1), Some(1));
 }
 
 #[test]
@@ -481,7 +534,7 @@ fn dynamic_call_overhead() {
     static TABLE: PickerVTable = PickerVTable::of::<reverse::ReversePicker>();
     let mut linked: Box<dyn PiecePicker> = Box::new(reverse::ReversePicker::default());
     let mut in_process: Box<dyn PiecePicker> =
-        Box::new(DynPicker::create(TABLE.check().unwrap(), Arc::from("reverse"), None).unwrap());
+        Box::new(DynPicker::open(TABLE.check().unwrap(), "reverse", None).unwrap());
     let mut loaded: Box<dyn PiecePicker> = Box::new(load_picker("rivulet-picker-reverse"));
     for (label, p) in [
         ("linked", &mut linked),
@@ -489,6 +542,7 @@ fn dynamic_call_overhead() {
         ("loaded .so", &mut loaded),
     ] {
         p.init(pieces, &Bitfield::new(pieces));
+        p.peer_bitfield(1, &all);
         let n = 1_000_000;
         let start = Instant::now();
         for i in 0..n {
@@ -498,7 +552,7 @@ fn dynamic_call_overhead() {
         let n = 100_000;
         let start = Instant::now();
         for _ in 0..n {
-            let piece = p.pick(1, &all).unwrap();
+            let piece = p.pick(1).unwrap();
             p.piece_lost(piece);
         }
         let pick_ns = start.elapsed().as_nanos() as f64 / n as f64;

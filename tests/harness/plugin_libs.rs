@@ -122,9 +122,13 @@ fn existing(path: PathBuf) -> PathBuf {
     path
 }
 
-/// Copies `libs` into `dir` (created), as a `plugin_dirs` entry; returns the copies.
+/// Copies `libs` into `dir` (created, writable only by us: rivulet refuses a plugin directory
+/// others can write), as a `plugin_dirs` entry; returns the copies.
 pub fn plugin_dir(dir: &Path, libs: &[&Path]) -> Vec<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", dir.display()));
     libs.iter()
         .map(|lib| {
             let to = dir.join(lib.file_name().expect("a library has a file name"));

@@ -4,135 +4,20 @@
 //! A plugin loaded from a directory wins over a built-in of the same kind and name, so users can
 //! override built-ins; [`Registry::list`] shows both, the built-in marked overridden.
 
-use std::fmt;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::abi::Fault;
-use super::loader::{self, LoadFailure, Loaded};
-use super::{PiecePicker, Storage, StorageError, StorageSpec, Tracker, TrackerError};
-
-/// A [`Storage`] backend that can be opened from a spec; what [`crate::export_storage!`] and
-/// [`BuiltinStorage`] need.
-pub trait StorageOpen: Storage + Sized + 'static {
-    fn open(spec: &StorageSpec) -> Result<Self, StorageError>;
-}
-
-/// A [`Tracker`] client that can be opened for an announce URL; what [`crate::export_tracker!`]
-/// and [`BuiltinTracker`] need.
-pub trait TrackerOpen: Tracker + Sized + 'static {
-    fn open(url: &str) -> Result<Self, TrackerError>;
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PluginKind {
-    Picker,
-    Storage,
-    Tracker,
-}
-
-impl fmt::Display for PluginKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PluginKind::Picker => "picker",
-            PluginKind::Storage => "storage",
-            PluginKind::Tracker => "tracker",
-        })
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PluginSource {
-    BuiltIn,
-    Path(PathBuf),
-}
-
-impl fmt::Display for PluginSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PluginSource::BuiltIn => f.write_str("built-in"),
-            PluginSource::Path(p) => write!(f, "{}", p.display()),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PluginStatus {
-    Ok,
-    /// Another plugin of the same kind and name is used instead.
-    Overridden {
-        by: PluginSource,
-    },
-    /// The library was refused; the reason names the file.
-    Broken(String),
-}
-
-/// One line of `rivulet plugins`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PluginInfo {
-    /// `None` when the library was refused before its kind could be read.
-    pub kind: Option<PluginKind>,
-    /// The plugin's name; for a refused library, its file name.
-    pub name: String,
-    pub version: String,
-    pub source: PluginSource,
-    pub status: PluginStatus,
-    /// URL schemes a tracker plugin handles; empty for other kinds.
-    pub schemes: Vec<String>,
-}
-
-impl PluginInfo {
-    pub fn new(kind: PluginKind, name: &str, version: &str, source: PluginSource) -> Self {
-        PluginInfo {
-            kind: Some(kind),
-            name: name.to_string(),
-            version: version.to_string(),
-            source,
-            status: PluginStatus::Ok,
-            schemes: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PluginError {
-    /// A library was refused; nothing in it was called beyond its entry point.
-    #[error("{}: {reason}", path.display())]
-    Load { path: PathBuf, reason: LoadFailure },
-    /// A plugin's own code failed or panicked.
-    #[error("{kind} plugin '{name}': {fault}")]
-    Call {
-        kind: PluginKind,
-        name: String,
-        fault: Fault,
-    },
-    #[error("no {kind} plugin named '{name}' (available: {available})")]
-    NotFound {
-        kind: PluginKind,
-        name: String,
-        available: String,
-    },
-}
-
-pub trait PickerFactory: Send + Sync {
-    fn info(&self) -> &PluginInfo;
-    /// A fresh picker, one per torrent.
-    fn create(&self) -> Result<Box<dyn PiecePicker>, PluginError>;
-}
-
-pub trait StorageFactory: Send + Sync {
-    fn info(&self) -> &PluginInfo;
-    fn open(&self, spec: &StorageSpec) -> Result<Arc<dyn Storage>, StorageError>;
-}
-
-pub trait TrackerFactory: Send + Sync {
-    fn info(&self) -> &PluginInfo;
-    fn schemes(&self) -> &[String] {
-        &self.info().schemes
-    }
-    fn create(&self, url: &str) -> Result<Arc<dyn Tracker>, TrackerError>;
-}
+use crate::plugin::error::PluginError;
+use crate::plugin::factory::{PickerFactory, StorageFactory, TrackerFactory};
+use crate::plugin::info::{PluginInfo, PluginKind, PluginSource};
+// Re-exported for the binary, which builds a registry and prints its list.
+pub use crate::plugin::info::PluginStatus;
+use crate::plugin::loader::{self, Loaded};
+use crate::plugin::picker::PiecePicker;
+use crate::plugin::storage::{Storage, StorageError, StorageOpen, StorageSpec};
+use crate::plugin::tracker::{Tracker, TrackerError, TrackerOpen};
+use crate::plugin::trust;
 
 /// A picker type linked into the binary.
 pub struct BuiltinPicker<T> {
@@ -242,12 +127,18 @@ impl Registry {
     /// [`Registry::list`]; it does not stop the others.
     pub fn load_dirs(&mut self, dirs: &[PathBuf]) {
         for dir in dirs {
-            let entries = match std::fs::read_dir(dir) {
+            let libraries = std::fs::read_dir(dir)
+                .map_err(|e| format!("{}: cannot read plugin directory: {e}", dir.display()))
+                .and_then(|entries| {
+                    trust::check_dir(dir)
+                        .map(|()| entries)
+                        .map_err(|e| format!("{}: {e}", dir.display()))
+                });
+            let entries = match libraries {
                 Ok(entries) => entries,
-                Err(e) => {
-                    let reason = format!("{}: cannot read plugin directory: {e}", dir.display());
+                Err(reason) => {
                     tracing::warn!("{reason}");
-                    self.broken.push(broken_info(dir, reason));
+                    self.broken.push(PluginInfo::broken(dir, reason));
                     continue;
                 }
             };
@@ -283,7 +174,7 @@ impl Registry {
             }
             Err(e) => {
                 tracing::warn!("plugin refused: {e}");
-                self.broken.push(broken_info(path, e.to_string()));
+                self.broken.push(PluginInfo::broken(path, e.to_string()));
                 Err(e)
             }
         }
@@ -366,19 +257,5 @@ fn not_found(kind: PluginKind, name: &str, infos: &[&PluginInfo]) -> PluginError
         } else {
             names.join(", ")
         },
-    }
-}
-
-fn broken_info(path: &Path, reason: String) -> PluginInfo {
-    PluginInfo {
-        kind: None,
-        name: path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        ),
-        version: String::new(),
-        source: PluginSource::Path(path.to_path_buf()),
-        status: PluginStatus::Broken(reason),
-        schemes: Vec::new(),
     }
 }

@@ -29,12 +29,17 @@ pub enum StorageError {
     /// The backend no longer holds these bytes (a bounded cache let them go): fetch them again.
     #[error("data no longer held by the storage backend")]
     Evicted,
-    /// The backend holds no data for this range: the file is absent or shorter than expected;
-    /// the engine treats the piece as missing.
-    #[error("no data stored for this range: the file is absent or shorter than expected")]
-    Missing,
     #[error("file {file} offset {offset} length {len} is out of range")]
     OutOfRange { file: usize, offset: u64, len: u64 },
+    /// The backend holds no data for this range: the file is absent or shorter than expected.
+    /// The engine treats the piece as missing.
+    #[error("no data stored for this range")]
+    Missing,
+    /// A plugin backend broke (panicked, was disabled, or answered outside the ABI); `plugin`
+    /// names it.
+    #[error("{plugin}: {reason}")]
+    Plugin { plugin: String, reason: String },
+    /// A backend's own description of a failure none of the above fits.
     #[error("{0}")]
     Other(String),
 }
@@ -67,4 +72,10 @@ pub trait Storage: Send + Sync {
         let _ = (file, offset, len);
         true
     }
+}
+
+/// A [`Storage`] backend that can be opened from a spec; what a built-in or a plugin library
+/// needs to offer.
+pub trait StorageOpen: Storage + Sized + 'static {
+    fn open(spec: &StorageSpec) -> Result<Self, StorageError>;
 }

@@ -61,3 +61,9 @@ pub trait Tracker: Send + Sync {
     /// One announce; blocks up to `req.timeout`.
     fn announce(&self, req: &AnnounceRequest) -> Result<AnnounceResponse, TrackerError>;
 }
+
+/// A [`Tracker`] client that can be opened for an announce URL; what a built-in or a plugin
+/// library needs to offer.
+pub trait TrackerOpen: Tracker + Sized + 'static {
+    fn open(url: &str) -> Result<Self, TrackerError>;
+}

@@ -162,7 +162,7 @@ impl PieceTracker {
         fx: &mut Effects,
         resync: impl FnOnce(&mut dyn PiecePicker),
     ) -> Option<u32> {
-        let reason = match self.picker.pick(key, has) {
+        let reason = match self.picker.pick(key) {
             Some(i) if self.can_start(i, has) => return Some(i),
             Some(i) => format!(
                 "picker '{}' returned piece {i}, which is not a piece to start (torrent has {})",
@@ -187,7 +187,7 @@ impl PieceTracker {
         resync(picker.as_mut());
         self.picker = picker;
         self.picker_name = name;
-        let i = self.picker.pick(key, has)?;
+        let i = self.picker.pick(key)?;
         self.can_start(i, has).then_some(i)
     }
 

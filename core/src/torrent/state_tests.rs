@@ -44,7 +44,8 @@ impl PiecePicker for InOrder {
         self.taken.remove(&piece);
     }
     fn set_deadline(&mut self, _: u32, _: Option<u64>) {}
-    fn pick(&mut self, _: PeerKey, has: &Bitfield) -> Option<u32> {
+    fn pick(&mut self, peer: PeerKey) -> Option<u32> {
+        let has = self.peers.get(&peer)?;
         let i = (0..self.pieces).find(|i| has.get(*i) && !self.taken.contains(i))?;
         self.taken.insert(i);
         Some(i)

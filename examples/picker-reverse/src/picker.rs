@@ -1,12 +1,14 @@
 //! The picker itself, apart from its export so it can also be compiled into a benchmark.
 
 use rivulet_core::bitfield::Bitfield;
-use rivulet_core::plugin::{PeerKey, PiecePicker};
+use rivulet_core::plugin::{PeerKey, PeerPieces, PiecePicker};
 
 #[derive(Default)]
 pub struct ReversePicker {
     /// Pieces we hold or have handed out; neither is picked again until lost.
     taken: Bitfield,
+    /// What each peer holds, kept from its bitfield and haves.
+    peers: PeerPieces,
 }
 
 impl PiecePicker for ReversePicker {
@@ -15,12 +17,20 @@ impl PiecePicker for ReversePicker {
         for p in have.ones() {
             self.taken.set(p);
         }
+        self.peers.reset(pieces);
     }
 
-    // This picker looks only at the bitfield `pick` is given, so peer bookkeeping is not needed.
-    fn peer_bitfield(&mut self, _peer: PeerKey, _has: &Bitfield) {}
-    fn peer_have(&mut self, _peer: PeerKey, _piece: u32) {}
-    fn peer_left(&mut self, _peer: PeerKey) {}
+    fn peer_bitfield(&mut self, peer: PeerKey, has: &Bitfield) {
+        self.peers.bitfield(peer, has);
+    }
+
+    fn peer_have(&mut self, peer: PeerKey, piece: u32) {
+        self.peers.have(peer, piece);
+    }
+
+    fn peer_left(&mut self, peer: PeerKey) {
+        self.peers.left(peer);
+    }
 
     fn piece_verified(&mut self, piece: u32) {
         self.taken.set(piece);
@@ -30,9 +40,10 @@ impl PiecePicker for ReversePicker {
         self.taken.clear(piece);
     }
 
-    fn set_deadline(&mut self, _piece: u32, _deadline_ms: Option<u64>) {}
+    // Deadlines are ignored: `set_deadline` keeps its default, which does nothing.
 
-    fn pick(&mut self, _peer: PeerKey, peer_has: &Bitfield) -> Option<u32> {
+    fn pick(&mut self, peer: PeerKey) -> Option<u32> {
+        let peer_has = self.peers.get(peer)?;
         // Whole bytes first: a peer's bitfield is mostly 0x00 or 0xff, so this skips 8 at a time.
         let taken = self.taken.as_bytes();
         for (i, (&has, &taken)) in peer_has.as_bytes().iter().zip(taken).enumerate().rev() {

@@ -67,7 +67,7 @@ fn bench(name: &str, mut picker: impl PiecePicker, peers: &[Bitfield], deadlines
     while start.elapsed() < RUN {
         for _ in 0..4096 {
             let peer = (steps % PEERS as u64) as u32;
-            match black_box(picker.pick(peer, &peers[peer as usize])) {
+            match black_box(picker.pick(peer)) {
                 Some(piece) => ring.push_back(piece),
                 None => misses += 1,
             }

@@ -1,7 +1,7 @@
 //! Rarest-first piece picker: start the piece the fewest connected peers have.
 //!
-//! Availability is counted from the peers' bitfields and haves; wanted pieces sit in buckets by
-//! availability ([`buckets`]). A pick scans the rarest buckets for a piece the peer has, starting
+//! Availability is counted from the peers' bitfields and haves, kept once in a
+//! [`PeerPieces`]; wanted pieces sit in buckets by availability ([`buckets`]). A pick scans the rarest buckets for a piece the peer has, starting
 //! at a random place inside each bucket so that leechers in the same swarm spread over equally
 //! rare pieces. If a bounded scan finds nothing (the peer holds few of the wanted pieces), one
 //! word-at-a-time pass over the peer's bitfield finds the rarest piece it can give.
@@ -10,10 +10,9 @@
 mod bits;
 mod buckets;
 
-use std::collections::HashMap;
-
 use rivulet_core::bitfield::Bitfield;
-use rivulet_core::plugin::{PeerKey, PiecePicker};
+use rivulet_core::plugin::peer_pieces::PeerPieces;
+use rivulet_core::plugin::picker::{PeerKey, PiecePicker};
 
 use crate::bits::set_bits;
 use crate::buckets::Buckets;
@@ -32,8 +31,8 @@ pub struct RarestFirst {
     state: Vec<State>,
     /// How many known peers have each piece.
     avail: Vec<u32>,
-    /// Each peer's pieces, so that a departing peer's counts can be taken back.
-    peers: HashMap<PeerKey, Bitfield>,
+    /// Each peer's pieces: what a pick may ask of it, and what a departing peer takes back.
+    peers: PeerPieces,
     /// The wanted pieces (not in progress, not done).
     wanted: Buckets,
     rng: fastrand::Rng,
@@ -55,10 +54,15 @@ impl RarestFirst {
         RarestFirst {
             state: Vec::new(),
             avail: Vec::new(),
-            peers: HashMap::new(),
+            peers: PeerPieces::default(),
             wanted: Buckets::new(0),
             rng,
         }
+    }
+
+    /// What `peer` holds, as far as we were told.
+    pub fn peer_pieces(&self, peer: PeerKey) -> Option<&Bitfield> {
+        self.peers.get(peer)
     }
 
     /// Whether `piece` is wanted and not in progress, i.e. could be picked now.
@@ -93,66 +97,68 @@ impl RarestFirst {
         self.avail[p] = to;
         self.wanted.moved(piece, from, to);
     }
+}
 
-    /// Scans the rarest buckets for a piece the peer has. For a peer whose pieces we were told
-    /// (`known`), pieces no peer has are skipped: in a sparse swarm they would eat the whole
-    /// budget on every pick. `Err(floor)` when the scan gave up: no piece the peer has is
-    /// rarer than `floor`.
-    fn scan_rarest(&mut self, peer_has: &Bitfield, known: bool) -> Result<Option<u32>, u32> {
-        let mut budget = SCAN_BUDGET;
-        let mut unheld = false;
-        let rng = &mut self.rng;
-        for (avail, bucket) in self.wanted.rarest_first() {
-            if avail == 0 && known {
-                unheld = !bucket.is_empty();
-                continue;
+/// Scans the rarest buckets for a piece the peer has. Pieces no peer has are skipped: the peer
+/// holds none of them, and in a sparse swarm they would eat the whole budget on every pick.
+/// `Err(floor)` when the scan gave up: no piece the peer has is rarer than `floor`.
+fn scan_rarest(
+    wanted: &mut Buckets,
+    rng: &mut fastrand::Rng,
+    peer_has: &Bitfield,
+) -> Result<Option<u32>, u32> {
+    let mut budget = SCAN_BUDGET;
+    for (avail, bucket) in wanted.rarest_first() {
+        if avail == 0 || bucket.is_empty() {
+            continue;
+        }
+        let start = rng.usize(..bucket.len());
+        let (tail, head) = bucket.split_at(start);
+        for &piece in head.iter().chain(tail) {
+            if peer_has.get(piece) {
+                return Ok(Some(piece));
             }
-            if bucket.is_empty() {
-                continue;
-            }
-            let start = rng.usize(..bucket.len());
-            let (tail, head) = bucket.split_at(start);
-            for &piece in head.iter().chain(tail) {
-                if peer_has.get(piece) {
-                    return Ok(Some(piece));
-                }
-                budget -= 1;
-                if budget == 0 {
-                    return Err(avail);
-                }
+            budget -= 1;
+            if budget == 0 {
+                return Err(avail);
             }
         }
-        // Only the unheld pieces are left unexamined.
-        if unheld { Err(0) } else { Ok(None) }
     }
+    Ok(None)
+}
 
-    /// The rarest wanted piece the peer has, intersecting bitfields 64 pieces at a time from a
-    /// random word on (the tie-break), stopping early at a piece of availability `floor`.
-    fn scan_words(&mut self, peer_has: &Bitfield, floor: u32) -> Option<u32> {
-        let members = self.wanted.members();
-        let words = members.word_count();
-        if words == 0 {
-            return None;
-        }
-        let first = self.rng.usize(..words);
-        let mut best: Option<(u32, u32)> = None;
-        for w in (first..words).chain(0..first) {
-            let mut both = members.word(w) & peer_has.word(w);
-            while both != 0 {
-                let bit = both.leading_zeros();
-                both &= !(1u64 << 63 >> bit);
-                let piece = w as u32 * 64 + bit;
-                let avail = self.avail[piece as usize];
-                if best.is_none_or(|(_, a)| avail < a) {
-                    if avail <= floor {
-                        return Some(piece);
-                    }
-                    best = Some((piece, avail));
+/// The rarest wanted piece the peer has, intersecting bitfields 64 pieces at a time from a
+/// random word on (the tie-break), stopping early at a piece of availability `floor`.
+fn scan_words(
+    wanted: &Buckets,
+    avail: &[u32],
+    rng: &mut fastrand::Rng,
+    peer_has: &Bitfield,
+    floor: u32,
+) -> Option<u32> {
+    let members = wanted.members();
+    let words = members.word_count();
+    if words == 0 {
+        return None;
+    }
+    let first = rng.usize(..words);
+    let mut best: Option<(u32, u32)> = None;
+    for w in (first..words).chain(0..first) {
+        let mut both = members.word(w) & peer_has.word(w);
+        while both != 0 {
+            let bit = both.leading_zeros();
+            both &= !(1u64 << 63 >> bit);
+            let piece = w as u32 * 64 + bit;
+            let a = avail[piece as usize];
+            if best.is_none_or(|(_, b)| a < b) {
+                if a <= floor {
+                    return Some(piece);
                 }
+                best = Some((piece, a));
             }
         }
-        best.map(|(piece, _)| piece)
     }
+    best.map(|(piece, _)| piece)
 }
 
 impl PiecePicker for RarestFirst {
@@ -160,7 +166,7 @@ impl PiecePicker for RarestFirst {
         let n = pieces as usize;
         self.state = vec![State::Wanted; n];
         self.avail = vec![0; n];
-        self.peers.clear();
+        self.peers.reset(pieces);
         self.wanted = Buckets::new(pieces);
         let mut order: Vec<u32> = (0..pieces).filter(|&p| !have.get(p)).collect();
         self.rng.shuffle(&mut order);
@@ -173,35 +179,25 @@ impl PiecePicker for RarestFirst {
     }
 
     fn peer_bitfield(&mut self, peer: PeerKey, has: &Bitfield) {
-        let pieces = self.state.len() as u32;
-        let mut own = Bitfield::new(pieces);
-        for piece in set_bits(has).take_while(|&p| p < pieces) {
-            own.set(piece);
-            self.add_avail(piece);
-        }
-        if let Some(old) = self.peers.insert(peer, own) {
+        if let Some(old) = self.peers.bitfield(peer, has) {
             for piece in set_bits(&old) {
                 self.sub_avail(piece);
             }
         }
+        let pieces = self.state.len() as u32;
+        for piece in set_bits(has).take_while(|&p| p < pieces) {
+            self.add_avail(piece);
+        }
     }
 
     fn peer_have(&mut self, peer: PeerKey, piece: u32) {
-        let pieces = self.state.len() as u32;
-        if piece >= pieces {
-            return;
-        }
-        let own = self
-            .peers
-            .entry(peer)
-            .or_insert_with(|| Bitfield::new(pieces));
-        if own.set(piece) {
+        if self.peers.have(peer, piece) {
             self.add_avail(piece);
         }
     }
 
     fn peer_left(&mut self, peer: PeerKey) {
-        if let Some(old) = self.peers.remove(&peer) {
+        if let Some(old) = self.peers.left(peer) {
             for piece in set_bits(&old) {
                 self.sub_avail(piece);
             }
@@ -227,13 +223,11 @@ impl PiecePicker for RarestFirst {
         }
     }
 
-    fn set_deadline(&mut self, _piece: u32, _deadline_ms: Option<u64>) {}
-
-    fn pick(&mut self, peer: PeerKey, peer_has: &Bitfield) -> Option<u32> {
-        let known = self.peers.contains_key(&peer);
-        let piece = match self.scan_rarest(peer_has, known) {
+    fn pick(&mut self, peer: PeerKey) -> Option<u32> {
+        let peer_has = self.peers.get(peer)?;
+        let piece = match scan_rarest(&mut self.wanted, &mut self.rng, peer_has) {
             Ok(found) => found,
-            Err(floor) => self.scan_words(peer_has, floor),
+            Err(floor) => scan_words(&self.wanted, &self.avail, &mut self.rng, peer_has, floor),
         }?;
         self.take(piece);
         Some(piece)

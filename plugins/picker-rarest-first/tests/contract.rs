@@ -22,13 +22,11 @@ fn picks_the_rarest_piece_the_peer_has() {
     p.peer_bitfield(2, &bits(10, 0..5));
     p.peer_bitfield(3, &bits(10, 0..5));
     // Pieces 5..10 have one source, 0..5 three: peer 1 must be asked for the rare ones first.
-    let mut first: Vec<u32> = (0..5)
-        .map(|_| p.pick(1, &Bitfield::full(10)).unwrap())
-        .collect();
+    let mut first: Vec<u32> = (0..5).map(|_| p.pick(1).unwrap()).collect();
     first.sort();
     assert_eq!(first, vec![5, 6, 7, 8, 9]);
     // Peer 2 lacks everything still wanted but 0..5.
-    let q = p.pick(2, &bits(10, 0..5)).unwrap();
+    let q = p.pick(2).unwrap();
     assert!(q < 5);
 }
 
@@ -40,16 +38,16 @@ fn never_repeats_in_progress_or_verified_and_lost_pieces_come_back() {
     let all = Bitfield::full(8);
     p.peer_bitfield(7, &all);
     p.piece_verified(1);
-    let mut got: Vec<u32> = std::iter::from_fn(|| p.pick(7, &all)).collect();
+    let mut got: Vec<u32> = std::iter::from_fn(|| p.pick(7)).collect();
     got.sort();
     assert_eq!(got, vec![2, 3, 4, 5, 6, 7]);
-    assert_eq!(p.pick(7, &all), None);
+    assert_eq!(p.pick(7), None);
     p.piece_lost(4);
-    assert_eq!(p.pick(7, &all), Some(4));
-    assert_eq!(p.pick(7, &all), None);
+    assert_eq!(p.pick(7), Some(4));
+    assert_eq!(p.pick(7), None);
     // A verified piece the storage dropped is wanted again too.
     p.piece_lost(1);
-    assert_eq!(p.pick(7, &all), Some(1));
+    assert_eq!(p.pick(7), Some(1));
 }
 
 #[test]
@@ -57,8 +55,10 @@ fn a_peer_with_nothing_wanted_gets_nothing() {
     let mut p = RarestFirst::with_seed(3);
     p.init(100, &bits(100, 0..50));
     p.peer_bitfield(1, &bits(100, 0..50));
-    assert_eq!(p.pick(1, &bits(100, 0..50)), None);
-    assert_eq!(p.pick(1, &Bitfield::new(100)), None);
+    p.peer_bitfield(2, &Bitfield::new(100));
+    assert_eq!(p.pick(1), None);
+    assert_eq!(p.pick(2), None);
+    assert_eq!(p.pick(3), None, "a peer we know nothing of has nothing");
 }
 
 #[test]
@@ -70,18 +70,20 @@ fn a_departed_peer_no_longer_counts() {
     p.peer_bitfield(3, &bits(4, [0]));
     p.peer_have(3, 2);
     p.peer_have(3, 2);
-    // avail: 0:3 1:2 2:1 3:0
-    assert_eq!(p.pick(9, &bits(4, [0, 1])), Some(1));
+    p.peer_bitfield(9, &bits(4, [0, 1]));
+    // avail: 0:4 1:3 2:1 3:0
+    assert_eq!(p.pick(9), Some(1));
     p.piece_lost(1);
     p.peer_left(1);
     p.peer_left(2);
-    // avail: 0:1 1:0 2:1
-    assert_eq!(p.pick(9, &bits(4, [0, 1, 2])), Some(1));
+    p.peer_have(9, 2);
+    // avail: 0:2 1:1 2:2
+    assert_eq!(p.pick(9), Some(1));
     // A new bitfield replaces the old one: peer 3 now has only piece 3.
     p.peer_bitfield(3, &bits(4, [3]));
     p.peer_bitfield(4, &bits(4, [0, 2, 3]));
-    // avail: 0:1 2:1 3:2
-    let q = p.pick(9, &bits(4, [0, 2, 3])).unwrap();
+    // avail: 0:2 2:2 3:2; peer 9 has 0, 1 (in progress) and 2.
+    let q = p.pick(9).unwrap();
     assert!(q == 0 || q == 2, "picked {q}");
 }
 
@@ -93,7 +95,7 @@ fn equally_rare_pieces_are_spread_between_leechers() {
             let mut p = RarestFirst::with_seed(seed);
             p.init(pieces, &Bitfield::new(pieces));
             p.peer_bitfield(1, &Bitfield::full(pieces));
-            p.pick(1, &Bitfield::full(pieces)).unwrap()
+            p.pick(1).unwrap()
         })
         .collect();
     let mut distinct = firsts.clone();
@@ -112,10 +114,9 @@ fn finds_a_lone_piece_past_the_scan_budget() {
     p.peer_bitfield(1, &bits(pieces, [10_000]));
     p.peer_bitfield(2, &bits(pieces, 0..10_000));
     p.peer_bitfield(3, &bits(pieces, [10_000]));
-    let lone = bits(pieces, [10_000]);
-    assert_eq!(p.pick(1, &lone), Some(10_000));
-    assert_eq!(p.pick(1, &lone), None);
-    assert_eq!(p.pick(3, &lone), None);
+    assert_eq!(p.pick(1), Some(10_000));
+    assert_eq!(p.pick(1), None);
+    assert_eq!(p.pick(3), None);
 }
 
 /// Random operations; every pick is checked against a brute-force model: the piece is one the
@@ -176,7 +177,7 @@ fn matches_a_brute_force_model() {
                     .filter(|&i| has.get(i) && !done.get(i) && !in_progress.get(i))
                     .map(|i| avail(&peers, i))
                     .min();
-                match (p.pick(peer, &has), best) {
+                match (p.pick(peer), best) {
                     (None, None) => {}
                     (Some(i), Some(best)) => {
                         assert!(has.get(i), "picked {i}, which the peer lacks");

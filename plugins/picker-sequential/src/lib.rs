@@ -2,16 +2,19 @@
 //!
 //! Wanted pieces (not in progress, not verified) are a bitfield searched 64 pieces at a time from
 //! a cursor that stays past the leading words holding nothing wanted, so picking through a
-//! download in order is amortised O(1). Peer availability and deadlines do not matter here.
+//! download in order is amortised O(1). Peer availability and deadlines do not matter here; what
+//! each peer holds is kept only to know what it can give.
 
 use rivulet_core::bitfield::Bitfield;
-use rivulet_core::plugin::{PeerKey, PiecePicker};
+use rivulet_core::plugin::peer_pieces::PeerPieces;
+use rivulet_core::plugin::picker::{PeerKey, PiecePicker};
 
 #[derive(Default)]
 pub struct Sequential {
     wanted: Bitfield,
     /// No word before this one holds a wanted piece.
     cursor: usize,
+    peers: PeerPieces,
 }
 
 impl PiecePicker for Sequential {
@@ -23,13 +26,20 @@ impl PiecePicker for Sequential {
             }
         }
         self.cursor = 0;
+        self.peers.reset(pieces);
     }
 
-    fn peer_bitfield(&mut self, _peer: PeerKey, _has: &Bitfield) {}
+    fn peer_bitfield(&mut self, peer: PeerKey, has: &Bitfield) {
+        self.peers.bitfield(peer, has);
+    }
 
-    fn peer_have(&mut self, _peer: PeerKey, _piece: u32) {}
+    fn peer_have(&mut self, peer: PeerKey, piece: u32) {
+        self.peers.have(peer, piece);
+    }
 
-    fn peer_left(&mut self, _peer: PeerKey) {}
+    fn peer_left(&mut self, peer: PeerKey) {
+        self.peers.left(peer);
+    }
 
     fn piece_verified(&mut self, piece: u32) {
         self.wanted.clear(piece);
@@ -41,9 +51,8 @@ impl PiecePicker for Sequential {
         }
     }
 
-    fn set_deadline(&mut self, _piece: u32, _deadline_ms: Option<u64>) {}
-
-    fn pick(&mut self, _peer: PeerKey, peer_has: &Bitfield) -> Option<u32> {
+    fn pick(&mut self, peer: PeerKey) -> Option<u32> {
+        let peer_has = self.peers.get(peer)?;
         let words = self.wanted.word_count();
         while self.cursor < words && self.wanted.word(self.cursor) == 0 {
             self.cursor += 1;

@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use rivulet_core::bitfield::Bitfield;
-use rivulet_core::plugin::{PeerKey, PiecePicker};
+use rivulet_core::plugin::picker::{PeerKey, PiecePicker};
 use rivulet_picker_rarest_first::RarestFirst;
 
 #[derive(Default)]
@@ -80,7 +80,8 @@ impl PiecePicker for Streaming {
         }
     }
 
-    fn pick(&mut self, peer: PeerKey, peer_has: &Bitfield) -> Option<u32> {
+    fn pick(&mut self, peer: PeerKey) -> Option<u32> {
+        let peer_has = self.rest.peer_pieces(peer)?;
         let due = self
             .urgent
             .iter()
@@ -91,7 +92,7 @@ impl PiecePicker for Streaming {
             self.rest.take(piece);
             return Some(piece);
         }
-        self.rest.pick(peer, peer_has)
+        self.rest.pick(peer)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The macros a plugin crate calls to become a loadable plugin.
 //!
 //! Every plugin crate in `plugins/` is linked into the `rivulet` binary as an rlib *and* built as
-//! a cdylib. Several of them in one binary must not each define the `#[no_mangle]` entry symbol,
+//! a cdylib. Several of them in one binary must not each define the exported descriptor symbol,
 //! so the macros emit it only under `#[cfg(feature = "dynamic")]`, evaluated in the plugin crate
 //! where the macro expands. A plugin crate therefore declares
 //!
@@ -10,7 +10,7 @@
 //! crate-type = ["rlib", "cdylib"]
 //!
 //! [features]
-//! # Emits the `rivulet_plugin_entry` symbol: on only when building the loadable library.
+//! # Emits the `rivulet_plugin_descriptor` symbol: on only when building the loadable library.
 //! dynamic = []
 //! ```
 //!
@@ -23,40 +23,48 @@
 //! The plugin must be built with unwinding panics (the default): a panic is caught at the
 //! boundary and reported; with `panic = "abort"` it would take the whole process down.
 
+/// The one shape behind the three export macros: the kind's table for `$ty` and the descriptor
+/// pointing at it, exported under [`DESCRIPTOR_SYMBOL`](crate::plugin::abi::descriptor::DESCRIPTOR_SYMBOL).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_plugin {
+    ($table:ty, $ty:ty, $name:expr, $version:expr, [$($scheme:expr),*]) => {
+        const _: $table = <$table>::of::<$ty>();
+
+        #[cfg(feature = "dynamic")]
+        const _: () = {
+            static VTABLE: $table = <$table>::of::<$ty>();
+            const SCHEMES: &[$crate::plugin::abi::raw::RawSlice] =
+                &[$($crate::plugin::abi::raw::RawSlice::from_static($scheme)),*];
+            #[unsafe(export_name = "rivulet_plugin_descriptor")]
+            pub static DESCRIPTOR: $crate::plugin::abi::descriptor::PluginDescriptor =
+                $crate::plugin::abi::descriptor::PluginDescriptor::new(
+                    <$table>::KIND,
+                    <$table>::FINGERPRINT,
+                    $name,
+                    $version,
+                    SCHEMES,
+                    &VTABLE as *const $table as *const ::std::ffi::c_void,
+                );
+        };
+    };
+}
+
 /// Makes `$ty` (a `PiecePicker + Default`) a loadable picker plugin named `$name`.
 ///
 /// ```ignore
 /// rivulet_core::export_picker!(ReversePicker, "reverse", env!("CARGO_PKG_VERSION"));
 /// ```
-///
-/// The entry symbol is only emitted with the plugin crate's `dynamic` feature; see the
-/// [module docs](crate::plugin::abi::export) for why and how to build.
 #[macro_export]
 macro_rules! export_picker {
     ($ty:ty, $name:expr, $version:expr $(,)?) => {
-        const _: fn() = || {
-            fn fits<T: $crate::plugin::PiecePicker + ::std::default::Default>() {}
-            fits::<$ty>();
-        };
-
-        #[cfg(feature = "dynamic")]
-        const _: () = {
-            static VTABLE: $crate::plugin::abi::picker::PickerVTable =
-                $crate::plugin::abi::picker::PickerVTable::of::<$ty>();
-            static DESCRIPTOR: $crate::plugin::abi::PluginDescriptor =
-                $crate::plugin::abi::PluginDescriptor::new(
-                    $crate::plugin::abi::KIND_PICKER,
-                    $name,
-                    $version,
-                    &VTABLE as *const $crate::plugin::abi::picker::PickerVTable
-                        as *const ::std::ffi::c_void,
-                );
-            #[unsafe(no_mangle)]
-            pub extern "C" fn rivulet_plugin_entry() -> *const $crate::plugin::abi::PluginDescriptor
-            {
-                &DESCRIPTOR
-            }
-        };
+        $crate::__export_plugin!(
+            $crate::plugin::abi::picker::PickerVTable,
+            $ty,
+            $name,
+            $version,
+            []
+        );
     };
 }
 
@@ -66,35 +74,16 @@ macro_rules! export_picker {
 /// ```ignore
 /// rivulet_core::export_storage!(MmapStorage, "mmap", env!("CARGO_PKG_VERSION"));
 /// ```
-///
-/// The entry symbol is only emitted with the plugin crate's `dynamic` feature; see the
-/// [module docs](crate::plugin::abi::export).
 #[macro_export]
 macro_rules! export_storage {
     ($ty:ty, $name:expr, $version:expr $(,)?) => {
-        const _: fn() = || {
-            fn fits<T: $crate::plugin::StorageOpen>() {}
-            fits::<$ty>();
-        };
-
-        #[cfg(feature = "dynamic")]
-        const _: () = {
-            static VTABLE: $crate::plugin::abi::storage::StorageVTable =
-                $crate::plugin::abi::storage::StorageVTable::of::<$ty>();
-            static DESCRIPTOR: $crate::plugin::abi::PluginDescriptor =
-                $crate::plugin::abi::PluginDescriptor::new(
-                    $crate::plugin::abi::KIND_STORAGE,
-                    $name,
-                    $version,
-                    &VTABLE as *const $crate::plugin::abi::storage::StorageVTable
-                        as *const ::std::ffi::c_void,
-                );
-            #[unsafe(no_mangle)]
-            pub extern "C" fn rivulet_plugin_entry() -> *const $crate::plugin::abi::PluginDescriptor
-            {
-                &DESCRIPTOR
-            }
-        };
+        $crate::__export_plugin!(
+            $crate::plugin::abi::storage::StorageVTable,
+            $ty,
+            $name,
+            $version,
+            []
+        );
     };
 }
 
@@ -105,35 +94,11 @@ macro_rules! export_storage {
 /// rivulet_core::export_tracker!(HttpTracker, "http", env!("CARGO_PKG_VERSION"),
 ///                               schemes = ["http", "https"]);
 /// ```
-///
-/// The entry symbol is only emitted with the plugin crate's `dynamic` feature; see the
-/// [module docs](crate::plugin::abi::export).
 #[macro_export]
 macro_rules! export_tracker {
     ($ty:ty, $name:expr, $version:expr, schemes = [$($scheme:expr),+ $(,)?] $(,)?) => {
-        const _: fn() = || {
-            fn fits<T: $crate::plugin::TrackerOpen>() {}
-            fits::<$ty>();
-        };
-
-        #[cfg(feature = "dynamic")]
-        const _: () = {
-            const SCHEMES: &[$crate::plugin::abi::RawSlice] =
-                &[$($crate::plugin::abi::RawSlice::from_static($scheme)),+];
-            static VTABLE: $crate::plugin::abi::tracker::TrackerVTable =
-                $crate::plugin::abi::tracker::TrackerVTable::of::<$ty>(SCHEMES);
-            static DESCRIPTOR: $crate::plugin::abi::PluginDescriptor =
-                $crate::plugin::abi::PluginDescriptor::new(
-                    $crate::plugin::abi::KIND_TRACKER,
-                    $name,
-                    $version,
-                    &VTABLE as *const $crate::plugin::abi::tracker::TrackerVTable
-                        as *const ::std::ffi::c_void,
-                );
-            #[unsafe(no_mangle)]
-            pub extern "C" fn rivulet_plugin_entry() -> *const $crate::plugin::abi::PluginDescriptor {
-                &DESCRIPTOR
-            }
-        };
+        $crate::__export_plugin!(
+            $crate::plugin::abi::tracker::TrackerVTable, $ty, $name, $version, [$($scheme),+]
+        );
     };
 }

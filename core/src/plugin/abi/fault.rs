@@ -11,8 +11,31 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use super::*;
-use crate::plugin::{StorageError, TrackerError};
+use crate::plugin::storage::StorageError;
+use crate::plugin::tracker::TrackerError;
+
+/// Never sent by a plugin: the host's status for a call it refused to make because the instance
+/// panicked earlier.
+pub const STATUS_POISONED: i32 = -1;
+pub const STATUS_OK: i32 = 0;
+/// The plugin's code panicked; the message holds the panic payload.
+pub const STATUS_PANIC: i32 = 1;
+/// The host passed something the plugin cannot use (a null handle, a malformed bitfield).
+pub const STATUS_INVALID_ARGUMENT: i32 = 2;
+/// The plugin refused, with a message (e.g. a picker that could not be created).
+pub const STATUS_FAILED: i32 = 3;
+pub const STATUS_STORAGE_IO: i32 = 10;
+pub const STATUS_STORAGE_NO_SPACE: i32 = 11;
+pub const STATUS_STORAGE_EVICTED: i32 = 12;
+pub const STATUS_STORAGE_OUT_OF_RANGE: i32 = 13;
+/// [`StorageError::Other`]: the message is the plugin's own text.
+pub const STATUS_STORAGE_OTHER: i32 = 14;
+pub const STATUS_STORAGE_MISSING: i32 = 15;
+pub const STATUS_TRACKER_FAILURE: i32 = 20;
+pub const STATUS_TRACKER_UNREACHABLE: i32 = 21;
+pub const STATUS_TRACKER_TIMEOUT: i32 = 22;
+pub const STATUS_TRACKER_BAD_REPLY: i32 = 23;
+pub const STATUS_TRACKER_UNSUPPORTED: i32 = 24;
 
 /// Bytes of message the host makes room for; longer messages are cut.
 pub const MESSAGE_CAPACITY: usize = 1024;
@@ -108,8 +131,8 @@ impl Fault {
         }
     }
 
-    /// Rebuilds the storage error a plugin returned; `plugin` names it in messages that would
-    /// otherwise not say where they came from.
+    /// Rebuilds the storage error a plugin returned; `plugin` ("storage plugin 'x'") names it
+    /// when the plugin itself broke.
     pub fn into_storage_error(self, plugin: &str) -> StorageError {
         match self.status {
             STATUS_STORAGE_IO => {
@@ -138,7 +161,10 @@ impl Fault {
                 len: self.detail[2],
             },
             STATUS_STORAGE_OTHER => StorageError::Other(self.message().into_owned()),
-            _ => StorageError::Other(format!("storage plugin '{plugin}': {self}")),
+            _ => StorageError::Plugin {
+                plugin: plugin.to_string(),
+                reason: self.to_string(),
+            },
         }
     }
 
@@ -152,7 +178,7 @@ impl Fault {
             STATUS_TRACKER_TIMEOUT => TrackerError::Timeout,
             STATUS_TRACKER_BAD_REPLY => TrackerError::BadReply(message),
             STATUS_TRACKER_UNSUPPORTED => TrackerError::Unsupported(message),
-            _ => TrackerError::Unreachable(format!("tracker plugin '{plugin}': {self}")),
+            _ => TrackerError::Unreachable(format!("{plugin}: {self}")),
         }
     }
 }
@@ -197,6 +223,9 @@ impl From<StorageError> for Fault {
                 detail: [file as u64, offset, len],
                 ..Fault::new(STATUS_STORAGE_OUT_OF_RANGE, "")
             },
+            StorageError::Plugin { plugin, reason } => {
+                Fault::new(STATUS_STORAGE_OTHER, format!("{plugin}: {reason}"))
+            }
             StorageError::Other(m) => Fault::new(STATUS_STORAGE_OTHER, m),
         }
     }
@@ -218,7 +247,7 @@ impl From<TrackerError> for Fault {
 ///
 /// # Safety
 /// `out` must be null or a valid `ErrorOut` (see [`Fault::write_to`]).
-pub(super) unsafe fn guard(out: *mut ErrorOut, f: impl FnOnce() -> Result<(), Fault>) -> i32 {
+pub(crate) unsafe fn guard(out: *mut ErrorOut, f: impl FnOnce() -> Result<(), Fault>) -> i32 {
     let fault = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => return STATUS_OK,
         Ok(Err(fault)) => fault,
@@ -319,6 +348,16 @@ mod tests {
                 len: 9
             }
         ));
+
+        let e = round_trip(|| Err(StorageError::Missing.into()))
+            .unwrap_err()
+            .into_storage_error("p");
+        assert!(matches!(e, StorageError::Missing), "{e:?}");
+
+        let e = round_trip(|| Err(Fault::invalid("bad")))
+            .unwrap_err()
+            .into_storage_error("storage plugin 'p'");
+        assert_eq!(e.to_string(), "storage plugin 'p': invalid argument: bad");
     }
 
     #[test]

@@ -1,18 +1,19 @@
-//! A [`Tracker`] across the boundary: the C table, the plugin-side functions that fill it for any
-//! `T: TrackerOpen`, and [`DynTracker`]. An announce is one blocking call: the request goes in as
-//! a struct, the response comes back with a peer array and warning the plugin allocated, which
-//! the host copies and hands back to the plugin's `free_response`.
+//! A [`Tracker`] across the boundary: its method list, from which [`abi_table!`] makes the C
+//! table, the plugin-side shims and [`DynTracker`]; and how a request and a response cross. The
+//! response's peer array and warning are allocated by the plugin; the host copies them and
+//! hands the struct back through the `release` function the plugin put in it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::fault::{Poison, guard};
-use super::*;
-use crate::plugin::registry::TrackerOpen;
-use crate::plugin::{AnnounceEvent, AnnounceRequest, AnnounceResponse, Tracker, TrackerError};
-
-type Status = i32;
+use crate::plugin::abi::descriptor::KIND_TRACKER;
+use crate::plugin::abi::fault::{Fault, STATUS_TRACKER_BAD_REPLY};
+use crate::plugin::abi::raw::RawSlice;
+use crate::plugin::abi::table::abi_table;
+use crate::plugin::abi::wire::{Arg, Ret};
+use crate::plugin::tracker::{
+    AnnounceEvent, AnnounceRequest, AnnounceResponse, Tracker, TrackerError, TrackerOpen,
+};
 
 pub const EVENT_NONE: u32 = 0;
 pub const EVENT_STARTED: u32 = 1;
@@ -151,24 +152,25 @@ pub struct AnnounceResponseOut {
     /// UTF-8, null if there is no warning.
     pub warning: *mut u8,
     pub warning_len: usize,
+    /// Frees `peers` and `warning`; set by the plugin that allocated them.
+    pub release: Option<unsafe extern "C" fn(*mut AnnounceResponseOut)>,
 }
 
 impl AnnounceResponseOut {
-    fn empty() -> Self {
-        AnnounceResponseOut {
-            peers: std::ptr::null_mut(),
-            peers_len: 0,
-            interval_ms: 0,
-            has_min_interval: 0,
-            min_interval_ms: 0,
-            has_seeders: 0,
-            seeders: 0,
-            has_leechers: 0,
-            leechers: 0,
-            warning: std::ptr::null_mut(),
-            warning_len: 0,
-        }
-    }
+    const EMPTY: Self = AnnounceResponseOut {
+        peers: std::ptr::null_mut(),
+        peers_len: 0,
+        interval_ms: 0,
+        has_min_interval: 0,
+        min_interval_ms: 0,
+        has_seeders: 0,
+        seeders: 0,
+        has_leechers: 0,
+        leechers: 0,
+        warning: std::ptr::null_mut(),
+        warning_len: 0,
+        release: None,
+    };
 
     fn fill(&mut self, r: AnnounceResponse) {
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -187,13 +189,14 @@ impl AnnounceResponseOut {
             self.warning_len = w.len();
             self.warning = Box::into_raw(w).cast();
         }
+        self.release = Some(release_response);
     }
 
     /// Copies the response out; the plugin still owns the arrays.
     ///
     /// # Safety
     /// The pointers must be as a successful `announce` left them.
-    unsafe fn to_response(&self) -> Result<AnnounceResponse, TrackerError> {
+    unsafe fn to_response(&self) -> Result<AnnounceResponse, Fault> {
         let peers = if self.peers.is_null() || self.peers_len == 0 {
             Vec::new()
         } else {
@@ -202,7 +205,10 @@ impl AnnounceResponseOut {
                 .iter()
                 .map(|p| {
                     p.to_socket_addr().ok_or_else(|| {
-                        TrackerError::BadReply(format!("peer with address family {}", p.family))
+                        Fault::new(
+                            STATUS_TRACKER_BAD_REPLY,
+                            format!("peer with address family {}", p.family),
+                        )
                     })
                 })
                 .collect::<Result<_, _>>()?
@@ -228,124 +234,8 @@ impl AnnounceResponseOut {
     }
 }
 
-/// One entry per [`Tracker`] method (the URL stays on the host), plus open/destroy, the free
-/// function for responses, and the URL schemes the plugin handles.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct TrackerVTable {
-    pub open:
-        Option<unsafe extern "C" fn(url: RawSlice, out: *mut Handle, err: *mut ErrorOut) -> Status>,
-    pub destroy: Option<unsafe extern "C" fn(h: Handle)>,
-    pub announce: Option<
-        unsafe extern "C" fn(
-            h: Handle,
-            req: *const AnnounceRequestRef,
-            resp: *mut AnnounceResponseOut,
-            err: *mut ErrorOut,
-        ) -> Status,
-    >,
-    pub free_response: Option<unsafe extern "C" fn(resp: *mut AnnounceResponseOut)>,
-    /// Lower-case URL schemes, e.g. "http".
-    pub schemes: *const RawSlice,
-    pub schemes_len: usize,
-}
-
-// SAFETY: a table in a static points only at functions and immutable static data.
-unsafe impl Sync for TrackerVTable {}
-
-impl TrackerVTable {
-    /// The table for `T`, instantiated in the plugin crate by [`crate::export_tracker!`].
-    pub const fn of<T: TrackerOpen>(schemes: &'static [RawSlice]) -> Self {
-        TrackerVTable {
-            open: Some(open::<T>),
-            destroy: Some(destroy_instance::<T>),
-            announce: Some(announce::<T>),
-            free_response: Some(free_response),
-            schemes: schemes.as_ptr(),
-            schemes_len: schemes.len(),
-        }
-    }
-
-    /// The same table with every entry checked present, or `None` if one is missing.
-    pub fn check(&self) -> Option<TrackerFns> {
-        Some(TrackerFns {
-            open: self.open?,
-            destroy: self.destroy?,
-            announce: self.announce?,
-            free_response: self.free_response?,
-        })
-    }
-
-    /// The schemes the plugin declares.
-    ///
-    /// # Safety
-    /// `schemes` must be null or valid for `schemes_len` entries, each valid for its length.
-    pub unsafe fn schemes(&self) -> Result<Vec<String>, std::str::Utf8Error> {
-        if self.schemes.is_null() || self.schemes_len == 0 {
-            return Ok(Vec::new());
-        }
-        // SAFETY: guaranteed by the caller.
-        let raw = unsafe { std::slice::from_raw_parts(self.schemes, self.schemes_len) };
-        // SAFETY: guaranteed by the caller.
-        raw.iter()
-            .map(|s| unsafe { s.as_str() }.map(str::to_ascii_lowercase))
-            .collect()
-    }
-}
-
-/// A [`TrackerVTable`] known to be complete.
-#[derive(Clone, Copy, Debug)]
-pub struct TrackerFns {
-    open: unsafe extern "C" fn(RawSlice, *mut Handle, *mut ErrorOut) -> Status,
-    destroy: unsafe extern "C" fn(Handle),
-    announce: unsafe extern "C" fn(
-        Handle,
-        *const AnnounceRequestRef,
-        *mut AnnounceResponseOut,
-        *mut ErrorOut,
-    ) -> Status,
-    free_response: unsafe extern "C" fn(*mut AnnounceResponseOut),
-}
-
-// SAFETY (all entries below): the host passes a handle from `open`, valid structs, and a valid
-// ErrorOut.
-unsafe extern "C" fn open<T: TrackerOpen>(
-    url: RawSlice,
-    out: *mut Handle,
-    err: *mut ErrorOut,
-) -> Status {
-    unsafe {
-        guard(err, || {
-            let url = url
-                .as_str()
-                .map_err(|_| Fault::invalid("tracker URL is not UTF-8"))?;
-            hand_out(out, T::open(url)?)
-        })
-    }
-}
-
-unsafe extern "C" fn announce<T: TrackerOpen>(
-    h: Handle,
-    req: *const AnnounceRequestRef,
-    resp: *mut AnnounceResponseOut,
-    err: *mut ErrorOut,
-) -> Status {
-    unsafe {
-        guard(err, || {
-            let req = req
-                .as_ref()
-                .ok_or_else(|| Fault::invalid("null announce request"))?;
-            let resp = resp
-                .as_mut()
-                .ok_or_else(|| Fault::invalid("null announce response"))?;
-            let response = instance::<T>(h)?.announce(&req.to_request()?)?;
-            resp.fill(response);
-            Ok(())
-        })
-    }
-}
-
-unsafe extern "C" fn free_response(resp: *mut AnnounceResponseOut) {
+/// Frees what [`AnnounceResponseOut::fill`] allocated; the host calls it once per response.
+unsafe extern "C" fn release_response(resp: *mut AnnounceResponseOut) {
     // SAFETY: the host passes back a response this plugin filled, once.
     let Some(resp) = (unsafe { resp.as_mut() }) else {
         return;
@@ -360,87 +250,70 @@ unsafe extern "C" fn free_response(resp: *mut AnnounceResponseOut) {
         // SAFETY: allocated as a Box<[u8]> in `fill`.
         drop(unsafe { Box::from_raw(warning) });
     }
-    *resp = AnnounceResponseOut::empty();
+    *resp = AnnounceResponseOut::EMPTY;
 }
 
-/// A tracker client living in a plugin library. After a panic the instance is poisoned and every
-/// announce fails with [`TrackerError::Unreachable`] without reaching the plugin.
-pub struct DynTracker {
-    fns: TrackerFns,
-    handle: Handle,
-    poison: Poison,
-    name: Arc<str>,
-    url: String,
-    /// Keeps the code behind `fns` mapped; dropped after `handle` is destroyed.
-    _library: Option<Arc<libloading::Library>>,
-}
+impl Arg for &AnnounceRequest {
+    type Raw = AnnounceRequestRef;
+    type Lowered = AnnounceRequestRef;
+    type Lifted = AnnounceRequest;
+    type Rebuilt<'l>
+        = &'l AnnounceRequest
+    where
+        Self: 'l;
 
-// SAFETY: the handle is a `T: Tracker` (which is `Send + Sync`) created by the plugin, and every
-// entry takes it by shared reference, as the trait does.
-unsafe impl Send for DynTracker {}
-unsafe impl Sync for DynTracker {}
-
-impl DynTracker {
-    /// Opens a client for `url` through `fns`; `library` as for
-    /// [`super::picker::DynPicker::create`].
-    pub fn open(
-        fns: TrackerFns,
-        name: Arc<str>,
-        library: Option<Arc<libloading::Library>>,
-        url: &str,
-    ) -> Result<Self, TrackerError> {
-        let poison = Poison::default();
-        let mut handle: Handle = std::ptr::null_mut();
-        let raw = RawSlice::borrow(url.as_bytes());
-        // SAFETY: complete table; `url` outlives the call.
-        poison
-            .call(&name, |err| unsafe { (fns.open)(raw, &mut handle, err) })
-            .map_err(|f| f.into_tracker_error(&name))?;
-        if handle.is_null() {
-            return Err(TrackerError::Unreachable(format!(
-                "tracker plugin '{name}': open returned no instance"
-            )));
-        }
-        Ok(DynTracker {
-            fns,
-            handle,
-            poison,
-            name,
-            url: url.to_string(),
-            _library: library,
-        })
+    fn lower(self) -> AnnounceRequestRef {
+        AnnounceRequestRef::new(self)
     }
-
-    /// Why this instance was disabled, if a call panicked.
-    pub fn poisoned(&self) -> Option<&str> {
-        self.poison.reason()
+    fn raw(lowered: &AnnounceRequestRef) -> AnnounceRequestRef {
+        *lowered
+    }
+    unsafe fn lift(raw: AnnounceRequestRef) -> Result<AnnounceRequest, Fault> {
+        raw.to_request()
+    }
+    unsafe fn rebuilt(lifted: &mut AnnounceRequest) -> &AnnounceRequest {
+        lifted
     }
 }
 
-impl Tracker for DynTracker {
-    fn url(&self) -> &str {
-        &self.url
-    }
+impl Ret for AnnounceResponse {
+    type Out = AnnounceResponseOut;
+    const EMPTY: AnnounceResponseOut = AnnounceResponseOut::EMPTY;
 
-    fn announce(&self, req: &AnnounceRequest) -> Result<AnnounceResponse, TrackerError> {
-        let (f, h, req) = (self.fns.announce, self.handle, AnnounceRequestRef::new(req));
-        let mut out = AnnounceResponseOut::empty();
-        // SAFETY: live handle, complete table, `req` and `out` outlive the call.
-        self.poison
-            .call(&self.name, |err| unsafe { f(h, &req, &mut out, err) })
-            .map_err(|fault| fault.into_tracker_error(&self.name))?;
-        // SAFETY: a successful announce filled `out`; it goes back to the plugin exactly once.
+    fn put(self, out: &mut AnnounceResponseOut) -> Result<(), Fault> {
+        out.fill(self);
+        Ok(())
+    }
+    unsafe fn take(out: &mut AnnounceResponseOut) -> Result<Self, Fault> {
+        // SAFETY: the plugin filled `out` on success.
         let response = unsafe { out.to_response() };
-        unsafe { (self.fns.free_response)(&mut out) };
+        if let Some(release) = out.release {
+            // SAFETY: handed back exactly once, to the plugin that filled it.
+            unsafe { release(out) };
+        }
         response
     }
+    fn fallback() -> Self {
+        AnnounceResponse::default()
+    }
 }
 
-impl Drop for DynTracker {
-    fn drop(&mut self) {
-        if self.poison.reason().is_none() {
-            // SAFETY: the handle is live and never used again.
-            unsafe { (self.fns.destroy)(self.handle) };
+abi_table! {
+    /// One entry per [`Tracker`] method but `url` (the host keeps it), plus open/destroy.
+    table TrackerVTable(KIND_TRACKER, "tracker"), complete TrackerFns;
+    /// A tracker client living in a plugin library. After a panic the instance is poisoned and
+    /// every announce fails with [`TrackerError::Unreachable`] without reaching the plugin.
+    host DynTracker: Tracker, Send, Sync;
+    plugin [T: TrackerOpen];
+    wire [AnnounceRequestRef, PeerAddr, AnnounceResponseOut];
+    new open(url: &str) -> TrackerError = T::open(url);
+    state String = url.to_string();
+    methods {
+        fn announce(&self, req: &AnnounceRequest) -> Result<AnnounceResponse, TrackerError>;
+    }
+    host_only {
+        fn url(&self) -> &str {
+            &self.state
         }
     }
 }

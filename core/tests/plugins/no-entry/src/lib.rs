@@ -1,4 +1,4 @@
-//! The scripted picker exported without the `dynamic` feature: the macro must emit no entry
+//! The scripted picker exported without the `dynamic` feature: the macro must emit no descriptor
 //! symbol, which is what lets several plugin crates link into one binary.
 
 #[path = "../../scripted-picker/src/picker.rs"]

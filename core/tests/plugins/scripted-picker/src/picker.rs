@@ -74,7 +74,8 @@ impl PiecePicker for ScriptedPicker {
         };
     }
 
-    fn pick(&mut self, _peer: PeerKey, peer_has: &Bitfield) -> Option<u32> {
+    fn pick(&mut self, peer: PeerKey) -> Option<u32> {
+        let peer_has = self.peers.get(&peer)?;
         let wanted = |p: u32| peer_has.get(p) && !self.have.get(p) && !self.in_progress.get(p);
         let urgent = self
             .deadlines

@@ -1,13 +1,21 @@
-//! A library from a future ABI: the host must read its version and stop there.
+//! A library from a future ABI, with an initialiser ([`constructor`]): the host must read its
+//! version from the file and stop there, so the initialiser never runs.
 
-use rivulet_core::plugin::abi::{KIND_PICKER, PluginDescriptor};
+#[path = "../../constructor.rs"]
+mod constructor;
 
-static DESCRIPTOR: PluginDescriptor = PluginDescriptor {
+use rivulet_core::plugin::abi::descriptor::{KIND_PICKER, PluginDescriptor};
+use rivulet_core::plugin::abi::picker::PickerVTable;
+
+#[unsafe(export_name = "rivulet_plugin_descriptor")]
+pub static DESCRIPTOR: PluginDescriptor = PluginDescriptor {
     abi_version: 999,
-    ..PluginDescriptor::new(KIND_PICKER, "forged", "0.0.0", std::ptr::null())
+    ..PluginDescriptor::new(
+        KIND_PICKER,
+        PickerVTable::FINGERPRINT,
+        "forged",
+        "0.0.0",
+        &[],
+        std::ptr::null(),
+    )
 };
-
-#[unsafe(no_mangle)]
-pub extern "C" fn rivulet_plugin_entry() -> *const PluginDescriptor {
-    &DESCRIPTOR
-}

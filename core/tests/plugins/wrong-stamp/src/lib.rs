@@ -1,13 +1,15 @@
-//! A library built against another rivulet-core with the same ABI number.
+//! A library of this ABI version whose picker table has another layout (its fingerprint
+//! differs), as one built against a rivulet whose picker methods changed would be.
 
-use rivulet_core::plugin::abi::{KIND_PICKER, PluginDescriptor, RawSlice};
+use rivulet_core::plugin::abi::descriptor::{KIND_PICKER, PluginDescriptor};
+use rivulet_core::plugin::abi::picker::PickerVTable;
 
-static DESCRIPTOR: PluginDescriptor = PluginDescriptor {
-    build_stamp: RawSlice::from_static("rivulet-core 0.0 abi 1"),
-    ..PluginDescriptor::new(KIND_PICKER, "forged", "0.0.0", std::ptr::null())
-};
-
-#[unsafe(no_mangle)]
-pub extern "C" fn rivulet_plugin_entry() -> *const PluginDescriptor {
-    &DESCRIPTOR
-}
+#[unsafe(export_name = "rivulet_plugin_descriptor")]
+pub static DESCRIPTOR: PluginDescriptor = PluginDescriptor::new(
+    KIND_PICKER,
+    PickerVTable::FINGERPRINT ^ 1,
+    "forged",
+    "0.0.0",
+    &[],
+    std::ptr::null(),
+);
