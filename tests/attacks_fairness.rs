@@ -73,12 +73,13 @@ fn timed_download(
 fn floods_are_dropped_and_the_download_ends_near_its_unattacked_time() {
     let fixture = Fixture::multi();
     let work = WorkDir::new("attack-floods");
-    // 4 MiB/s: about 5 s of download for the floods to run against.
+    // 2 MiB/s: about 9 s of download for the floods to run against (in 4 s on a busy machine,
+    // a debug build read too few keep-alives to pass its budget).
     let swarm = Swarm::start(
         &work,
         fixture,
         SeederOptions {
-            upload_limit: 4 << 20,
+            upload_limit: 2 << 20,
         },
     );
     let (calm, _, _) = timed_download(&work, &swarm, "unattacked", |_| Vec::new());
@@ -115,7 +116,10 @@ fn floods_are_dropped_and_the_download_ends_near_its_unattacked_time() {
         let reasons = drop_reasons(&events, &ips);
         let flood = format!("{kind} flood");
         let named = reasons.iter().filter(|r| **r == flood).count();
-        eprintln!("{kind} flooders: {tally:?}; {named} drops for \"{flood}\" of {reasons:?}");
+        eprintln!(
+            "{kind} flooders: {tally:?}; {named} of {} drops for \"{flood}\"",
+            reasons.len()
+        );
         assert!(
             named >= 2,
             "the {kind} flooders were not dropped for \"{flood}\": {reasons:?}"
@@ -147,6 +151,9 @@ fn seed(work: &WorkDir, fixture: &Fixture, extra: &[&str]) -> (Tracker, Running,
     seed.wait_events(Duration::from_secs(30), "the seed to listen", |e| {
         e.has("listening")
     });
+    // "listening" comes before the torrent is added: until it announces, peers dialing in
+    // are turned away as wanting a torrent the seed does not have.
+    tracker.wait_lists(&fixture.meta.info_hash, addr, Duration::from_secs(30));
     (tracker, seed, addr)
 }
 
@@ -175,8 +182,7 @@ fn slots_held_by_never_interested_peers_are_given_to_an_honest_leecher() {
     );
     let full = poll(Duration::from_secs(30), || {
         let t = holders.tally();
-        if t.connections == SLOT_HOLDERS as u64 && t.holding + t.closed_by_client == t.connections
-        {
+        if t.connections == SLOT_HOLDERS as u64 && t.holding + t.closed_by_client == t.connections {
             Ok(t)
         } else {
             Err(format!("{t:?}"))
@@ -190,16 +196,18 @@ fn slots_held_by_never_interested_peers_are_given_to_an_honest_leecher() {
     );
     // Eviction needs them connected for the grace period: a time, not an event.
     std::thread::sleep(EVICT_GRACE.saturating_sub(filled.elapsed()));
-    tracker.wait_lists(&fixture.meta.info_hash, addr, Duration::from_secs(30));
     let leech_torrent = fixture.torrent(&tracker.http_url(), "leech", work.path());
     let out = work.subdir("out");
     let started = Instant::now();
     let mut leecher = Aria2Leecher::start(work.path(), &leech_torrent, &out, own_loopback());
     leecher.wait_done(Duration::from_secs(60));
     let took = started.elapsed();
-    assert_same_files(fixture, &out, "aria2 leecher of a seed full of slot holders");
+    assert_same_files(
+        fixture,
+        &out,
+        "aria2 leecher of a seed full of slot holders",
+    );
     let tally = holders.stop();
-    let reasons = drop_reasons(&seed.events(), &[]);
     let evicted = seed
         .events()
         .of("peer_dropped")
@@ -207,7 +215,7 @@ fn slots_held_by_never_interested_peers_are_given_to_an_honest_leecher() {
         .count();
     eprintln!(
         "{SLOT_HOLDERS} slot holders: {full:?} at first, {tally:?} at the end; aria2 done in \
-         {took:?}; {evicted} evicted {reasons:?}"
+         {took:?}; {evicted} evicted"
     );
     assert!(evicted >= 1, "no slot holder was evicted");
     seed.proc.assert_running("after the slot holders");

@@ -30,9 +30,14 @@ pub enum Behaviour {
     /// A full bitfield, then unchoke/choke pairs, never reading: each unchoke makes the client
     /// queue a pipeline of requests that nobody reads.
     ChokeCycle,
-    /// A full bitfield and an unchoke; every request answered with zeros, except that the
-    /// last block of each piece is never sent, so no piece ever completes.
-    WithholdLastBlock { piece_length: u64, total_length: u64 },
+    /// A full bitfield and an unchoke; every request answered with zeros (the data of a
+    /// [`crate::make_torrent::zeros`] torrent), except that the last block of every even piece
+    /// is never sent, so those never complete. The odd pieces, served whole, make the attacker
+    /// look fast and earn it a deep pipeline, and so more pieces to start.
+    WithholdLastBlock {
+        piece_length: u64,
+        total_length: u64,
+    },
     /// Zero blocks for piece 0 that nobody asked for, as fast as the socket takes them.
     UnrequestedBlocks,
     /// These bytes (whole messages) over and over, never reading.
@@ -178,8 +183,8 @@ enum End {
 }
 
 fn attacker(from: IpAddr, t: &Target, stop: &AtomicBool, c: &Counters) {
-    let window = matches!(t.behaviour, Behaviour::ChokeCycle | Behaviour::Flood(_))
-        .then_some(TINY_WINDOW);
+    let window =
+        matches!(t.behaviour, Behaviour::ChokeCycle | Behaviour::Flood(_)).then_some(TINY_WINDOW);
     while !stop.load(Ordering::SeqCst) {
         let Ok(mut p) = RawPeer::connect_from(from, t.addr, window) else {
             pause(stop, TICK);
@@ -233,8 +238,7 @@ fn behave(p: &mut RawPeer, t: &Target, stop: &AtomicBool, c: &Counters) -> End {
 }
 
 fn choke_cycle(p: &mut RawPeer, pieces: u32, stop: &AtomicBool, c: &Counters) -> End {
-    if p
-        .send(&wire::message(wire::BITFIELD, &wire::full_bitfield(pieces)))
+    if p.send(&wire::message(wire::BITFIELD, &wire::full_bitfield(pieces)))
         .is_err()
     {
         return End::Client;
@@ -284,13 +288,13 @@ fn withhold(
         }
         let field = |i: usize| u32::from_be_bytes(payload[i..i + 4].try_into().expect("4 bytes"));
         let (index, begin, length) = (field(0), field(4), field(8));
-        let piece_len = piece_length.min(total_length - (index as u64 * piece_length).min(total_length));
-        let last = begin as u64 + length as u64 >= piece_len;
-        if last || length as usize > zeros.len() {
+        let piece_len =
+            piece_length.min(total_length - (index as u64 * piece_length).min(total_length));
+        let withheld = index % 2 == 0 && begin as u64 + length as u64 >= piece_len;
+        if withheld || length as usize > zeros.len() {
             continue;
         }
-        if p
-            .send(&wire::piece(index, begin, &zeros[..length as usize]))
+        if p.send(&wire::piece(index, begin, &zeros[..length as usize]))
             .is_err()
         {
             return End::Client;
