@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::fixture::Fixture;
 use crate::ports::free_port;
-use crate::wire::{self, BITFIELD, PIECE, REQUEST, UNCHOKE, message};
+use crate::wire::{self, BITFIELD, CHOKE, PIECE, REQUEST, UNCHOKE, message};
 
 /// Larger requests are ignored (clients ask for 16 KiB).
 const MAX_BLOCK: u32 = 128 << 10;
@@ -53,6 +53,9 @@ pub enum Misbehaviour {
     BitfieldWrongLength,
     /// Answers the handshake naming another torrent's info-hash.
     WrongInfoHash,
+    /// Answers the first request of each connection with a block whose first byte is flipped,
+    /// then chokes and answers nothing more: one bad block in a piece others complete.
+    CorruptOnceThenChoke,
 }
 
 /// What the fake peer saw, for assertions.
@@ -291,6 +294,14 @@ impl Conn {
                 out.extend(wire::piece(index, begin, &data));
             }
             Misbehaviour::Silence => return None,
+            Misbehaviour::CorruptOnceThenChoke => {
+                if answered > 0 {
+                    return None;
+                }
+                data[0] ^= 0xff;
+                out.extend(wire::piece(index, begin, &data));
+                out.extend(message(CHOKE, &[]));
+            }
             Misbehaviour::Honest
             | Misbehaviour::HaveOutOfRange
             | Misbehaviour::BitfieldSpareBits

@@ -6,6 +6,7 @@
 //! them in a network namespace that holds only `lo`.
 
 pub mod aria2;
+pub mod attacker;
 pub mod beside_fake;
 pub mod events;
 pub mod fake_peer;

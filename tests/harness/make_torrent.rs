@@ -79,3 +79,39 @@ pub fn write_payload(root: &Path, name: &[u8], files: &[PayloadFile]) {
         std::fs::write(&p, &f.data).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
     }
 }
+
+/// A single-file torrent of `length` zero bytes: any size at no cost, since every whole piece
+/// has the same hash (a peer sending zeros sends the right data).
+pub fn zeros(name: &str, length: u64, piece_length: u64, announce: &str) -> Vec<u8> {
+    let whole = Sha1::digest(vec![0u8; piece_length as usize]).to_vec();
+    let mut pieces = Vec::new();
+    let mut left = length;
+    while left > 0 {
+        let n = left.min(piece_length);
+        if n == piece_length {
+            pieces.extend_from_slice(&whole);
+        } else {
+            pieces.extend(Sha1::digest(vec![0u8; n as usize]));
+        }
+        left -= n;
+    }
+    let info = Value::Dict(
+        [
+            (b"name".to_vec(), bytes(name.as_bytes())),
+            (b"length".to_vec(), Value::Int(length as i64)),
+            (b"piece length".to_vec(), Value::Int(piece_length as i64)),
+            (b"pieces".to_vec(), Value::Bytes(pieces)),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let top = Value::Dict(
+        [
+            (b"announce".to_vec(), bytes(announce.as_bytes())),
+            (b"info".to_vec(), info),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    serde_bencode::to_bytes(&top).expect("encode torrent")
+}

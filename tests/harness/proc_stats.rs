@@ -21,10 +21,11 @@ pub fn fd_count(pid: u32) -> Option<u64> {
         .map(|d| d.count() as u64)
 }
 
-/// Samples RSS and open fds of a process every 50 ms and keeps the peaks.
+/// Samples RSS (VmRSS and RssAnon) and open fds of a process every 50 ms and keeps the peaks.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
     rss_kib: Arc<AtomicU64>,
+    anon_kib: Arc<AtomicU64>,
     fds: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
@@ -33,13 +34,18 @@ impl Sampler {
     pub fn start(pid: u32) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let rss_kib = Arc::new(AtomicU64::new(0));
+        let anon_kib = Arc::new(AtomicU64::new(0));
         let fds = Arc::new(AtomicU64::new(0));
         let thread = {
-            let (stop, rss_kib, fds) = (stop.clone(), rss_kib.clone(), fds.clone());
+            let (stop, rss_kib, anon_kib, fds) =
+                (stop.clone(), rss_kib.clone(), anon_kib.clone(), fds.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     if let Some(r) = status_kib(pid, "VmRSS") {
                         rss_kib.fetch_max(r, Ordering::SeqCst);
+                    }
+                    if let Some(r) = status_kib(pid, "RssAnon") {
+                        anon_kib.fetch_max(r, Ordering::SeqCst);
                     }
                     if let Some(n) = fd_count(pid) {
                         fds.fetch_max(n, Ordering::SeqCst);
@@ -51,6 +57,7 @@ impl Sampler {
         Sampler {
             stop,
             rss_kib,
+            anon_kib,
             fds,
             thread: Some(thread),
         }
@@ -59,6 +66,12 @@ impl Sampler {
     /// The highest VmRSS seen so far, MiB.
     pub fn peak_rss_mib(&self) -> u64 {
         self.rss_kib.load(Ordering::SeqCst) / 1024
+    }
+
+    /// The highest RssAnon seen so far, MiB: heap only, without the page cache of mapped
+    /// files (a mapped storage's pieces count in VmRSS but are not what an attack grows).
+    pub fn peak_anon_mib(&self) -> u64 {
+        self.anon_kib.load(Ordering::SeqCst) / 1024
     }
 
     /// The most open fds seen so far.

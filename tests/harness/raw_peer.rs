@@ -3,7 +3,7 @@
 //! [`crate::wire`] so that it can say anything.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::wire;
@@ -25,6 +25,28 @@ impl RawPeer {
     pub fn connect(addr: SocketAddr) -> std::io::Result<RawPeer> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         stream.set_nodelay(true)?;
+        Ok(RawPeer { stream })
+    }
+
+    /// Connects from source address `from` (attackers need addresses of their own: rivulet
+    /// bans, caps and evicts per address), optionally with a receive buffer of about
+    /// `recv_buffer` bytes so that a peer that stops reading stalls the sender soon. Writes
+    /// give up after 5 s rather than hang a test on a peer that stopped reading.
+    pub fn connect_from(
+        from: IpAddr,
+        addr: SocketAddr,
+        recv_buffer: Option<usize>,
+    ) -> std::io::Result<RawPeer> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+        socket.bind(&SocketAddr::new(from, 0).into())?;
+        if let Some(n) = recv_buffer {
+            socket.set_recv_buffer_size(n)?;
+        }
+        socket.connect_timeout(&addr.into(), Duration::from_secs(5))?;
+        let stream: TcpStream = socket.into();
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(Duration::from_secs(5)))?;
         Ok(RawPeer { stream })
     }
 
