@@ -21,7 +21,7 @@ const MAX_LEN: u32 = 128 * 1024 + 9;
 const SLACK: usize = 64 * 1024;
 
 fn read(wire: &[u8], max_len: u32) -> (Result<Message, MessageError>, usize) {
-    largest_allocation(|| async_std::task::block_on(Message::read(&mut &wire[..], max_len)))
+    largest_allocation(|| rivulet_core::rt::block_on(Message::read(&mut &wire[..], max_len)))
 }
 
 fn request() -> impl Strategy<Value = BlockRequest> {
@@ -116,7 +116,7 @@ proptest! {
         let mut r = &wire[..];
         // Read to the end or the first error, as the connection reader does.
         for _ in 0..64 {
-            let (m, largest) = largest_allocation(|| async_std::task::block_on(Message::read(&mut r, MAX_LEN)));
+            let (m, largest) = largest_allocation(|| rivulet_core::rt::block_on(Message::read(&mut r, MAX_LEN)));
             prop_assert!(largest <= MAX_LEN as usize + SLACK);
             if m.is_err() {
                 break;
@@ -138,7 +138,7 @@ proptest! {
     fn fuzz_wire_handshake_round_trip(h in handshake()) {
         let b = h.encode();
         prop_assert_eq!(Handshake::decode(&b).expect("own encoding decodes"), h.clone());
-        let read = async_std::task::block_on(Handshake::read(&mut &b[..])).expect("reads");
+        let read = rivulet_core::rt::block_on(Handshake::read(&mut &b[..])).expect("reads");
         prop_assert_eq!(read, h);
     }
 
@@ -157,7 +157,7 @@ proptest! {
             }
         }
         // A stream that ends early is an I/O error, never a panic or a hang.
-        let short = async_std::task::block_on(Handshake::read(&mut &b[..cut]));
+        let short = rivulet_core::rt::block_on(Handshake::read(&mut &b[..cut]));
         let io = matches!(short, Err(HandshakeError::Io(_)));
         prop_assert!(io, "short handshake: {:?}", short);
     }
@@ -165,7 +165,7 @@ proptest! {
     #[test]
     fn fuzz_wire_handshake_mutated((h, edits) in (handshake(), mutate::edits())) {
         let b = mutate::apply(&h.encode(), &edits);
-        let _ = async_std::task::block_on(Handshake::read(&mut &b[..]));
+        let _ = rivulet_core::rt::block_on(Handshake::read(&mut &b[..]));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 
-use async_std::channel::{Receiver, Sender};
+use rivulet_core::rt::{Receiver, Sender};
 
 /// How often the watcher looks whether the session ended by itself, when the table is quiet.
 const IDLE_CHECK_MS: i32 = 1000;

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_std::channel::{Receiver, Sender};
 use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use rivulet_core::metainfo::Metainfo;
+use rivulet_core::rt::{self, Receiver, Sender};
 
 use crate::detach_watch;
 use crate::fs::TorrentFs;
@@ -86,8 +86,8 @@ pub fn mount<S: Source>(
             dir: dir.to_owned(),
             source,
         })?;
-    let (abort, abort_rx) = async_std::channel::bounded(1);
-    let (alive, ended) = async_std::channel::bounded(1);
+    let (abort, abort_rx) = rt::bounded(1);
+    let (alive, ended) = rt::bounded(1);
     let fs = TorrentFs::new(source, meta, abort_rx, alive);
 
     let mut config = Config::default();
@@ -198,7 +198,7 @@ impl Mount {
     }
 
     fn wait_ended(&self, limit: Duration) -> bool {
-        async_std::task::block_on(async_std::future::timeout(limit, self.wait_unmounted())).is_ok()
+        rt::block_on(rt::timeout(limit, self.wait_unmounted())).is_ok()
     }
 }
 

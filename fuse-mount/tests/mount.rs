@@ -511,7 +511,7 @@ fn an_unmount_from_outside_is_noticed() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let mount = within(LIMIT, move || {
-        async_std::task::block_on(mount.wait_unmounted());
+        rivulet_core::rt::block_on(mount.wait_unmounted());
         mount
     });
     assert!(!mount.is_mounted());

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::rate::RateLimiter;
 use crate::events::EventBus;
 use crate::metainfo::Metainfo;
+use crate::plugin::{PiecePicker, Storage, Tracker};
 use crate::rt::TcpStream;
 
 /// How to run one torrent.
@@ -96,4 +97,18 @@ impl Env {
         let _ = stream.set_nodelay(true);
         Ok(stream)
     }
+}
+
+/// The plugin instances a torrent runs with.
+pub struct Plugins {
+    pub picker: Box<dyn PiecePicker>,
+    pub picker_name: String,
+    /// Takes over, told everything the engine knows, if `picker` reports a fault
+    /// ([`PiecePicker::fault`]); a built-in, so that it cannot break the same way.
+    pub fallback_picker: Box<dyn PiecePicker>,
+    pub fallback_picker_name: String,
+    pub storage: Arc<dyn Storage>,
+    pub storage_name: String,
+    /// Trackers in BEP 12 tiers.
+    pub trackers: Vec<Vec<Arc<dyn Tracker>>>,
 }

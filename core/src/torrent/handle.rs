@@ -6,24 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::env::TorrentConfig;
+use super::error::{EngineError, ReadError};
 use super::runner::Torrent;
 use super::state::Phase;
 use crate::bitfield::Bitfield;
-use crate::plugin::{PiecePicker, Storage, StorageError, Tracker};
-
-/// The plugin instances a torrent runs with.
-pub struct Plugins {
-    pub picker: Box<dyn PiecePicker>,
-    pub picker_name: String,
-    /// Takes over, told everything the engine knows, if `picker` reports a fault
-    /// ([`PiecePicker::fault`]); a built-in, so that it cannot break the same way.
-    pub fallback_picker: Box<dyn PiecePicker>,
-    pub fallback_picker_name: String,
-    pub storage: Arc<dyn Storage>,
-    pub storage_name: String,
-    /// Trackers in BEP 12 tiers.
-    pub trackers: Vec<Vec<Arc<dyn Tracker>>>,
-}
 
 /// A snapshot of progress for display and the mount's status file.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -48,33 +34,6 @@ pub struct Stats {
     /// Why fetching stopped, while storage writes fail.
     pub storage_error: Option<String>,
     pub listen: Option<SocketAddr>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("storage: {0}")]
-    Storage(Arc<StorageError>),
-    #[error("engine stopped")]
-    Stopped,
-    #[error(transparent)]
-    Data(#[from] super::recheck::DataError),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("read of {len} bytes at {offset} timed out waiting for pieces")]
-    Timeout { offset: u64, len: u64 },
-    #[error("read at {offset} is past the end of the torrent")]
-    OutOfRange { offset: u64 },
-    #[error("storage: {0}")]
-    Storage(Arc<StorageError>),
-    #[error("engine stopped")]
-    Stopped,
 }
 
 /// A running torrent. Cloning gives another handle to the same torrent.

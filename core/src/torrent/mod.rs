@@ -6,12 +6,14 @@ mod assembly;
 mod choker;
 mod effects;
 mod env;
+mod error;
+mod file_stamp;
 mod handle;
-mod peer_link;
+
 mod peers;
 mod pieces;
 mod rate;
-mod read_path;
+
 mod readers;
 mod recheck;
 mod resume;
@@ -19,11 +21,11 @@ mod runner;
 mod schedule;
 mod state;
 mod swarm;
-mod verifier;
 
-pub use env::TorrentConfig;
 pub(crate) use env::{Env, PeerBudget};
-pub use handle::{EngineError, Plugins, ReadError, Stats, TorrentHandle};
+pub use env::{Plugins, TorrentConfig};
+pub use error::{EngineError, ReadError};
+pub use handle::{Stats, TorrentHandle};
 pub(crate) use rate::RateLimiter;
 pub use recheck::{DataError, check_files_present};
 pub(crate) use runner::Torrent;

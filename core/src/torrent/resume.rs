@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use super::recheck::FileStamp;
+use super::file_stamp::FileStamp;
 use crate::bitfield::Bitfield;
 use crate::metainfo::Metainfo;
 

@@ -327,7 +327,7 @@ fn liars_are_banned_by_the_good_copy_and_the_honest_seeder_is_not() {
         "the liar is banned"
     );
     assert!(!s.swarm.banned.contains(&honest.addr.ip()));
-    assert!(s.swarm.strikes.get(&honest.addr).is_none());
+    assert!(!s.swarm.strikes.contains_key(&honest.addr));
 }
 
 #[test]

@@ -232,8 +232,7 @@ mod tests {
     fn round_trips() {
         for m in all() {
             let wire = m.encode();
-            let got =
-                async_std::task::block_on(Message::read(&mut wire.as_slice(), 1 << 20)).unwrap();
+            let got = crate::rt::block_on(Message::read(&mut wire.as_slice(), 1 << 20)).unwrap();
             assert_eq!(got, m);
         }
     }
@@ -241,8 +240,7 @@ mod tests {
     #[test]
     fn refuses_huge_length_before_allocating() {
         let wire = [0xff, 0xff, 0xff, 0xff, 7];
-        let e =
-            async_std::task::block_on(Message::read(&mut wire.as_slice(), 1 << 17)).unwrap_err();
+        let e = crate::rt::block_on(Message::read(&mut wire.as_slice(), 1 << 17)).unwrap_err();
         assert!(matches!(e, MessageError::TooLong { len: u32::MAX, .. }));
     }
 
@@ -262,7 +260,7 @@ mod tests {
 
         #[test]
         fn read_never_panics(wire in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let _ = async_std::task::block_on(Message::read(&mut wire.as_slice(), 1 << 17));
+            let _ = crate::rt::block_on(Message::read(&mut wire.as_slice(), 1 << 17));
         }
     }
 }

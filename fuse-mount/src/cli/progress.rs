@@ -35,13 +35,14 @@ fn line(s: &Stats) -> String {
 
 /// Shows progress until the returned guard is dropped.
 pub struct Progress {
-    stop: async_std::channel::Sender<()>,
+    stop: rivulet_core::rt::Sender<()>,
+    _task: rivulet_core::rt::Tasks,
     bar: Option<ProgressBar>,
 }
 
 impl Progress {
     pub fn start(handle: TorrentHandle, quiet: bool) -> Progress {
-        let (stop, stopped) = async_std::channel::bounded::<()>(1);
+        let (stop, stopped) = rivulet_core::rt::bounded::<()>(1);
         let tty = std::io::stderr().is_terminal();
         let bar = (tty && !quiet).then(|| {
             let total = handle.stats().bytes_total;
@@ -53,14 +54,15 @@ impl Progress {
             b
         });
         let bar2 = bar.clone();
-        async_std::task::spawn(async move {
+        let task = rivulet_core::rt::Tasks::default();
+        task.spawn(async move {
             let every = if bar2.is_some() {
                 Duration::from_millis(250)
             } else {
                 Duration::from_secs(5)
             };
             loop {
-                if async_std::future::timeout(every, stopped.recv())
+                if rivulet_core::rt::timeout(every, stopped.recv())
                     .await
                     .is_ok()
                 {
@@ -77,7 +79,11 @@ impl Progress {
                 }
             }
         });
-        Progress { stop, bar }
+        Progress {
+            stop,
+            _task: task,
+            bar,
+        }
     }
 }
 

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use async_std::channel::{Receiver, Sender};
 use fuser::{
     AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
     Generation, INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
@@ -25,6 +24,7 @@ use fuser::{
 use futures::future::{Either, select};
 use rivulet_core::metainfo::Metainfo;
 use rivulet_core::reader::{Reader, Readers};
+use rivulet_core::rt::{Receiver, Sender, Tasks};
 
 use crate::source::Source;
 use inodes::{Inodes, Kind, Node};
@@ -55,6 +55,8 @@ pub(crate) struct TorrentFs<S: Source> {
     next_fh: AtomicU64,
     /// Closed when the mount is being torn down.
     abort: Receiver<()>,
+    /// The tasks answering reads; each ends by itself (answered, timed out or aborted).
+    replies: Tasks,
     /// Dropped with the filesystem when the session ends, which tells [`crate::Mount`].
     _alive: Sender<()>,
 }
@@ -78,6 +80,7 @@ impl<S: Source> TorrentFs<S> {
             open: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             abort,
+            replies: Tasks::default(),
             _alive: alive,
         }
     }
@@ -156,7 +159,7 @@ impl<S: Source> TorrentFs<S> {
             }
         };
         let abort = self.abort.clone();
-        async_std::task::spawn(async move {
+        self.replies.spawn(async move {
             if abort.is_closed() {
                 reply.error(Errno::EIO);
                 return;

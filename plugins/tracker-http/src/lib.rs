@@ -1,6 +1,6 @@
 //! HTTP(S) tracker client (BEP 3, compact peers BEP 23) over surf with a pure-Rust TLS stack.
 //!
-//! `announce` is blocking: it runs the request on async-std's executor with `block_on`, bounded
+//! `announce` is blocking: it runs the request on the runtime seam's `block_on`, bounded
 //! by the request's timeout. Replies are capped in size, and only a bencoded reply counts: an
 //! HTML error page or a non-200 status is reported as such.
 //!
@@ -12,7 +12,7 @@
 mod query;
 mod reply;
 
-use async_std::io::ReadExt;
+use futures::AsyncReadExt;
 use rivulet_core::plugin::{AnnounceRequest, AnnounceResponse, Tracker, TrackerError, TrackerOpen};
 use url::Url;
 
@@ -72,7 +72,7 @@ impl Tracker for HttpTracker {
     fn announce(&self, req: &AnnounceRequest) -> Result<AnnounceResponse, TrackerError> {
         let url = query::announce_url(&self.base, req);
         let (status, body) =
-            async_std::task::block_on(async_std::future::timeout(req.timeout, self.get(&url)))
+            rivulet_core::rt::block_on(rivulet_core::rt::timeout(req.timeout, self.get(&url)))
                 .map_err(|_| TrackerError::Timeout)??;
         if status != 200 {
             // Some trackers send their failure reason with an error status: prefer it.

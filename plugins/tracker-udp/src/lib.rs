@@ -65,15 +65,18 @@ impl UdpTracker {
 
     /// The tracker's first IPv4 address, resolved within the deadline.
     fn resolve(&self, deadline: Instant) -> Result<SocketAddr, TrackerError> {
-        use async_std::net::ToSocketAddrs;
+        use rivulet_core::rt;
+        use std::net::ToSocketAddrs;
         let left = deadline.saturating_duration_since(Instant::now());
-        let addrs: Vec<SocketAddr> = async_std::task::block_on(async_std::future::timeout(
-            left,
-            (self.host.as_str(), self.port).to_socket_addrs(),
-        ))
-        .map_err(|_| TrackerError::Timeout)?
-        .map_err(|e| TrackerError::Unreachable(format!("{}: {e}", self.host)))?
-        .collect();
+        let target = (self.host.clone(), self.port);
+        let lookup = rt::blocking(move || {
+            target
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<SocketAddr>>())
+        });
+        let addrs: Vec<SocketAddr> = rt::block_on(rt::timeout(left, lookup))
+            .map_err(|_| TrackerError::Timeout)?
+            .map_err(|e| TrackerError::Unreachable(format!("{}: {e}", self.host)))?;
         match addrs.iter().find(|a| a.is_ipv4()) {
             Some(a) => Ok(*a),
             None if addrs.is_empty() => Err(TrackerError::Unreachable(format!(

@@ -2,12 +2,12 @@
 //! in (under the state lock, effects after), a block out (read off the async threads), a
 //! connection gone.
 
-use super::effects::{Effects, carry_out};
-use super::peers::PeerState;
-use super::runner::Torrent;
-use super::state::Phase;
+use super::Torrent;
 use crate::bitfield::Bitfield;
 use crate::peer::{Attached, DropReason, PeerHandler, PeerLink};
+use crate::torrent::effects::{Effects, carry_out};
+use crate::torrent::peers::PeerState;
+use crate::torrent::state::Phase;
 use crate::wire::{BlockRequest, Message};
 
 impl PeerHandler for Torrent {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use sha1::{Digest, Sha1};
 
-use super::assembly::PieceAssembly;
-use super::runner::Torrent;
+use super::Torrent;
 use crate::plugin::StorageError;
 use crate::rt::{self, Receiver};
+use crate::torrent::assembly::PieceAssembly;
 
 /// Pieces hashed and written at once. Results are taken oldest first, so with only as many as
 /// there are cores a finished newer piece would hold its slot idle behind a slower older one
@@ -33,10 +33,7 @@ impl Torrent {
                 rt::Either::Left(rt::race(queue.recv(), self.stopped.cancelled()).await)
             } else {
                 let work = rt::race(queue.recv(), self.stopped.cancelled());
-                match rt::race(work, checking.next()).await {
-                    rt::Either::Left(taken) => rt::Either::Left(taken),
-                    rt::Either::Right(checked) => rt::Either::Right(checked),
-                }
+                rt::race(work, checking.next()).await
             };
             match next {
                 rt::Either::Left(rt::Either::Left(Ok(asm))) => {

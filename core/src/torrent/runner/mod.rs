@@ -5,6 +5,10 @@
 //! Locking: one std mutex over [`TorrentState`], held only to change state; sends, events,
 //! storage and hashing happen after it is released (STATE.md lists what runs where).
 
+mod peer_link;
+mod read_path;
+mod verifier;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::assembly::PieceAssembly;
 use super::effects::{Effects, carry_out};
 use super::env::{Env, PeerSlot, TorrentConfig};
-use super::handle::EngineError;
+use super::error::EngineError;
 use super::state::{Phase, TorrentState};
 use super::swarm::PeerSource;
 use super::{recheck, resume};
@@ -73,7 +77,7 @@ impl Torrent {
     /// session route its peers to it the moment it goes live ([`Torrent::start`]).
     pub fn new(
         cfg: TorrentConfig,
-        plugins: super::Plugins,
+        plugins: super::env::Plugins,
         env: Env,
         data_lock: crate::data_lock::DataLock,
     ) -> Arc<Torrent> {
@@ -104,7 +108,7 @@ impl Torrent {
         // Room for about 16 MiB of pieces waiting for the verifier before readers wait.
         let queued = (VERIFY_QUEUE_BYTES / meta.piece_length).max(2) as usize;
         let (verify_tx, verify_rx) = rt::bounded(queued);
-        let torrent = Arc::new_cyclic(|me| Torrent {
+        Arc::new_cyclic(|me| Torrent {
             me: me.clone(),
             checked: Mutex::new(Bitfield::new(meta.piece_count())),
             cfg,
@@ -125,8 +129,7 @@ impl Torrent {
             source_wake: Mutex::new(Vec::new()),
             verify_rx: Mutex::new(Some(verify_rx)),
             _data_lock: data_lock,
-        });
-        torrent
+        })
     }
 
     /// Checks what the storage holds, then goes live: peers, verifier, ticker. Fails (and
@@ -188,9 +191,7 @@ impl Torrent {
         torrent.tasks.spawn(torrent.clone().ticker());
         let verify_rx = torrent.verify_rx.lock().ok().and_then(|mut r| r.take());
         if let Some(rx) = verify_rx {
-            torrent
-                .tasks
-                .spawn(super::verifier::run(torrent.clone(), rx));
+            torrent.tasks.spawn(verifier::run(torrent.clone(), rx));
         }
         torrent.dial_more();
         Ok(())
@@ -448,7 +449,7 @@ impl Torrent {
             }
             // Read after the flush: these are the files the pieces in `have` are durable in.
             let data_dir = t.cfg.data_dir.clone().unwrap_or_default();
-            let stamps = recheck::stamp_files(&data_dir, &t.meta);
+            let stamps = super::file_stamp::stamp_files(&data_dir, &t.meta);
             if let Err(e) = resume::save(&path, &t.meta, &have, &stamps) {
                 tracing::error!("writing resume file {}: {e}", path.display());
             }

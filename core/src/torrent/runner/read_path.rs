@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use sha1::{Digest, Sha1};
 
-use super::handle::ReadError;
-use super::recheck;
-use super::runner::Torrent;
-use super::state::{Phase, TorrentState};
+use super::Torrent;
 use crate::events::Event;
 use crate::plugin::StorageError;
 use crate::rt;
+use crate::torrent::error::ReadError;
+use crate::torrent::recheck;
+use crate::torrent::state::{Phase, TorrentState};
 
 /// Readahead deadlines come this long after reads made at the same moment.
 const READAHEAD_AFTER_READS: Duration = Duration::from_secs(1);
