@@ -27,9 +27,10 @@ use rivulet_tests::workdir::WorkDir;
 
 const BOUND: Duration = Duration::from_secs(180);
 const SHUTDOWN: Duration = Duration::from_secs(30);
-/// Bytes per second each slow seeder sends: the 1 MB fixture takes about 8 s, the 3 MiB one
-/// about 25 s, long enough to pause and remove torrents while they download.
-const SLOW: u64 = 128 * 1024;
+/// Bytes per second each slow seeder sends: the 1 MB fixture takes about 4 s, the 3 MiB one
+/// about 12 s, long enough to pause and remove torrents while they download (a first 64 KiB
+/// piece comes within a second).
+const SLOW: u64 = 256 * 1024;
 
 /// One tracker and an aria2 seeder of each fixture, listed by the tracker.
 struct Seeded {
@@ -62,7 +63,12 @@ struct Added {
 }
 
 impl Added {
-    fn download(s: &TestSession, work: &WorkDir, fixture: &'static Fixture, tracker: &Tracker) -> Added {
+    fn download(
+        s: &TestSession,
+        work: &WorkDir,
+        fixture: &'static Fixture,
+        tracker: &Tracker,
+    ) -> Added {
         let out = work.subdir(&format!("out-{}", fixture.id));
         let meta = metainfo(fixture, &tracker.http_url(), work);
         let handle = s.add(&meta, &out, Mode::Download { seed: false }, &[]);
@@ -83,9 +89,11 @@ impl Added {
 
     /// Waits until it holds some pieces but not all: a download under way.
     fn wait_under_way(&self) {
-        wait_for(BOUND, &format!("{} to verify a piece", self.fixture.id), || {
-            self.pieces() > 0
-        });
+        wait_for(
+            BOUND,
+            &format!("{} to verify a piece", self.fixture.id),
+            || self.pieces() > 0,
+        );
         assert!(
             !self.handle.stats().complete,
             "{} finished before the test could act mid-download: slow its seeder down",
@@ -102,7 +110,11 @@ impl Added {
 #[test]
 fn three_torrents_share_one_listen_port_and_all_finish_byte_identical() {
     let work = WorkDir::new("session-three");
-    let fixtures = [Fixture::single_small(), Fixture::multi_small(), Fixture::media()];
+    let fixtures = [
+        Fixture::single_small(),
+        Fixture::multi_small(),
+        Fixture::media(),
+    ];
     let swarm = seed_with_aria2(&work, &fixtures, 0);
     let s = TestSession::start(&work, "session");
     let listen = s.listen_addr();
@@ -115,9 +127,11 @@ fn three_torrents_share_one_listen_port_and_all_finish_byte_identical() {
     let announced = SocketAddr::from((LOCALHOST, listen.port()));
     for a in &added {
         assert_eq!(a.handle.listen_addr(), listen, "{}", a.fixture.id);
-        swarm
-            .tracker
-            .wait_lists(&a.fixture.meta.info_hash, announced, Duration::from_secs(30));
+        swarm.tracker.wait_lists(
+            &a.fixture.meta.info_hash,
+            announced,
+            Duration::from_secs(30),
+        );
     }
     for a in &added {
         a.assert_complete_and_identical(&format!("session download of {}", a.fixture.id));
@@ -159,8 +173,14 @@ fn pause_one_remove_one_and_the_others_carry_on() {
     rt::block_on(s.session.pause(&paused.hash())).expect("pause");
     let held = paused.handle.stats();
     assert_eq!(held.phase, Phase::Paused);
-    assert_eq!(held.peers, 0, "pause closes every connection of the torrent");
-    assert!(held.pieces_have < held.pieces_total, "paused after it finished");
+    assert_eq!(
+        held.peers, 0,
+        "pause closes every connection of the torrent"
+    );
+    assert!(
+        held.pieces_have < held.pieces_total,
+        "paused after it finished"
+    );
 
     removed.wait_under_way();
     rt::block_on(s.session.remove(&removed.hash(), false)).expect("remove keeping data");
@@ -168,8 +188,16 @@ fn pause_one_remove_one_and_the_others_carry_on() {
     let data = removed.out.join(to_remove.name());
     assert!(s.session.get(&removed.hash()).is_none());
     assert_eq!(s.session.torrents().len(), 2);
-    assert_eq!(removed.handle.live_tasks(), 0, "the removed torrent still runs tasks");
-    assert!(data.exists(), "remove without delete_data deleted {}", data.display());
+    assert_eq!(
+        removed.handle.live_tasks(),
+        0,
+        "the removed torrent still runs tasks"
+    );
+    assert!(
+        data.exists(),
+        "remove without delete_data deleted {}",
+        data.display()
+    );
 
     // While the third downloads to the end, the paused one stays exactly where it was.
     wait_for(BOUND, "the third torrent to complete", || {
@@ -193,7 +221,11 @@ fn pause_one_remove_one_and_the_others_carry_on() {
     );
     rt::block_on(s.session.remove(&removed.hash(), true)).expect("remove deleting data");
     assert_eq!(again.live_tasks(), 0);
-    assert!(!data.exists(), "remove with delete_data left {}", data.display());
+    assert!(
+        !data.exists(),
+        "remove with delete_data left {}",
+        data.display()
+    );
 
     s.session.resume(&paused.hash()).expect("resume");
     paused.assert_complete_and_identical("the torrent paused and resumed");
@@ -202,7 +234,10 @@ fn pause_one_remove_one_and_the_others_carry_on() {
     let events = s.events();
     let of = |kind: &str, a: &Added| {
         let hex = a.fixture.info_hash_hex();
-        events.of(kind).filter(|e| e["torrent"] == hex.as_str()).count()
+        events
+            .of(kind)
+            .filter(|e| e["torrent"] == hex.as_str())
+            .count()
     };
     assert_eq!(of("paused", &paused), 1);
     assert_eq!(of("removed", &removed), 2, "removed twice");
@@ -231,20 +266,38 @@ fn every_task_a_torrent_spawned_has_ended_after_remove_and_shutdown() {
         .handshake(&kept.fixture.meta.info_hash, Duration::from_secs(10))
         .expect("the session answers a handshake for a torrent it has");
     assert_eq!(named, kept.fixture.meta.info_hash);
-    wait_for(Duration::from_secs(10), "the session to read the silent handshake", || {
-        s.session.live_tasks() >= 2
-    });
+    wait_for(
+        Duration::from_secs(10),
+        "the session to read the silent handshake",
+        || s.session.live_tasks() >= 2,
+    );
 
     rt::block_on(s.session.remove(&removed.hash(), false)).expect("remove");
-    assert_eq!(removed.handle.live_tasks(), 0, "tasks of the removed torrent");
+    assert_eq!(
+        removed.handle.live_tasks(),
+        0,
+        "tasks of the removed torrent"
+    );
     assert_eq!(removed.handle.phase(), Phase::Stopped);
-    assert!(kept.handle.live_tasks() > 0, "the other torrent was stopped too");
+    assert!(
+        kept.handle.live_tasks() > 0,
+        "the other torrent was stopped too"
+    );
 
     s.shutdown(SHUTDOWN);
     for a in [&removed, &kept] {
-        assert_eq!(a.handle.live_tasks(), 0, "tasks of {} after shutdown", a.fixture.id);
+        assert_eq!(
+            a.handle.live_tasks(),
+            0,
+            "tasks of {} after shutdown",
+            a.fixture.id
+        );
     }
-    assert_eq!(s.session.live_tasks(), 0, "tasks of the session after shutdown");
+    assert_eq!(
+        s.session.live_tasks(),
+        0,
+        "tasks of the session after shutdown"
+    );
     assert_eq!(s.session.connections(), 0, "connections after shutdown");
     assert!(s.session.torrents().is_empty());
     for (name, peer) in [("silent", &mut silent), ("attached", &mut attached)] {
@@ -269,7 +322,12 @@ fn two_sessions_in_one_process_transfer_over_loopback() {
 
     let b = TestSession::start(&work, "b");
     let b_out = work.subdir("b-out");
-    let b_torrent = b.add(&meta, &b_out, Mode::Download { seed: true }, &[a.listen_addr()]);
+    let b_torrent = b.add(
+        &meta,
+        &b_out,
+        Mode::Download { seed: true },
+        &[a.listen_addr()],
+    );
     wait_complete(&b_torrent, BOUND);
     assert_same_files(fixture, &b_out, "session B downloading from session A");
     assert!(a_seed.stats().uploaded >= fixture.total_length());
@@ -278,14 +336,22 @@ fn two_sessions_in_one_process_transfer_over_loopback() {
     a.shutdown(SHUTDOWN);
     let c = TestSession::start(&work, "c");
     let c_out = work.subdir("c-out");
-    let c_torrent = c.add(&meta, &c_out, Mode::Download { seed: false }, &[b.listen_addr()]);
+    let c_torrent = c.add(
+        &meta,
+        &c_out,
+        Mode::Download { seed: false },
+        &[b.listen_addr()],
+    );
     wait_complete(&c_torrent, BOUND);
     assert_same_files(fixture, &c_out, "session C downloading from session B");
     assert!(b_torrent.stats().uploaded >= fixture.total_length());
     let b_addr = b.listen_addr().to_string();
     let c_events = c.events();
     assert!(
-        c_events.addrs("peer_connected").iter().all(|p| *p == b_addr),
+        c_events
+            .addrs("peer_connected")
+            .iter()
+            .all(|p| *p == b_addr),
         "C connected to someone besides B: {:?}",
         c_events.addrs("peer_connected")
     );
@@ -307,7 +373,9 @@ fn a_handshake_for_a_torrent_the_session_lacks_is_closed_and_the_others_go_on() 
 
     let mut honest = RawPeer::connect(s.listen_addr()).expect("connect");
     assert_eq!(honest.handshake(&hash, patience).expect("handshake"), hash);
-    honest.wait_message(wire::BITFIELD, patience).expect("bitfield");
+    honest
+        .wait_message(wire::BITFIELD, patience)
+        .expect("bitfield");
     wait_for(patience, "the honest peer to be attached", || {
         seed.stats().peers == 1
     });
@@ -331,13 +399,19 @@ fn a_handshake_for_a_torrent_the_session_lacks_is_closed_and_the_others_go_on() 
     honest
         .send(&wire::message(wire::INTERESTED, &[]))
         .expect("send interested");
-    honest.wait_message(wire::UNCHOKE, patience).expect("unchoke");
+    honest
+        .wait_message(wire::UNCHOKE, patience)
+        .expect("unchoke");
     let block = 16 * 1024;
     honest
         .send(&wire::request(0, 0, block))
         .expect("send request");
     let piece = honest.wait_message(wire::PIECE, patience).expect("piece");
-    assert_eq!(&piece[..8], &[0u8; 8], "the block answered is not piece 0 at 0");
+    assert_eq!(
+        &piece[..8],
+        &[0u8; 8],
+        "the block answered is not piece 0 at 0"
+    );
     assert_eq!(&piece[8..], &fixture.piece(0)[..block as usize]);
     assert_eq!(seed.stats().peers, 1);
     assert_eq!(s.session.connections(), 1);

@@ -99,8 +99,8 @@ pub fn wait_complete(handle: &TorrentHandle, timeout: Duration) {
 /// The parsed metainfo of `fixture` announcing to `announce`.
 pub fn metainfo(fixture: &Fixture, announce: &str, work: &WorkDir) -> Arc<Metainfo> {
     let path = fixture.torrent(announce, "session", work.path());
-    let meta = Metainfo::from_file(&path)
-        .unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
+    let meta =
+        Metainfo::from_file(&path).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
     Arc::new(meta)
 }
 

@@ -21,7 +21,7 @@ pub enum TorrentSource {
 impl TorrentSource {
     pub fn info_hash(&self) -> InfoHash {
         match self {
-            TorrentSource::Metainfo(m) => m.info_hash.clone(),
+            TorrentSource::Metainfo(m) => m.info_hash,
         }
     }
 }

@@ -7,6 +7,7 @@ mod compose;
 mod listener;
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -187,17 +188,24 @@ impl Session {
         let torrent = crate::torrent::Torrent::start(cfg, plugins, self.inner.env.clone()).await?;
         crate::peer_sources::tracker::start(&torrent);
         let handle = TorrentHandle { torrent };
-        let mut torrents = self
+        // Another add of the same torrent may have finished while this one started.
+        let added = match self
             .inner
             .torrents
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if torrents.contains_key(&hash) {
-            drop(torrents);
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(hash)
+        {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(v) => {
+                v.insert(handle.clone());
+                true
+            }
+        };
+        if !added {
             handle.shutdown().await;
             return Err(SessionError::Duplicate(hash.hex()));
         }
-        torrents.insert(hash.clone(), handle.clone());
         self.inner
             .env
             .events
