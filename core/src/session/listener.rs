@@ -80,8 +80,11 @@ pub(super) async fn accept_loop(session: Weak<Inner>, listener: TcpListener, sto
             return;
         };
         let s = session.clone();
+        let stop = stopped.clone();
         inner.tasks.spawn(async move {
-            route(s, stream, addr, slot).await;
+            // A peer still in its handshake is not worth waiting for at shutdown (a silent one
+            // held the session's shutdown for its whole 2 s grace).
+            rt::race(route(s, stream, addr, slot), stop.cancelled()).await;
         });
     }
 }

@@ -382,6 +382,10 @@ impl Torrent {
                 t.state().swarm.self_addrs.insert(addr);
                 return;
             }
+            // Stopped or paused between the session's routing and now: say nothing.
+            if t.phase() != Phase::Live {
+                return;
+            }
             let ours = Handshake::new(t.meta.info_hash.0, t.env.peer_id);
             if ours.write(&mut stream).await.is_err() {
                 return;
