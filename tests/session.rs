@@ -317,7 +317,14 @@ fn two_sessions_in_one_process_transfer_over_loopback() {
     let data = work.subdir("a-data");
     fixture.copy_payload(&data);
     let a = TestSession::start(&work, "a");
-    let a_seed = a.add(&meta, &data, Mode::Seed, &[]);
+    let a_seed = a.add(
+        &meta,
+        &data,
+        Mode::Seed {
+            download_missing: false,
+        },
+        &[],
+    );
     assert!(a_seed.stats().complete, "A did not find its copy complete");
 
     let b = TestSession::start(&work, "b");
@@ -367,7 +374,14 @@ fn a_handshake_for_a_torrent_the_session_lacks_is_closed_and_the_others_go_on() 
     let data = work.subdir("data");
     fixture.copy_payload(&data);
     let s = TestSession::start(&work, "session");
-    let seed = s.add(&meta, &data, Mode::Seed, &[]);
+    let seed = s.add(
+        &meta,
+        &data,
+        Mode::Seed {
+            download_missing: false,
+        },
+        &[],
+    );
     let hash = fixture.meta.info_hash;
     let patience = Duration::from_secs(10);
 
