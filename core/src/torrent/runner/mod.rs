@@ -65,8 +65,8 @@ pub(crate) struct Torrent {
     pub(super) source_wake: Mutex<Vec<Sender<()>>>,
     /// Taken by the verifier task when the torrent goes live.
     verify_rx: Mutex<Option<Receiver<PieceAssembly>>>,
-    /// Held while the torrent lives: no other rivulet uses the same data meanwhile.
-    _data_lock: crate::data_lock::DataLock,
+    /// Held until shutdown: no other rivulet (nor a second add of it) uses the same data meanwhile.
+    data_lock: Mutex<Option<crate::data_lock::DataLock>>,
     /// Pieces hashed during this run (from the network, or read back once): a piece the
     /// resume data vouches for is hashed the first time it is read before it is served.
     pub(super) checked: Mutex<Bitfield>,
@@ -128,7 +128,7 @@ impl Torrent {
             resume_lock: Arc::new(Mutex::new(())),
             source_wake: Mutex::new(Vec::new()),
             verify_rx: Mutex::new(Some(verify_rx)),
-            _data_lock: data_lock,
+            data_lock: Mutex::new(Some(data_lock)),
         })
     }
 
@@ -539,6 +539,10 @@ impl Torrent {
         })
         .await;
         self.tasks.join(SHUTDOWN_GRACE).await;
+        // The data is free for whoever comes next (a new add of the same torrent too).
+        if let Ok(mut lock) = self.data_lock.lock() {
+            lock.take();
+        }
         self.events.emit(Event::Stopped);
     }
 }
