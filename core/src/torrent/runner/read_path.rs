@@ -62,14 +62,22 @@ impl Torrent {
             pieces.clone().filter(|&p| !c.get(p)).collect()
         };
         let (mut corrupt, mut lost) = (Vec::new(), Vec::new());
+        // The pieces just hashed, kept to answer from: reading them again would double the
+        // disk work of a first read (a fresh mount of a complete cache read at 898 MB/s
+        // instead of 1449 MB/s before read-back hashing, when the range was read twice).
+        let mut hashed: Vec<(Range<u64>, Vec<u8>)> = Vec::new();
+        let all_unchecked = unchecked.len() == pieces.len();
         for p in unchecked {
             let piece = self.layout.piece_range(p);
-            match recheck::read_range(&self.layout, self.storage.as_ref(), piece) {
+            match recheck::read_range(&self.layout, self.storage.as_ref(), piece.clone()) {
                 Ok(data)
                     if Sha1::digest(&data).as_slice() == self.meta.piece_hashes[p as usize] =>
                 {
                     if let Ok(mut c) = self.checked.lock() {
                         c.set(p);
+                    }
+                    if all_unchecked {
+                        hashed.push((piece, data));
                     }
                 }
                 Ok(_) => corrupt.push(p),
@@ -82,6 +90,15 @@ impl Torrent {
         }
         if !lost.is_empty() {
             return Err(ReadBack::Lost(lost));
+        }
+        if all_unchecked && !hashed.is_empty() {
+            let mut out = Vec::with_capacity((range.end - range.start) as usize);
+            for (piece, data) in &hashed {
+                let from = (range.start.max(piece.start) - piece.start) as usize;
+                let to = (range.end.min(piece.end) - piece.start) as usize;
+                out.extend_from_slice(&data[from..to]);
+            }
+            return Ok(out);
         }
         match recheck::read_range(&self.layout, self.storage.as_ref(), range.clone()) {
             Ok(data) => Ok(data),
