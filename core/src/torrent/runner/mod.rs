@@ -5,6 +5,7 @@
 //! Locking: one std mutex over [`TorrentState`], held only to change state; sends, events,
 //! storage and hashing happen after it is released (STATE.md lists what runs where).
 
+mod lifecycle;
 mod peer_link;
 mod read_path;
 mod verifier;
@@ -39,7 +40,7 @@ const VERIFY_QUEUE_BYTES: u64 = 16 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time the torrent's tasks get to end on their own at shutdown: a tracker's `stopped`
 /// announce may take its 3 s timeout plus a second.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+pub(super) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 pub(crate) struct Torrent {
     /// Itself, for the peer-handler methods that are called on `&self` but spawn work.
@@ -459,90 +460,5 @@ impl Torrent {
             }
         })
         .await;
-    }
-
-    pub async fn wait_complete(self: &Arc<Self>) -> Result<(), EngineError> {
-        loop {
-            let (tx, rx) = rt::bounded(1);
-            {
-                let mut s = self.state();
-                if let Some(f) = &s.storage_fault {
-                    return Err(EngineError::Storage(f.error.clone()));
-                }
-                if s.complete() {
-                    return Ok(());
-                }
-                if s.phase == Phase::Stopped {
-                    return Err(EngineError::Stopped);
-                }
-                s.complete_waiters.push(tx);
-            }
-            if rx.recv().await.is_err() {
-                return Err(EngineError::Stopped);
-            }
-        }
-    }
-
-    /// Stops fetching and serving and closes every connection; the torrent can resume.
-    pub async fn pause(self: &Arc<Self>) {
-        let paused = self.with_state(|s, fx| {
-            if s.phase != Phase::Live {
-                return false;
-            }
-            s.phase = Phase::Paused;
-            s.disconnect_all(DropReason::Paused, fx);
-            fx.emit(Event::Paused);
-            true
-        });
-        if paused {
-            self.wake_tiers();
-            self.save_resume().await;
-        }
-    }
-
-    pub fn resume(self: &Arc<Self>) {
-        let resumed = self.with_state(|s, fx| {
-            if s.phase != Phase::Paused {
-                return false;
-            }
-            s.phase = Phase::Live;
-            fx.emit(Event::Resumed {
-                pieces: s.pieces.have.count(),
-            });
-            true
-        });
-        if resumed {
-            self.wake_tiers();
-            self.dial_more();
-        }
-    }
-
-    pub async fn shutdown(self: &Arc<Self>) {
-        self.with_state(|s, fx| {
-            s.phase = Phase::Stopped;
-            s.readers.close_all();
-            s.complete_waiters.clear();
-            s.disconnect_all(DropReason::ShuttingDown, fx);
-        });
-        if self.stop.is_cancelled() {
-            return;
-        }
-        // Peer sources see this and say goodbye (a tracker's `stopped`) as they end.
-        self.stop.cancel();
-        self.state().resume_dirty = true;
-        self.save_resume().await;
-        let t = self.clone();
-        rt::blocking(move || {
-            if let Err(e) = t.storage.flush() {
-                tracing::error!("flushing storage: {e}");
-            }
-        })
-        .await;
-        self.tasks.join(SHUTDOWN_GRACE).await;
-        // The data is free for whoever comes next (a new add of the same torrent too).
-        if let Ok(mut lock) = self.data_lock.lock() {
-            lock.take();
-        }
-        self.events.emit(Event::Stopped);
     }
 }

@@ -1,6 +1,7 @@
 //! The torrent core with no sockets: messages in, effects out.
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 
 use sha1::{Digest, Sha1};
 
