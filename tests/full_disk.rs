@@ -5,12 +5,15 @@
 //!
 //! Mounts a tmpfs, so it needs root and a private mount namespace (tests/run-all.sh).
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rivulet_tests::aria2::SeederOptions;
 use rivulet_tests::fixture::Fixture;
+use rivulet_tests::mount::{MountCmd, Mounted};
 use rivulet_tests::ports::{LOCALHOST, free_addr};
 use rivulet_tests::rivulet::{self, Download};
 use rivulet_tests::swarm::Swarm;
@@ -139,4 +142,77 @@ fn full_disk_fails_clearly_and_loses_nothing() {
     );
     let refetched: Vec<u32> = ev.verified().intersection(&before).copied().collect();
     assert!(refetched.is_empty(), "fetched again: {refetched:?}");
+}
+
+/// A mount whose cache disk fills up stops fetching (it once downloaded 27.6 GB in 30 s for a
+/// 64 MiB torrent, storing nothing), says so once, fails reads of what it cannot store at once
+/// instead of after the read timeout, and carries on when space returns.
+#[test]
+fn a_mount_on_a_full_cache_disk_stops_fetching_and_resumes_when_space_returns() {
+    let fixture = Fixture::multi();
+    let work = WorkDir::new("full-disk-mount");
+    let swarm = Swarm::start(&work, fixture, SeederOptions::default());
+    let torrent = swarm.torrent(&work, Announce::Http);
+    let cache = work.subdir("cache");
+    let tmpfs = Tmpfs::mount(&cache, "4m");
+    let dir = work.subdir("mnt");
+    let events = work.join("events.jsonl");
+    let mut mount = MountCmd::new(&torrent, &dir)
+        .data(&cache)
+        .read_timeout(30)
+        .events(&events)
+        .start(work.path(), "mount");
+    mount.wait_events(Duration::from_secs(60), "a storage error", |e| {
+        e.has("storage_error")
+    });
+    let status = mount.status();
+    assert!(
+        status["storage_error"]
+            .as_str()
+            .is_some_and(|e| e.to_lowercase().contains("no space")),
+        "the status file does not say the disk is full: {status}"
+    );
+    // The last piece of the torrent cannot have fitted in 4 MiB behind the first ones.
+    let last = fixture.files.last().expect("files");
+    let file = File::open(mount.path(&last.rel)).expect("open through the mount");
+    let mut buf = vec![0u8; 64 << 10];
+    let at = last.len - buf.len() as u64;
+    let t = Instant::now();
+    let err = file
+        .read_exact_at(&mut buf, at)
+        .expect_err("a read of a piece that cannot be stored");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the read waited {:?}: it should fail at once, not at the 30 s read timeout",
+        t.elapsed()
+    );
+    // Fetching stopped: a few seconds later the mount has not gone on downloading.
+    let downloaded = |m: &Mounted| m.status()["downloaded"].as_u64().unwrap_or(0);
+    let at_error = downloaded(&mount);
+    std::thread::sleep(Duration::from_secs(3));
+    let total = fixture.total_length();
+    assert!(
+        downloaded(&mount) <= at_error + total / 4,
+        "still downloading with a full disk: {} then {} bytes",
+        at_error,
+        downloaded(&mount)
+    );
+    assert_eq!(
+        mount.events().of("storage_error").count(),
+        1,
+        "the failure is said once"
+    );
+
+    tmpfs.resize("64m");
+    // Fetching is retried every 10 s; then every file reads back exactly through the mount.
+    rivulet_tests::process::wait_for(Duration::from_secs(30), "the storage retry", || {
+        mount.status()["storage_error"].is_null()
+    });
+    assert_same_files(fixture, &dir, "the mount after space returned");
+    assert!(
+        downloaded(&mount) <= 3 * total,
+        "downloaded {} bytes for a {total}-byte torrent",
+        downloaded(&mount)
+    );
 }
