@@ -19,29 +19,15 @@ use rivulet_tests::fixture::Fixture;
 use rivulet_tests::ports::{LOCALHOST, free_addr, own_loopback};
 use rivulet_tests::process::poll;
 use rivulet_tests::raw_peer::RawPeer;
-use rivulet_tests::rivulet::{self, Download, Running};
+use rivulet_tests::rivulet::{self, Download};
 use rivulet_tests::swarm::Swarm;
-use rivulet_tests::tracker::{Announce, Tracker};
+use rivulet_tests::tracker::Announce;
 use rivulet_tests::verify::assert_same_files;
 use rivulet_tests::wire;
 use rivulet_tests::workdir::WorkDir;
 
 /// How much longer the attacked download may take than the unattacked one.
 const FLOOD_SLOWDOWN: Duration = Duration::from_secs(10);
-
-/// Reasons of the peer_dropped events whose address is one of `ips`.
-fn drop_reasons(events: &Events, ips: &[IpAddr]) -> Vec<String> {
-    events
-        .of("peer_dropped")
-        .filter(|l| {
-            l["addr"]
-                .as_str()
-                .and_then(|a| a.parse::<SocketAddr>().ok())
-                .is_some_and(|a| ips.contains(&a.ip()))
-        })
-        .filter_map(|l| l["reason"].as_str().map(str::to_string))
-        .collect()
-}
 
 /// Downloads the swarm's fixture into a fresh directory; returns how long it took and its
 /// events (`attack` starts once rivulet listens and runs until the download ends).
@@ -113,7 +99,7 @@ fn floods_are_dropped_and_the_download_ends_near_its_unattacked_time() {
     for ((kind, _), attack) in floods.iter().zip(attacks) {
         let ips = attack.addrs.clone();
         let tally = attack.stop();
-        let reasons = drop_reasons(&events, &ips);
+        let reasons = events.drop_reasons(&ips);
         let flood = format!("{kind} flood");
         let named = reasons.iter().filter(|r| **r == flood).count();
         eprintln!(
@@ -133,30 +119,6 @@ fn floods_are_dropped_and_the_download_ends_near_its_unattacked_time() {
     );
 }
 
-/// A `rivulet seed` of the single-small fixture listed by a tracker.
-fn seed(work: &WorkDir, fixture: &Fixture, extra: &[&str]) -> (Tracker, Running, SocketAddr) {
-    let tracker = Tracker::start(&work.subdir("tracker"), &[fixture.meta.info_hash]);
-    let data = work.subdir("data");
-    fixture.copy_payload(&data);
-    let torrent = fixture.torrent(&tracker.http_url(), "http", work.path());
-    let addr = free_addr(LOCALHOST);
-    let mut seed = rivulet::seed_with(
-        work.path(),
-        &torrent,
-        &data,
-        addr,
-        &work.join("seed-events.jsonl"),
-        extra,
-    );
-    seed.wait_events(Duration::from_secs(30), "the seed to listen", |e| {
-        e.has("listening")
-    });
-    // "listening" comes before the torrent is added: until it announces, peers dialing in
-    // are turned away as wanting a torrent the seed does not have.
-    tracker.wait_lists(&fixture.meta.info_hash, addr, Duration::from_secs(30));
-    (tracker, seed, addr)
-}
-
 const MAX_PEERS: usize = 10;
 const SLOT_HOLDERS: usize = 50;
 /// A peer that never moved data may be evicted once connected this long (EVICT_GRACE in
@@ -168,7 +130,8 @@ fn slots_held_by_never_interested_peers_are_given_to_an_honest_leecher() {
     let fixture = Fixture::single_small();
     let work = WorkDir::new("attack-slot-holders");
     let max_peers = MAX_PEERS.to_string();
-    let (tracker, mut seed, addr) = seed(&work, fixture, &["--max-peers", &max_peers]);
+    let (tracker, mut seed, addr) =
+        rivulet::listed_seed(&work, fixture, &["--max-peers", &max_peers]);
     let holders = Attack::start(
         addr,
         fixture.meta.info_hash,
@@ -230,7 +193,7 @@ const PROBE_ANSWER: Duration = Duration::from_secs(3);
 fn eighty_half_open_connections_from_one_address_leave_handshakes_from_others_answered() {
     let fixture = Fixture::single_small();
     let work = WorkDir::new("attack-half-open");
-    let (_tracker, mut seed, addr) = seed(&work, fixture, &[]);
+    let (_tracker, mut seed, addr) = rivulet::listed_seed(&work, fixture, &[]);
     let cycler = Ipv4Addr::new(127, 0, 3, 33);
     let half_open = Attack::start(
         addr,

@@ -10,12 +10,10 @@
 //! - Unrequested blocks into a seed (670k accepted in 5 s and counted as downloaded) drop the
 //!   sender after a few dozen and count for nothing.
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rivulet_tests::aria2::SeederOptions;
 use rivulet_tests::attacker::{Attack, Behaviour, Source};
-use rivulet_tests::events::Events;
 use rivulet_tests::fixture::Fixture;
 use rivulet_tests::make_torrent;
 use rivulet_tests::mount::MountCmd;
@@ -31,20 +29,6 @@ use rivulet_tests::workdir::WorkDir;
 const MIB: u64 = 1 << 20;
 const BOUND: Duration = Duration::from_secs(120);
 const DEAD_TRACKER: &str = "http://127.0.0.1:1/announce";
-
-/// The peer_dropped reasons of connections from `ip`.
-fn drop_reasons(events: &Events, ip: IpAddr) -> Vec<String> {
-    events
-        .of("peer_dropped")
-        .filter(|l| {
-            l["addr"]
-                .as_str()
-                .and_then(|a| a.parse::<SocketAddr>().ok())
-                .is_some_and(|a| a.ip() == ip)
-        })
-        .filter_map(|l| l["reason"].as_str().map(str::to_string))
-        .collect()
-}
 
 /// Resident heap a download of the 18 MiB multi fixture may reach under a choke cycler: the
 /// outbox of a peer that does not read holds at most 4,096 messages.
@@ -82,7 +66,7 @@ fn a_choke_cycler_that_never_reads_is_dropped_and_memory_stays_bounded() {
     let lasted = started.elapsed();
     let tally = attack.stop();
     assert_same_files(fixture, &out, "download beside a choke cycler");
-    let reasons = drop_reasons(&run.events(), cycler);
+    let reasons = run.events().drop_reasons(&[cycler]);
     eprintln!(
         "choke cycler for {lasted:?}: {tally:?}; drops: {reasons:?}; peak RssAnon {} MiB, \
          VmRSS {} MiB",
@@ -240,7 +224,7 @@ fn unrequested_blocks_into_a_seed_drop_the_sender_and_count_for_nothing() {
         panic!("the sender of unrequested blocks is not dropped: {e}");
     }
     let st = m.status();
-    let reasons = drop_reasons(&m.events(), sender);
+    let reasons = m.events().drop_reasons(&[sender]);
     eprintln!(
         "unrequested blocks for {lasted:?}: {tally:?}; status downloaded {} uploaded {}; \
          drops {reasons:?}",

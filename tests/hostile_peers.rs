@@ -18,7 +18,7 @@ use rivulet_tests::beside_fake::{Outcome, download_next_to};
 use rivulet_tests::events::Events;
 use rivulet_tests::fake_peer::Misbehaviour;
 use rivulet_tests::fixture::Fixture;
-use rivulet_tests::ports::{LOCALHOST, free_addr, own_loopback};
+use rivulet_tests::ports::own_loopback;
 use rivulet_tests::proc_stats::{Sampler, fd_count};
 use rivulet_tests::raw_peer::{Closed, RawPeer};
 use rivulet_tests::rivulet::{self, Running};
@@ -110,22 +110,7 @@ impl SeedUnderTest {
     fn start(test: &str, extra: &[&str]) -> SeedUnderTest {
         let fixture = Fixture::single_small();
         let work = WorkDir::new(test);
-        let tracker = Tracker::start(&work.subdir("tracker"), &[fixture.meta.info_hash]);
-        let data = work.subdir("data");
-        fixture.copy_payload(&data);
-        let torrent = fixture.torrent(&tracker.http_url(), "http", work.path());
-        let addr = free_addr(LOCALHOST);
-        let mut seed = rivulet::seed_with(
-            work.path(),
-            &torrent,
-            &data,
-            addr,
-            &work.join("seed-events.jsonl"),
-            extra,
-        );
-        seed.wait_events(Duration::from_secs(60), "the seed to listen", |e| {
-            e.has("listening")
-        });
+        let (tracker, seed, addr) = rivulet::listed_seed(&work, fixture, extra);
         SeedUnderTest {
             work,
             fixture,

@@ -11,6 +11,19 @@ pub struct Events {
 }
 
 impl Events {
+    /// Reasons of the `peer_dropped` events of connections from any of `ips`.
+    pub fn drop_reasons(&self, ips: &[std::net::IpAddr]) -> Vec<String> {
+        self.of("peer_dropped")
+            .filter(|l| {
+                l["addr"]
+                    .as_str()
+                    .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+                    .is_some_and(|a| ips.contains(&a.ip()))
+            })
+            .filter_map(|l| l["reason"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Every complete line of `path` (none if it does not exist yet). Panics on a line that is
     /// not a JSON object with an `event` field: the file is the engine's contract.
     pub fn read(path: &Path) -> Events {

@@ -10,7 +10,11 @@ use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use crate::events::Events;
+use crate::fixture::Fixture;
+use crate::ports::{LOCALHOST, free_addr};
 use crate::process::{Proc, poll};
+use crate::tracker::Tracker;
+use crate::workdir::WorkDir;
 
 /// Path of the binary under test.
 pub fn binary() -> PathBuf {
@@ -245,6 +249,33 @@ pub fn seed_with(
         proc: Proc::spawn("rivulet seed", cmd, &dir.join("seed.log")),
         events: Some(events.to_path_buf()),
     }
+}
+
+/// `rivulet seed` (with `extra` flags) of a copy of `fixture`'s payload, announcing to a tracker
+/// of its own, once it listens and the tracker lists it: the seed attack tests run against.
+pub fn listed_seed(
+    work: &WorkDir,
+    fixture: &Fixture,
+    extra: &[&str],
+) -> (Tracker, Running, SocketAddr) {
+    let tracker = Tracker::start(&work.subdir("tracker"), &[fixture.meta.info_hash]);
+    let data = work.subdir("data");
+    fixture.copy_payload(&data);
+    let torrent = fixture.torrent(&tracker.http_url(), "http", work.path());
+    let addr = free_addr(LOCALHOST);
+    let mut seed = seed_with(
+        work.path(),
+        &torrent,
+        &data,
+        addr,
+        &work.join("seed-events.jsonl"),
+        extra,
+    );
+    seed.wait_events(Duration::from_secs(60), "the seed to listen", |e| {
+        e.has("listening")
+    });
+    tracker.wait_lists(&fixture.meta.info_hash, addr, Duration::from_secs(30));
+    (tracker, seed, addr)
 }
 
 /// A rivulet process the test watches through its events file.
