@@ -48,7 +48,7 @@ trap 'rm -f "$log"' EXIT
 status=0
 $SUDO timeout --kill-after=30 "${RIVULET_TEST_TIMEOUT:-3000}" \
   unshare --net --pid --fork --mount-proc -- \
-  sh -c 'ip link set lo up && exec cargo test --workspace --offline "$@"' sh "$@" 2>&1 \
+  sh -c 'ip link set lo up && exec cargo test --workspace --offline --no-fail-fast "$@"' sh "$@" 2>&1 \
   | tee "$log" || status=$?
 # cargo prints one result line per test binary, the last often a doc-test run of 0 tests: end
 # with the totals, so the closing line says what ran.
