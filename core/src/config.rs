@@ -44,6 +44,9 @@ const WHOLE_NUMBERS: &[(&str, u64, u64)] = &[
     ("read_timeout_secs", 0, i64::MAX as u64),
 ];
 
+/// The peer port when none is named; a front end may move off it when it is taken.
+pub const DEFAULT_LISTEN_PORT: u16 = 6881;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -240,7 +243,7 @@ impl Settings {
             picker: None,
             storage: "mmap".to_string(),
             plugin_dirs: Vec::new(),
-            listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_LISTEN_PORT)),
             max_peers: 50,
             download_dir: PathBuf::from("."),
             memory_cache_mib: 256,

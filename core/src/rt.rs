@@ -16,6 +16,63 @@ use std::time::Duration;
 pub use async_std::channel::{Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError};
 pub(crate) use async_std::net::{TcpListener, TcpStream};
 
+/// A TCP listener for front ends outside core (the HTTP API), so they need not name the runtime.
+pub struct Listener(TcpListener);
+
+/// An accepted TCP connection, as `futures::io` reader and writer.
+pub struct Conn(TcpStream);
+
+impl Listener {
+    pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<Listener> {
+        TcpListener::bind(addr).await.map(Listener)
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.local_addr()
+    }
+
+    pub async fn accept(&self) -> std::io::Result<(Conn, std::net::SocketAddr)> {
+        let (stream, peer) = self.0.accept().await?;
+        // Small responses (headers, JSON) go out at once instead of waiting for an ACK.
+        let _ = stream.set_nodelay(true);
+        Ok((Conn(stream), peer))
+    }
+}
+
+impl futures::io::AsyncRead for Conn {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl futures::io::AsyncWrite for Conn {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
 /// Blocking calls running at once. Four verifiers and a handful of uploads and reads fit; more
 /// only queue behind the disk.
 const BLOCKING_CAP: usize = 16;

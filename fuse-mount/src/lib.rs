@@ -7,6 +7,7 @@
 
 mod detach_watch;
 mod fs;
+pub mod http;
 mod mount;
 mod mount_point;
 mod source;

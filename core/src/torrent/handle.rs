@@ -36,6 +36,22 @@ pub struct Stats {
     pub listen: Option<SocketAddr>,
 }
 
+/// One connected peer, for display (the HTTP API's peer list).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PeerInfo {
+    pub addr: SocketAddr,
+    /// The client's peer-id prefix (e.g. `-qB4650-`), printable characters only.
+    pub client: String,
+    pub download_rate: u64,
+    pub upload_rate: u64,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    /// Pieces the peer says it has.
+    pub pieces: u32,
+    pub peer_choking: bool,
+    pub am_choking: bool,
+}
+
 /// A running torrent. Cloning gives another handle to the same torrent.
 #[derive(Clone)]
 pub struct TorrentHandle {
@@ -92,6 +108,29 @@ impl TorrentHandle {
             storage_error: s.storage_fault.as_ref().map(|f| f.error.to_string()),
             listen: Some(t.env.listen_addr),
         }
+    }
+
+    /// The peers connected now.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        let s = self.torrent.state();
+        s.swarm
+            .peers
+            .values()
+            .map(|p| PeerInfo {
+                addr: p.addr,
+                client: p.peer_id[..8]
+                    .iter()
+                    .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+                    .collect(),
+                download_rate: p.down.rate(),
+                upload_rate: p.up.rate(),
+                downloaded: p.downloaded,
+                uploaded: p.uploaded,
+                pieces: p.has.count(),
+                peer_choking: p.peer_choking,
+                am_choking: p.am_choking,
+            })
+            .collect()
     }
 
     /// Which pieces are verified and stored.

@@ -25,7 +25,7 @@ mod swarm;
 pub(crate) use env::{Env, PeerBudget};
 pub use env::{Plugins, TorrentConfig};
 pub use error::{EngineError, ReadError};
-pub use handle::{Stats, TorrentHandle};
+pub use handle::{PeerInfo, Stats, TorrentHandle};
 pub(crate) use rate::RateLimiter;
 pub use recheck::{DataError, check_files_present};
 pub(crate) use runner::Torrent;

@@ -2,6 +2,8 @@
 
 mod info;
 mod progress;
+mod remote;
+mod serve;
 mod setup;
 mod signals;
 
@@ -84,6 +86,64 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// Run a session with an HTTP API, file streaming and a web page, until interrupted.
+    Serve {
+        /// Directory the torrents' files are downloaded into; the added .torrent files are
+        /// kept in its .rivulet/torrents, so a restart offers the same torrents.
+        #[arg(long)]
+        data: PathBuf,
+        /// Address of the HTTP API and web page; any address but loopback needs --token.
+        #[arg(long, default_value = "127.0.0.1:7881")]
+        http: SocketAddr,
+        /// Access token every HTTP request must carry (Authorization: Bearer TOKEN, or
+        /// ?token=TOKEN).
+        #[arg(long)]
+        token: Option<String>,
+        /// Also show every torrent under this mount point (not supported yet).
+        #[arg(long)]
+        mount: Option<PathBuf>,
+        /// Add the .torrent files dropped into this directory (not supported yet).
+        #[arg(long)]
+        watch: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Add a .torrent file to a running `rivulet serve`.
+    Add {
+        /// The .torrent file.
+        torrent: PathBuf,
+        #[command(flatten)]
+        remote: remote::RemoteArgs,
+    },
+    /// List the torrents of a running `rivulet serve`.
+    List {
+        #[command(flatten)]
+        remote: remote::RemoteArgs,
+    },
+    /// Pause a torrent of a running `rivulet serve`.
+    Pause {
+        /// Its info-hash, or the start of it.
+        hash: String,
+        #[command(flatten)]
+        remote: remote::RemoteArgs,
+    },
+    /// Resume a paused torrent of a running `rivulet serve`.
+    Resume {
+        /// Its info-hash, or the start of it.
+        hash: String,
+        #[command(flatten)]
+        remote: remote::RemoteArgs,
+    },
+    /// Remove a torrent from a running `rivulet serve`; its data stays unless --delete-data.
+    Remove {
+        /// Its info-hash, or the start of it.
+        hash: String,
+        /// Also delete the torrent's downloaded files.
+        #[arg(long)]
+        delete_data: bool,
+        #[command(flatten)]
+        remote: remote::RemoteArgs,
+    },
     /// List the available plugins, built-in and from plugin_dirs.
     Plugins {
         /// Config file whose plugin_dirs are searched (default: as for the other commands).
@@ -98,7 +158,8 @@ pub struct EngineArgs {
     /// Config file (default: $XDG_CONFIG_HOME/rivulet/config.toml if present).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Address to accept peers on, e.g. 0.0.0.0:6881 (port 0: any free port).
+    /// Address to accept peers on, e.g. 0.0.0.0:6881 (port 0: any free port). Default
+    /// 0.0.0.0:6881, or the next free port when another program holds it.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// Write a JSON line per event (pieces, peers, trackers) to this file.
@@ -116,8 +177,9 @@ pub struct EngineArgs {
     /// Most peers connected at once, at least 1 (default: 50).
     #[arg(long)]
     pub max_peers: Option<usize>,
-    /// Where resume data is kept, in a subfolder per data directory (default:
-    /// $XDG_STATE_HOME/rivulet, else ~/.local/state/rivulet).
+    /// Where resume data is kept, in a subfolder per data directory named by a hash of its
+    /// path (default: $XDG_STATE_HOME/rivulet, else ~/.local/state/rivulet, else
+    /// ./.rivulet-state when HOME is unset).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
 }
@@ -132,10 +194,16 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn remote_run(args: remote::RemoteArgs, action: remote::Action) -> anyhow::Result<()> {
+    rivulet_core::rt::block_on(remote::run(args, action))
 }
 
 /// Writes to stdout; a reader that went away (`rivulet info t | head -1`) is not an error.
@@ -195,6 +263,30 @@ pub fn main() -> ExitCode {
             engine,
             quiet: cli.quiet,
         })),
+        Command::Serve {
+            data,
+            http,
+            token,
+            mount,
+            watch,
+            engine,
+        } => rivulet_core::rt::block_on(serve::serve(serve::ServeArgs {
+            data,
+            http,
+            token,
+            mount,
+            watch,
+            engine,
+        })),
+        Command::Add { torrent, remote } => remote_run(remote, remote::Action::Add(torrent)),
+        Command::List { remote } => remote_run(remote, remote::Action::List),
+        Command::Pause { hash, remote } => remote_run(remote, remote::Action::Pause(hash)),
+        Command::Resume { hash, remote } => remote_run(remote, remote::Action::Resume(hash)),
+        Command::Remove {
+            hash,
+            delete_data,
+            remote,
+        } => remote_run(remote, remote::Action::Remove { hash, delete_data }),
         Command::Plugins { config } => setup::plugins(config),
     };
     match result {

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
-use rivulet_core::torrent::{Stats, TorrentHandle};
+use rivulet_core::torrent::{Phase, Stats, TorrentHandle};
 
 fn line(s: &Stats) -> String {
     let pct = if s.bytes_total == 0 {
@@ -19,7 +19,7 @@ fn line(s: &Stats) -> String {
         String::new()
     };
     format!(
-        "{pct:5.1}% {}/{}  down {}/s  up {}/s  peers {}{}{eta}",
+        "{pct:5.1}% {}/{}  down {}/s  up {}/s  peers {}{}{eta}{}",
         HumanBytes(s.bytes_have),
         HumanBytes(s.bytes_total),
         HumanBytes(s.download_rate),
@@ -30,7 +30,20 @@ fn line(s: &Stats) -> String {
         } else {
             String::new()
         },
+        stalled(s),
     )
+}
+
+/// Why nothing arrives, when no peer is connected and data is missing: a progress line stuck at
+/// 0.0 % says nothing about whether anyone is out there.
+fn stalled(s: &Stats) -> String {
+    if s.peers > 0 || s.complete || s.phase != Phase::Live {
+        return String::new();
+    }
+    match s.known_peers.values().sum::<usize>() {
+        0 => "  (no peers found yet)".to_string(),
+        known => format!("  (no peer reachable: {known} known, none connected)"),
+    }
 }
 
 /// Shows progress until the returned guard is dropped.
@@ -99,4 +112,27 @@ impl Drop for Progress {
 /// One final summary line.
 pub fn summary(s: &Stats) -> String {
     line(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_download_without_peers_says_so_instead_of_sitting_at_zero() {
+        let mut s = Stats {
+            phase: Phase::Live,
+            bytes_total: 100,
+            ..Stats::default()
+        };
+        assert!(line(&s).ends_with("(no peers found yet)"), "{}", line(&s));
+        s.known_peers
+            .insert(rivulet_core::torrent::PeerSource::Tracker, 3);
+        assert!(line(&s).ends_with("(no peer reachable: 3 known, none connected)"));
+        s.peers = 1;
+        assert!(!line(&s).contains("no peer"));
+        s.peers = 0;
+        s.complete = true;
+        assert!(!line(&s).contains("no peer"));
+    }
 }

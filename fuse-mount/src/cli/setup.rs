@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
-use rivulet_core::config::Settings;
+use rivulet_core::config::{DEFAULT_LISTEN_PORT, Settings};
 use rivulet_core::metainfo::Metainfo;
 use rivulet_core::plugin::registry::PluginStatus;
 use rivulet_core::session::{AddTorrent, Mode, Session, SessionError, TorrentSource};
@@ -16,7 +16,7 @@ use super::progress::{Progress, summary};
 use super::{EngineArgs, load_torrent, signals};
 
 /// Settings from the config file and environment, with this command line's flags on top.
-fn settings(args: &EngineArgs) -> anyhow::Result<Settings> {
+pub(super) fn settings(args: &EngineArgs) -> anyhow::Result<Settings> {
     let mut o: Vec<(&str, String)> = Vec::new();
     if let Some(p) = &args.picker {
         o.push(("picker", p.clone()));
@@ -37,12 +37,43 @@ fn settings(args: &EngineArgs) -> anyhow::Result<Settings> {
 }
 
 /// A session over the built-in and configured plugins, with `--events` subscribed.
-async fn session(args: &EngineArgs, settings: Settings) -> anyhow::Result<Session> {
-    Ok(Session::new(rivulet_plugins::session_options(
-        settings,
-        args.events.clone(),
-    ))
-    .await?)
+///
+/// When the default peer port is taken (another rivulet runs), the next few ports are tried,
+/// then any free one, and stderr says which; a port the user named is never replaced, and the
+/// error says where it was named.
+pub(super) async fn session(args: &EngineArgs, settings: Settings) -> anyhow::Result<Session> {
+    let named = args.listen.is_some() || settings.listen.port() != DEFAULT_LISTEN_PORT;
+    let wanted = settings.listen;
+    let fallbacks = (1..=8).map(|i| DEFAULT_LISTEN_PORT + i).chain([0]);
+    let mut ports = std::iter::once(wanted.port()).chain(fallbacks);
+    loop {
+        let port = ports.next().unwrap_or(0);
+        let mut s = settings.clone();
+        s.listen.set_port(port);
+        match Session::new(rivulet_plugins::session_options(s, args.events.clone())).await {
+            Ok(session) => {
+                if port != wanted.port() {
+                    eprintln!(
+                        "port {} is in use; accepting peers on port {} instead",
+                        wanted.port(),
+                        session.listen_addr().port()
+                    );
+                }
+                return Ok(session);
+            }
+            Err(SessionError::Listen { source, .. })
+                if !named && port != 0 && source.kind() == std::io::ErrorKind::AddrInUse => {}
+            Err(SessionError::Listen { addr, source }) if named => {
+                let option = if args.listen.is_some() {
+                    "--listen"
+                } else {
+                    "the `listen` setting"
+                };
+                bail!("cannot accept peers on {addr} (given by {option}): {source}");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Starts a session with one torrent in it.

@@ -47,7 +47,7 @@ impl HttpTracker {
         let mut res = client
             .get(url.as_str())
             .await
-            .map_err(|e| TrackerError::Unreachable(format!("{}: {e}", self.url)))?;
+            .map_err(|e| TrackerError::Unreachable(self.why_unreachable(&e)))?;
         let status = res.status() as u16;
         let mut body = Vec::new();
         res.take_body()
@@ -62,7 +62,33 @@ impl HttpTracker {
         }
         Ok((status, body))
     }
+
+    /// A failed request in plain words. surf's connection pool hides why a connection could
+    /// not be made ("An error occured while creating a new object"): a plain connect to the
+    /// same address says (refused, no route, unknown host). Only after a failure, on the
+    /// announce's blocking thread.
+    fn why_unreachable(&self, e: &surf::Error) -> String {
+        let url = &self.url;
+        let addrs = match self.base.socket_addrs(|| self.base.port_or_known_default()) {
+            Ok(a) => a,
+            Err(err) => return format!("cannot resolve the host of {url}: {err}"),
+        };
+        let mut last = None;
+        for addr in addrs {
+            match std::net::TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) {
+                Ok(_) => return format!("{url}: {e}"),
+                Err(err) => last = Some(err),
+            }
+        }
+        match last {
+            Some(err) => format!("cannot connect to {url}: {err}"),
+            None => format!("cannot resolve the host of {url}: no address"),
+        }
+    }
 }
+
+/// How long the plain connect that explains a failure may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Tracker for HttpTracker {
     fn url(&self) -> &str {

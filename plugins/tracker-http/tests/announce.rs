@@ -173,7 +173,7 @@ fn a_silent_tracker_times_out_in_time() {
 }
 
 #[test]
-fn a_closed_port_is_unreachable_and_other_schemes_unsupported() {
+fn a_closed_port_is_unreachable_in_plain_words_and_other_schemes_unsupported() {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -186,6 +186,13 @@ fn a_closed_port_is_unreachable_and_other_schemes_unsupported() {
         Duration::from_secs(5),
     ));
     assert!(matches!(r, Err(TrackerError::Unreachable(_))), "{r:?}");
+    let said = r.unwrap_err().to_string();
+    assert!(
+        said.contains(&format!(
+            "cannot connect to http://127.0.0.1:{port}/announce"
+        )) && said.to_lowercase().contains("connection refused"),
+        "{said}"
+    );
     assert!(matches!(
         HttpTracker::open("udp://127.0.0.1:1/announce"),
         Err(TrackerError::Unsupported(_))

@@ -1,0 +1,188 @@
+//! File streaming: `GET`/`HEAD /stream/{info_hash}/{index}/{name}` with HTTP Range requests.
+//!
+//! Files are named by index, so a URL can never reach outside its torrent (the name segment is
+//! for players and people and is not looked at). Bytes come through core's [`Reader`], the
+//! same one the mount uses: a player seeking over HTTP gets the same read deadline and
+//! readahead as one reading through FUSE. The body is sent a chunk at a time and the next read
+//! starts only when hyper asks for more, so a slow client holds one chunk, not the file.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use rivulet_core::reader::{Reader, ReaderError};
+use rivulet_core::torrent::{ReadError, TorrentHandle};
+
+use super::library::{Library, parse_hash};
+use super::reply::{self, Reply};
+
+/// Bytes per read and per body frame: whole pieces of common sizes, small enough that a
+/// stalled client pins little.
+const CHUNK: u64 = 256 * 1024;
+
+/// What a `Range` header asks of a file of `len` bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Wanted {
+    /// The whole file (no Range, or one we do not honour, such as several ranges).
+    All,
+    /// `start..end` (end exclusive).
+    Part(u64, u64),
+    /// Nothing of the file can satisfy it: 416.
+    Unsatisfiable,
+}
+
+/// Parses a `Range` header value for a file of `len` bytes (RFC 9110 §14.1.2; one range only:
+/// a multi-range request gets the whole file, which the RFC allows).
+pub fn parse_range(value: Option<&str>, len: u64) -> Wanted {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return Wanted::All;
+    };
+    if spec.contains(',') {
+        return Wanted::All;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Wanted::All;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let num = |s: &str| s.parse::<u64>().ok();
+    match (a.is_empty(), b.is_empty()) {
+        // bytes=-N: the last N bytes.
+        (true, false) => match num(b) {
+            Some(0) => Wanted::Unsatisfiable,
+            Some(n) if len > 0 => Wanted::Part(len.saturating_sub(n), len),
+            Some(_) => Wanted::Unsatisfiable,
+            None => Wanted::All,
+        },
+        (false, _) => {
+            let (Some(first), Some(last)) =
+                (num(a), if b.is_empty() { Some(u64::MAX) } else { num(b) })
+            else {
+                return Wanted::All;
+            };
+            if last < first {
+                // Syntactically invalid: ignored, as the RFC says.
+                Wanted::All
+            } else if first >= len {
+                Wanted::Unsatisfiable
+            } else {
+                Wanted::Part(first, last.saturating_add(1).min(len))
+            }
+        }
+        (true, true) => Wanted::All,
+    }
+}
+
+/// Answers a request for `/stream/{hash}/{index}/...` (segments after `stream`).
+pub async fn serve(lib: &Library, req: &Request<hyper::body::Incoming>, rest: &[&str]) -> Reply {
+    let (Some(hash), Some(index)) = (
+        rest.first().and_then(|h| parse_hash(h)),
+        rest.get(1).and_then(|i| i.parse::<usize>().ok()),
+    ) else {
+        return reply::error(StatusCode::NOT_FOUND, "no such file");
+    };
+    let (Some(readers), Some(handle)) = (lib.readers(&hash), lib.get(&hash)) else {
+        return reply::error(StatusCode::NOT_FOUND, "no such torrent");
+    };
+    let Ok(reader) = readers.open(index) else {
+        return reply::error(StatusCode::NOT_FOUND, "no such file in this torrent");
+    };
+    let name = handle.meta().files[index].path.last().cloned();
+    let len = reader.len();
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
+    let (status, start, end) = match parse_range(range, len) {
+        Wanted::All => (StatusCode::OK, 0, len),
+        Wanted::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e),
+        Wanted::Unsatisfiable => {
+            let mut r = reply::error(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return r;
+        }
+    };
+    let mut resp = Response::new(reply::empty());
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    let mime = name
+        .as_deref()
+        .and_then(|n| mime_guess::from_path(n).first_raw())
+        .unwrap_or("application/octet-stream");
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    if req.method() == Method::HEAD || start == end {
+        return resp;
+    }
+    // The first chunk before the headers: a read that cannot be served gets a status code
+    // instead of a response that breaks off.
+    let first_len = (end - start).min(CHUNK);
+    let first = match reader.read_at(start, first_len).await {
+        Ok(data) => Bytes::from(data),
+        Err(e) => return read_failed(&e),
+    };
+    *resp.body_mut() = body(reader, first, start + first_len, end);
+    resp
+}
+
+fn read_failed(e: &ReaderError) -> Reply {
+    let status = match e {
+        ReaderError::Read(ReadError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    reply::error(status, &e.to_string())
+}
+
+/// `first`, then `next..end` of the file read a chunk at a time as the client takes them.
+fn body(reader: Reader<TorrentHandle>, first: Bytes, next: u64, end: u64) -> reply::Body {
+    let rest = futures::stream::unfold((reader, next), move |(reader, pos)| async move {
+        if pos >= end {
+            return None;
+        }
+        let n = (end - pos).min(CHUNK);
+        let item = reader
+            .read_at(pos, n)
+            .await
+            .map(|d| Frame::data(Bytes::from(d)))
+            .map_err(|e| std::io::Error::other(e.to_string()));
+        // After an error the stream ends: hyper closes the connection mid-body, which is how
+        // HTTP/1.1 says the rest will not come.
+        let pos = if item.is_ok() { pos + n } else { end };
+        Some((item, (reader, pos)))
+    });
+    let stream = futures::stream::once(async move { Ok(Frame::data(first)) }).chain(rest);
+    StreamBody::new(stream).boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_read_as_rfc_9110_says() {
+        let p = |v: &str| parse_range(Some(v), 1000);
+        assert_eq!(parse_range(None, 1000), Wanted::All);
+        assert_eq!(p("bytes=0-99"), Wanted::Part(0, 100));
+        assert_eq!(p("bytes=500-"), Wanted::Part(500, 1000));
+        assert_eq!(p("bytes=-100"), Wanted::Part(900, 1000));
+        assert_eq!(p("bytes=-5000"), Wanted::Part(0, 1000));
+        assert_eq!(p("bytes=900-5000"), Wanted::Part(900, 1000));
+        assert_eq!(p("bytes=1000-"), Wanted::Unsatisfiable);
+        assert_eq!(p("bytes=2000-3000"), Wanted::Unsatisfiable);
+        assert_eq!(p("bytes=-0"), Wanted::Unsatisfiable);
+        assert_eq!(p("bytes=50-10"), Wanted::All);
+        assert_eq!(p("bytes=0-1,5-9"), Wanted::All);
+        assert_eq!(p("items=0-1"), Wanted::All);
+        assert_eq!(p("bytes=x-"), Wanted::All);
+        assert_eq!(parse_range(Some("bytes=0-"), 0), Wanted::Unsatisfiable);
+    }
+}
