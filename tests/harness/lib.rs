@@ -22,6 +22,7 @@ pub mod process;
 pub mod qbittorrent;
 pub mod raw_peer;
 pub mod rivulet;
+pub mod serve;
 pub mod session;
 pub mod swarm;
 pub mod torrent;
