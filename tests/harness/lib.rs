@@ -8,6 +8,7 @@
 pub mod aria2;
 pub mod attacker;
 pub mod beside_fake;
+pub mod chromium;
 pub mod events;
 pub mod fake_peer;
 pub mod fixture;
