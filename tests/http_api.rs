@@ -366,6 +366,48 @@ fn hostile_requests_get_clear_status_codes_and_the_server_keeps_serving() {
     wait_for(BOUND, "the server serves again after the flood", || {
         serve.get("/api/torrents").status == 200
     });
+
+    // The unreachable tracker is named in plain words, without colour codes off a terminal.
+    wait_for(BOUND, "the tracker error is logged", || {
+        serve
+            .stderr_text()
+            .contains("cannot connect to http://127.0.0.1:1/a")
+    });
+    let log = serve.stderr_text();
+    assert!(log.to_lowercase().contains("connection refused"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "colour codes in a log that is not a terminal: {log:?}"
+    );
+}
+
+#[test]
+fn a_restarted_server_offers_the_same_torrents() {
+    let work = WorkDir::new("http-restart");
+    let torrent = work.join("quiet.torrent");
+    std::fs::write(
+        &torrent,
+        zeros("quiet.bin", 1 << 20, 1 << 16, "http://127.0.0.1:1/a"),
+    )
+    .unwrap();
+    let mut first = Serve::start(&work, "serve", &[]);
+    let hash = first.add(&torrent)["info_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    first.proc_mut().signal(libc::SIGTERM);
+    assert!(
+        first.proc_mut().wait_exit(BOUND).success(),
+        "serve did not stop cleanly"
+    );
+    let second = Serve::start(&work, "serve", &[]);
+    let listed = second.get("/api/torrents").json();
+    assert_eq!(listed[0]["info_hash"], hash.as_str(), "{listed}");
+    // Removed, it stays gone after the next restart.
+    assert_eq!(second.delete(&format!("/api/torrents/{hash}")).status, 204);
+    drop(second);
+    let third = Serve::start(&work, "serve", &[]);
+    assert_eq!(third.get("/api/torrents").body, "[]");
 }
 
 #[test]

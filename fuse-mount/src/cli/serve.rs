@@ -30,7 +30,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let settings = setup::settings(&a.engine)?;
     let stop = signals::termination()?;
     let session = setup::session(&a.engine, settings).await?;
-    let lib = Library::new(session.clone(), a.data.clone());
+    let lib = Library::new(session.clone(), a.data.clone(), a.engine.peers.clone());
     lib.restore().await;
     let opts = ServeOptions {
         addr: a.http,

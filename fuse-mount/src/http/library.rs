@@ -4,6 +4,7 @@
 //! torrents, resumed.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -33,6 +34,8 @@ pub enum LibraryError {
 pub struct Library {
     session: Session,
     data_dir: PathBuf,
+    /// Dialled for every torrent besides what trackers return (`--peer`).
+    peers: Vec<SocketAddr>,
     readers: Mutex<HashMap<InfoHash, Readers<TorrentHandle>>>,
 }
 
@@ -136,10 +139,11 @@ pub fn view(handle: &TorrentHandle, with_stats: bool) -> TorrentView {
 }
 
 impl Library {
-    pub fn new(session: Session, data_dir: PathBuf) -> Arc<Library> {
+    pub fn new(session: Session, data_dir: PathBuf, peers: Vec<SocketAddr>) -> Arc<Library> {
         Arc::new(Library {
             session,
             data_dir,
+            peers,
             readers: Mutex::new(HashMap::new()),
         })
     }
@@ -182,7 +186,7 @@ impl Library {
             // Reads first (a player seeking), the rest in the background, then seed.
             mode: Mode::Stream { lazy: false },
             read_timeout: None,
-            peers: Vec::new(),
+            peers: self.peers.clone(),
         };
         let handle = self.session.add(add).await?;
         self.lock()
