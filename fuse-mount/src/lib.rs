@@ -4,6 +4,9 @@
 //! wait for the engine, each in its own task, with readahead kept per open file handle. Progress
 //! is visible inside the mount as the `user.rivulet.progress` attribute of every file and folder
 //! and as `.rivulet/status.json` at the mount root.
+//!
+//! [`http`] is the other front end on the same readers: the HTTP API, streaming and web page of
+//! `rivulet serve`.
 
 mod detach_watch;
 mod fs;
