@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use rivulet_core::metainfo::InfoHash;
@@ -23,14 +24,19 @@ pub fn list(lib: &Library) -> Reply {
 
 /// `POST /api/torrents`: the body is a `.torrent` file; answers 201 with the torrent.
 pub async fn add(lib: &Library, req: Request<Incoming>) -> Reply {
+    let too_large = || {
+        reply::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("upload larger than {} MiB", MAX_UPLOAD >> 20),
+        )
+    };
+    // Refused on its announced length, before a byte of it is read.
+    if req.body().size_hint().lower() > MAX_UPLOAD as u64 {
+        return too_large();
+    }
     let body = match Limited::new(req.into_body(), MAX_UPLOAD).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return reply::error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("upload larger than {} MiB", MAX_UPLOAD >> 20),
-            );
-        }
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Err(e) => return reply::error(StatusCode::BAD_REQUEST, &format!("upload failed: {e}")),
     };
     if is_magnet(&body) {

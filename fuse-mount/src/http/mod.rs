@@ -39,7 +39,7 @@ pub use limits::MAX_CONNECTIONS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("cannot listen for HTTP on {addr}: {source}")]
+    #[error("cannot listen for HTTP on {addr} (given by --http): {source}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
