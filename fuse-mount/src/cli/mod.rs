@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing, logging, and one module per command.
 
 mod info;
+mod mount;
 mod progress;
 mod setup;
 mod signals;
@@ -63,27 +64,8 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
-    /// Mount a torrent as a read-only directory; files download as they are read.
-    Mount {
-        /// The .torrent file.
-        torrent: PathBuf,
-        /// An existing empty directory to show the torrent's files in.
-        mountpoint: PathBuf,
-        /// Where pieces are kept (default: a per-torrent cache directory).
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Fetch only what is read, nothing in the background.
-        #[arg(long)]
-        lazy: bool,
-        /// Let other users read the mount (needs user_allow_other in /etc/fuse.conf).
-        #[arg(long)]
-        allow_other: bool,
-        /// Seconds a read may wait for its pieces before failing with EIO.
-        #[arg(long)]
-        read_timeout: Option<u64>,
-        #[command(flatten)]
-        engine: EngineArgs,
-    },
+    /// Mount torrents as a read-only directory; files download as they are read.
+    Mount(mount::MountArgs),
     /// List the available plugins, built-in and from plugin_dirs.
     Plugins {
         /// Config file whose plugin_dirs are searched (default: as for the other commands).
@@ -177,24 +159,7 @@ pub fn main() -> ExitCode {
             engine,
             cli.quiet,
         )),
-        Command::Mount {
-            torrent,
-            mountpoint,
-            data,
-            lazy,
-            allow_other,
-            read_timeout,
-            engine,
-        } => rivulet_core::rt::block_on(setup::mount(setup::MountArgs {
-            torrent,
-            mountpoint,
-            data,
-            lazy,
-            allow_other,
-            read_timeout,
-            engine,
-            quiet: cli.quiet,
-        })),
+        Command::Mount(args) => rivulet_core::rt::block_on(mount::run(args, cli.quiet)),
         Command::Plugins { config } => setup::plugins(config),
     };
     match result {
