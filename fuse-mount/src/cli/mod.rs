@@ -65,6 +65,7 @@ enum Command {
         engine: EngineArgs,
     },
     /// Mount torrents as a read-only directory; files download as they are read.
+    #[command(override_usage = "rivulet mount [OPTIONS] [SOURCE]... <MOUNTPOINT>")]
     Mount(mount::MountArgs),
     /// List the available plugins, built-in and from plugin_dirs.
     Plugins {

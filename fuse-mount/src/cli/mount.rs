@@ -19,11 +19,10 @@ use super::{EngineArgs, load_torrent, signals};
 
 #[derive(Args)]
 pub struct MountArgs {
-    /// The .torrent files to mount (none is fine with --watch).
-    #[arg(value_name = "SOURCE")]
-    pub torrents: Vec<PathBuf>,
-    /// An existing empty directory to show the torrents' files in.
-    pub mountpoint: PathBuf,
+    /// The .torrent files to mount (none is fine with --watch), then the mount point: an
+    /// existing empty directory to show the torrents' files in.
+    #[arg(value_name = "SOURCE", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
     /// Where pieces are kept, each torrent as a download into this folder would place it
     /// (default: a cache directory per torrent).
     #[arg(long)]
@@ -85,18 +84,23 @@ fn check_watch_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot watch {}", dir.display()))
 }
 
-pub async fn run(m: MountArgs, quiet: bool) -> anyhow::Result<()> {
-    if m.torrents.is_empty() && m.watch.is_none() {
+pub async fn run(mut m: MountArgs, quiet: bool) -> anyhow::Result<()> {
+    // clap takes no optional positionals before a required one: the last path is the mount
+    // point (the usage line says so).
+    let Some(mountpoint) = m.paths.pop() else {
+        bail!("name the mount point");
+    };
+    if m.paths.is_empty() && m.watch.is_none() {
         bail!("nothing to mount: name a .torrent file, or a folder to watch with --watch");
     }
     let metas = m
-        .torrents
+        .paths
         .iter()
         .map(|t| load_torrent(t).map(Arc::new))
         .collect::<anyhow::Result<Vec<_>>>()?;
     // Before the engine starts: a mount point that cannot be used must not cost a tracker
     // announce and a cache directory first.
-    rivulet_fuse::check_mount_point(&m.mountpoint)?;
+    rivulet_fuse::check_mount_point(&mountpoint)?;
     if let Some(dir) = &m.watch {
         check_watch_dir(dir)?;
     }
@@ -127,7 +131,7 @@ pub async fn run(m: MountArgs, quiet: bool) -> anyhow::Result<()> {
         allow_other: m.allow_other,
         pending_wait: Duration::from_secs(read_timeout),
     };
-    let (mounted, torrents) = match rivulet_fuse::mount_torrents(&m.mountpoint, opts) {
+    let (mounted, torrents) = match rivulet_fuse::mount_torrents(&mountpoint, opts) {
         Ok(mounted) => mounted,
         Err(e) => {
             session.shutdown().await;
