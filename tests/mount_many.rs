@@ -130,7 +130,7 @@ fn three_torrents_share_a_mount_the_watch_folder_adds_and_removes_and_a_restart_
             .listen(free_addr(LOCALHOST))
             .events(&work.join(events))
     };
-    let mut mount = cmd("events-1.jsonl").spawn(work.path(), "mount-1");
+    let mount = cmd("events-1.jsonl").spawn(work.path(), "mount-1");
 
     // The first listing already holds the watch folder's torrent.
     assert_eq!(files_in(&mount.dir), tree_of(&[a, b, c]));

@@ -19,7 +19,7 @@ use rivulet_core::rt::{self, Receiver, Sender};
 
 use crate::detach_watch;
 use crate::fs::TorrentFs;
-use crate::fs::library::{Shared, Torrents};
+use crate::fs::library::Torrents;
 use crate::mount_point;
 use crate::source::Source;
 
@@ -34,9 +34,6 @@ pub struct MountOptions {
     /// Let users other than the one mounting use the mount (needs `user_allow_other` in
     /// /etc/fuse.conf when not root).
     pub allow_other: bool,
-    /// How long a listing of the root waits for torrents still on their way (see
-    /// [`crate::Torrents::pending`]); usually the read timeout.
-    pub pending_wait: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,17 +86,19 @@ pub fn mount<S: Source>(
     dir: &Path,
     opts: MountOptions,
 ) -> Result<Mount, MountError> {
-    let (mount, torrents) = mount_torrents(dir, opts)?;
+    let torrents = Torrents::new(Duration::ZERO);
     torrents.add(source, meta);
-    Ok(mount)
+    mount_torrents(&torrents, dir, opts)
 }
 
-/// Mounts an empty read-only folder on `dir`, an existing empty directory, with the handle
-/// that adds torrents to it (and removes them) while it is mounted.
+/// Mounts `torrents` read-only on `dir`, an existing empty directory: those added already are
+/// there from the first listing, and `torrents` adds and removes others while mounted. One
+/// mount per [`Torrents`].
 pub fn mount_torrents<S: Source>(
+    torrents: &Torrents<S>,
     dir: &Path,
     opts: MountOptions,
-) -> Result<(Mount, Torrents<S>), MountError> {
+) -> Result<Mount, MountError> {
     mount_point::check(dir)?;
     let dir = dir
         .canonicalize()
@@ -109,7 +108,7 @@ pub fn mount_torrents<S: Source>(
         })?;
     let (abort, abort_rx) = rt::bounded(1);
     let (alive, ended) = rt::bounded(1);
-    let shared = Arc::new(Shared::new(opts.pending_wait));
+    let shared = torrents.shared();
     let fs = TorrentFs::new(shared.clone(), abort_rx, alive);
 
     let mut config = Config::default();
@@ -137,14 +136,13 @@ pub fn mount_torrents<S: Source>(
     }
     let connection = dev.map(|(_, minor)| minor);
     tracing::info!(dir = %dir.display(), "mounted");
-    let mount = Mount {
+    Ok(Mount {
         dir,
         session: Some(session),
         abort,
         ended,
         connection,
-    };
-    Ok((mount, Torrents::new(shared)))
+    })
 }
 
 /// Names /dev/fuse when it is what could not be opened: fuser's own error says only

@@ -31,8 +31,9 @@ fn memory(fx: &Fixture) -> MemorySource {
 #[test]
 fn torrents_come_and_go_while_mounted_and_clashing_names_get_the_short_hash() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mount, torrents): (_, Torrents<MemorySource>) =
-        rivulet_fuse::mount_torrents(tmp.path(), MountOptions::default()).unwrap();
+    let torrents: Torrents<MemorySource> = Torrents::new(Duration::ZERO);
+    let mount =
+        rivulet_fuse::mount_torrents(&torrents, tmp.path(), MountOptions::default()).unwrap();
     let dir = mount.dir().to_owned();
     assert!(
         within(LIMIT, {
@@ -98,12 +99,9 @@ fn torrents_come_and_go_while_mounted_and_clashing_names_get_the_short_hash() {
 #[test]
 fn a_root_listing_waits_for_a_torrent_on_its_way_and_no_longer_than_the_bound() {
     let tmp = tempfile::tempdir().unwrap();
-    let opts = MountOptions {
-        pending_wait: Duration::from_secs(3),
-        ..MountOptions::default()
-    };
-    let (mount, torrents): (_, Torrents<MemorySource>) =
-        rivulet_fuse::mount_torrents(tmp.path(), opts).unwrap();
+    let torrents: Torrents<MemorySource> = Torrents::new(Duration::from_secs(3));
+    let mount =
+        rivulet_fuse::mount_torrents(&torrents, tmp.path(), MountOptions::default()).unwrap();
     let dir = mount.dir().to_owned();
     let fx = torrent("late.bin", &[("late.bin", 4000)], 16384);
     let pending = torrents.pending();

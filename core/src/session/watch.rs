@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use super::{AddTorrent, Session, SessionError};
+use super::{AddTorrent, Session, SessionError, TorrentSource};
 use crate::events::Event;
 use crate::metainfo::{InfoHash, Metainfo};
 use crate::rt::{self, Cancel, CancelSource, Tasks};
@@ -33,7 +33,7 @@ pub const POLL: Duration = Duration::from_millis(300);
 pub struct WatchConfig {
     pub dir: PathBuf,
     /// How a torrent found in the folder is added (data folder, mode, read timeout, peers).
-    pub add: Box<dyn Fn(Arc<Metainfo>) -> AddTorrent + Send + Sync>,
+    pub add: Box<dyn Fn(TorrentSource) -> AddTorrent + Send + Sync>,
     /// Delete a torrent's data when its file leaves the folder (otherwise it is kept).
     pub delete_data: bool,
 }
@@ -172,10 +172,7 @@ impl Folder {
             let add = &self.cfg.add;
             async move {
                 let outcome = match read(path.clone()).await {
-                    Ok(meta) => session
-                        .add(add(Arc::new(meta)))
-                        .await
-                        .map_err(Skip::Session),
+                    Ok(source) => session.add(add(source)).await.map_err(Skip::Session),
                     Err(skip) => Err(skip),
                 };
                 (path, outcome)
@@ -281,8 +278,8 @@ async fn list(dir: PathBuf) -> std::io::Result<Vec<(PathBuf, Stamp)>> {
     .await
 }
 
-/// Reads one file of the folder as a torrent.
-async fn read(path: PathBuf) -> Result<Metainfo, Skip> {
+/// Reads one file of the folder as a torrent to add.
+async fn read(path: PathBuf) -> Result<TorrentSource, Skip> {
     rt::blocking(move || {
         let mut head = [0u8; 7];
         let n = std::fs::File::open(&path)
@@ -291,7 +288,9 @@ async fn read(path: PathBuf) -> Result<Metainfo, Skip> {
         if head[..n].eq_ignore_ascii_case(b"magnet:") {
             return Err(Skip::Magnet);
         }
-        Ok(Metainfo::from_file(&path)?)
+        Ok(TorrentSource::Metainfo(Arc::new(Metainfo::from_file(
+            &path,
+        )?)))
     })
     .await
 }

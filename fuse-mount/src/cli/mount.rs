@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use rivulet_core::metainfo::Metainfo;
+use rivulet_core::metainfo::InfoHash;
 use rivulet_core::session::watch::{WatchChange, WatchConfig, Watcher};
 use rivulet_core::session::{AddTorrent, Mode, TorrentSource};
 use rivulet_core::torrent::TorrentHandle;
@@ -48,13 +48,13 @@ pub struct MountArgs {
 }
 
 /// Default home of a mount's pieces: `$XDG_CACHE_HOME/rivulet/<info-hash>`.
-fn cache_dir(meta: &Metainfo) -> PathBuf {
+fn cache_dir(hash: &InfoHash) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    base.join("rivulet").join(meta.info_hash.hex())
+    base.join("rivulet").join(hash.hex())
 }
 
 /// How every torrent of the mount is added, wherever it was named.
@@ -67,10 +67,13 @@ struct AddTemplate {
 }
 
 impl AddTemplate {
-    fn add(&self, meta: Arc<Metainfo>) -> AddTorrent {
+    fn add(&self, source: TorrentSource) -> AddTorrent {
         AddTorrent {
-            data_dir: self.data.clone().unwrap_or_else(|| cache_dir(&meta)),
-            source: TorrentSource::Metainfo(meta),
+            data_dir: self
+                .data
+                .clone()
+                .unwrap_or_else(|| cache_dir(&source.info_hash())),
+            source,
             mode: self.mode,
             read_timeout: self.read_timeout,
             peers: self.peers.clone(),
@@ -117,7 +120,7 @@ pub async fn run(mut m: MountArgs, quiet: bool) -> anyhow::Result<()> {
     let added = futures::future::join_all(
         metas
             .iter()
-            .map(|meta| session.add(template.add(meta.clone()))),
+            .map(|meta| session.add(template.add(TorrentSource::Metainfo(meta.clone())))),
     )
     .await;
     let handles = match added.into_iter().collect::<Result<Vec<TorrentHandle>, _>>() {
@@ -127,28 +130,28 @@ pub async fn run(mut m: MountArgs, quiet: bool) -> anyhow::Result<()> {
             return Err(e.into());
         }
     };
+    let torrents = rivulet_fuse::Torrents::new(Duration::from_secs(read_timeout));
+    for handle in &handles {
+        torrents.add(handle.clone(), handle.meta().clone());
+    }
+    // Listings of the root wait until the watch folder's torrents are in.
+    let pending = m.watch.is_some().then(|| torrents.pending());
     let opts = rivulet_fuse::MountOptions {
         allow_other: m.allow_other,
-        pending_wait: Duration::from_secs(read_timeout),
     };
-    let (mounted, torrents) = match rivulet_fuse::mount_torrents(&mountpoint, opts) {
+    let mounted = match rivulet_fuse::mount_torrents(&torrents, &mountpoint, opts) {
         Ok(mounted) => mounted,
         Err(e) => {
             session.shutdown().await;
             return Err(e.into());
         }
     };
-    for handle in &handles {
-        torrents.add(handle.clone(), handle.meta().clone());
-    }
     let watcher = match &m.watch {
         Some(dir) => {
-            // Listings of the root wait until the folder's torrents are in.
-            let pending = torrents.pending();
             let follow = torrents.clone();
             let cfg = WatchConfig {
                 dir: dir.clone(),
-                add: Box::new(move |meta| template.add(meta)),
+                add: Box::new(move |source| template.add(source)),
                 delete_data: m.delete_removed,
             };
             let started = Watcher::start(&session, cfg, move |change| match change {

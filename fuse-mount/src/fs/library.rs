@@ -204,8 +204,17 @@ pub struct Pending {
 }
 
 impl<S: Source> Torrents<S> {
-    pub(crate) fn new(shared: Arc<Shared<S>>) -> Self {
-        Torrents { shared }
+    /// An empty set, to fill before and while it is mounted ([`crate::mount_torrents`]). A
+    /// listing of the root waits up to `pending_wait` for torrents on their way (see
+    /// [`Torrents::pending`]); usually the read timeout.
+    pub fn new(pending_wait: Duration) -> Self {
+        Torrents {
+            shared: Arc::new(Shared::new(pending_wait)),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> Arc<Shared<S>> {
+        self.shared.clone()
     }
 
     /// Shows the torrent at the mount root; returns the name it got there (its own, or with a
