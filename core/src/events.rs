@@ -97,6 +97,11 @@ pub enum Event {
     },
     /// A torrent was removed from the session.
     Removed,
+    /// A file of a watch folder was not added: not a torrent, or one that cannot start.
+    WatchSkipped {
+        file: String,
+        error: String,
+    },
     Stopped,
 }
 

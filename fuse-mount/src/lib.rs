@@ -1,9 +1,10 @@
-//! Mounts a torrent as a read-only directory through FUSE.
+//! Mounts torrents as a read-only directory through FUSE: each at the root as a download of it
+//! into one folder would place it, added and removed while mounted through [`Torrents`].
 //!
-//! The tree appears the moment [`mount`] returns (it comes from the metainfo alone); file reads
+//! A torrent's tree appears the moment it is added (it comes from the metainfo alone); file reads
 //! wait for the engine, each in its own task, with readahead kept per open file handle. Progress
 //! is visible inside the mount as the `user.rivulet.progress` attribute of every file and folder
-//! and as `.rivulet/status.json` at the mount root.
+//! and as `.rivulet/status.json` at the mount root (every torrent).
 //!
 //! [`http`] is the other front end on the same readers: the HTTP API, streaming and web page of
 //! `rivulet serve`.
@@ -15,8 +16,9 @@ mod mount;
 mod mount_point;
 mod source;
 
+pub use fs::library::{Pending, Torrents};
 pub use fs::status::PROGRESS_XATTR;
-pub use mount::{Mount, MountError, MountOptions, mount};
+pub use mount::{Mount, MountError, MountOptions, mount, mount_torrents};
 pub use mount_point::check as check_mount_point;
 pub use source::Source;
 

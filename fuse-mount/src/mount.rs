@@ -1,4 +1,4 @@
-//! Mounting a torrent on a directory and taking it down again without ever hanging.
+//! Mounting torrents on a directory and taking it down again without ever hanging.
 //!
 //! fuser serves the mount from a background thread. Unmounting first fails every read still
 //! waiting for pieces, then unmounts (lazily if a process still has a file open) and waits a
@@ -19,6 +19,7 @@ use rivulet_core::rt::{self, Receiver, Sender};
 
 use crate::detach_watch;
 use crate::fs::TorrentFs;
+use crate::fs::library::Torrents;
 use crate::mount_point;
 use crate::source::Source;
 
@@ -55,6 +56,12 @@ pub enum MountError {
     Stale { dir: PathBuf },
     #[error("cannot mount on {}: {source}", .dir.display())]
     Mount { dir: PathBuf, source: io::Error },
+    #[error(
+        "cannot mount on {}: no permission to open /dev/fuse ({source}); run as a user who may \
+         (often the `fuse` group) or check the device's permissions",
+        .dir.display()
+    )]
+    FuseDevice { dir: PathBuf, source: io::Error },
     #[error("cannot unmount {}: {source}", .dir.display())]
     Unmount { dir: PathBuf, source: io::Error },
 }
@@ -79,6 +86,19 @@ pub fn mount<S: Source>(
     dir: &Path,
     opts: MountOptions,
 ) -> Result<Mount, MountError> {
+    let torrents = Torrents::new(Duration::ZERO);
+    torrents.add(source, meta);
+    mount_torrents(&torrents, dir, opts)
+}
+
+/// Mounts `torrents` read-only on `dir`, an existing empty directory: those added already are
+/// there from the first listing, and `torrents` adds and removes others while mounted. One
+/// mount per [`Torrents`].
+pub fn mount_torrents<S: Source>(
+    torrents: &Torrents<S>,
+    dir: &Path,
+    opts: MountOptions,
+) -> Result<Mount, MountError> {
     mount_point::check(dir)?;
     let dir = dir
         .canonicalize()
@@ -88,7 +108,8 @@ pub fn mount<S: Source>(
         })?;
     let (abort, abort_rx) = rt::bounded(1);
     let (alive, ended) = rt::bounded(1);
-    let fs = TorrentFs::new(source, meta, abort_rx, alive);
+    let shared = torrents.shared();
+    let fs = TorrentFs::new(shared.clone(), abort_rx, alive);
 
     let mut config = Config::default();
     config.mount_options = vec![
@@ -104,10 +125,9 @@ pub fn mount<S: Source>(
     } else {
         SessionACL::Owner
     };
-    let session = fuser::spawn_mount(fs, &dir, &config).map_err(|source| MountError::Mount {
-        dir: dir.clone(),
-        source,
-    })?;
+    let session =
+        fuser::spawn_mount(fs, &dir, &config).map_err(|source| mount_failed(&dir, source))?;
+    shared.set_notifier(session.notifier());
     let dev = std::fs::metadata(&dir)
         .ok()
         .map(|m| (libc::major(m.dev()), libc::minor(m.dev())));
@@ -123,6 +143,30 @@ pub fn mount<S: Source>(
         ended,
         connection,
     })
+}
+
+/// Names /dev/fuse when it is what could not be opened: fuser's own error says only
+/// "permission denied".
+fn mount_failed(dir: &Path, source: io::Error) -> MountError {
+    let denied = matches!(
+        source.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound
+    );
+    if denied
+        && let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+    {
+        return MountError::FuseDevice {
+            dir: dir.to_owned(),
+            source: e,
+        };
+    }
+    MountError::Mount {
+        dir: dir.to_owned(),
+        source,
+    }
 }
 
 impl Mount {

@@ -35,12 +35,25 @@ engine_flags!(MountCmd);
 
 impl MountCmd {
     pub fn new(torrent: &Path, dir: &Path) -> MountCmd {
+        MountCmd::many(&[torrent], dir)
+    }
+
+    /// A mount of every torrent in `torrents` (none: with [`MountCmd::watch`] only).
+    pub fn many(torrents: &[&Path], dir: &Path) -> MountCmd {
+        let mut args: Vec<OsString> = vec!["-q".into(), "mount".into()];
+        args.extend(torrents.iter().map(|t| t.as_os_str().to_owned()));
+        args.push(dir.into());
         MountCmd {
-            args: vec!["-q".into(), "mount".into(), torrent.into(), dir.into()],
+            args,
             env: Vec::new(),
             dir: dir.to_path_buf(),
             events: None,
         }
+    }
+
+    /// Also mounts the torrents of the watch folder `dir`.
+    pub fn watch(self, dir: &Path) -> Self {
+        self.opt("--watch", dir)
     }
 
     pub fn data(self, dir: &Path) -> Self {

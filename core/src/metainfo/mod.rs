@@ -74,6 +74,8 @@ pub struct Metainfo {
     pub multi_file: bool,
     pub comment: Option<String>,
     pub created_by: Option<String>,
+    /// `creation date`, seconds since the Unix epoch (absent or negative: `None`).
+    pub creation_date: Option<u64>,
 }
 
 /// Why a .torrent was refused. Every variant reads as one line.
@@ -122,6 +124,8 @@ struct RawTorrent {
     comment: Option<ByteBuf>,
     #[serde(rename = "created by")]
     created_by: Option<ByteBuf>,
+    #[serde(rename = "creation date")]
+    creation_date: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -255,6 +259,7 @@ impl Metainfo {
             multi_file,
             comment: top.comment.as_ref().map(text),
             created_by: top.created_by.as_ref().map(text),
+            creation_date: top.creation_date.and_then(|d| u64::try_from(d).ok()),
         })
     }
 

@@ -5,6 +5,7 @@
 
 mod compose;
 mod listener;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing, logging, and one module per command.
 
 mod info;
+mod mount;
 mod progress;
 mod remote;
 mod serve;
@@ -65,27 +66,9 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
-    /// Mount a torrent as a read-only directory; files download as they are read.
-    Mount {
-        /// The .torrent file.
-        torrent: PathBuf,
-        /// An existing empty directory to show the torrent's files in.
-        mountpoint: PathBuf,
-        /// Where pieces are kept (default: a per-torrent cache directory).
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Fetch only what is read, nothing in the background.
-        #[arg(long)]
-        lazy: bool,
-        /// Let other users read the mount (needs user_allow_other in /etc/fuse.conf).
-        #[arg(long)]
-        allow_other: bool,
-        /// Seconds a read may wait for its pieces before failing with EIO.
-        #[arg(long)]
-        read_timeout: Option<u64>,
-        #[command(flatten)]
-        engine: EngineArgs,
-    },
+    /// Mount torrents as a read-only directory; files download as they are read.
+    #[command(override_usage = "rivulet mount [OPTIONS] [SOURCE]... <MOUNTPOINT>")]
+    Mount(mount::MountArgs),
     /// Run a session with an HTTP API, file streaming and a web page, until interrupted.
     Serve {
         /// Directory the torrents' files are downloaded into; the added .torrent files are
@@ -245,24 +228,7 @@ pub fn main() -> ExitCode {
             engine,
             cli.quiet,
         )),
-        Command::Mount {
-            torrent,
-            mountpoint,
-            data,
-            lazy,
-            allow_other,
-            read_timeout,
-            engine,
-        } => rivulet_core::rt::block_on(setup::mount(setup::MountArgs {
-            torrent,
-            mountpoint,
-            data,
-            lazy,
-            allow_other,
-            read_timeout,
-            engine,
-            quiet: cli.quiet,
-        })),
+        Command::Mount(args) => rivulet_core::rt::block_on(mount::run(args, cli.quiet)),
         Command::Serve {
             data,
             http,

@@ -1,5 +1,6 @@
-//! The commands that run the engine (download, seed, mount, plugins) as thin clients of a
-//! core session: settings from file, environment and flags, the built-in plugins, one torrent.
+//! The commands that run the engine (download, seed, plugins) as thin clients of a core
+//! session: settings from file, environment and flags, the built-in plugins, one torrent. The
+//! mount command (several torrents) has its own module on the same helpers.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -190,69 +191,6 @@ fn refuse_to_seed(bad: DataError) -> anyhow::Error {
     )
 }
 
-pub struct MountArgs {
-    pub torrent: PathBuf,
-    pub mountpoint: PathBuf,
-    pub data: Option<PathBuf>,
-    pub lazy: bool,
-    pub allow_other: bool,
-    pub read_timeout: Option<u64>,
-    pub engine: EngineArgs,
-    pub quiet: bool,
-}
-
-/// Default home of a mount's pieces: `$XDG_CACHE_HOME/rivulet/<info-hash>`.
-fn cache_dir(meta: &Metainfo) -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("rivulet").join(meta.info_hash.hex())
-}
-
-pub async fn mount(m: MountArgs) -> anyhow::Result<()> {
-    let meta = Arc::new(load_torrent(&m.torrent)?);
-    // Before the engine starts: a mount point that cannot be used must not cost a tracker
-    // announce and a cache directory first.
-    rivulet_fuse::check_mount_point(&m.mountpoint)?;
-    let settings = settings(&m.engine)?;
-    let data_dir = m.data.clone().unwrap_or_else(|| cache_dir(&meta));
-    let stop = signals::termination()?;
-    let mode = Mode::Stream { lazy: m.lazy };
-    let (session, handle) = start(
-        &m.engine,
-        settings,
-        meta.clone(),
-        data_dir,
-        mode,
-        m.read_timeout,
-    )
-    .await?;
-    let opts = rivulet_fuse::MountOptions {
-        allow_other: m.allow_other,
-    };
-    let mounted = match rivulet_fuse::mount(handle.clone(), meta, &m.mountpoint, opts) {
-        Ok(mounted) => mounted,
-        Err(e) => {
-            session.shutdown().await;
-            return Err(e.into());
-        }
-    };
-    let progress = Progress::start(handle.clone(), m.quiet);
-    futures_select(stop.recv(), mounted.wait_unmounted()).await;
-    drop(progress);
-    // Unmount first: waiting readers get EIO at once instead of after the engine's goodbye.
-    let unmounted = if mounted.is_mounted() {
-        mounted.unmount()
-    } else {
-        Ok(())
-    };
-    session.shutdown().await;
-    unmounted?;
-    Ok(())
-}
-
 pub fn plugins(config: Option<PathBuf>) -> anyhow::Result<()> {
     let args = EngineArgs {
         config,
@@ -287,7 +225,7 @@ pub fn plugins(config: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 /// Waits for whichever comes first: `a` (Some) or `b` (None).
-async fn futures_select<A, B>(
+pub(super) async fn futures_select<A, B>(
     a: impl std::future::Future<Output = A>,
     b: impl std::future::Future<Output = B>,
 ) -> Option<A> {

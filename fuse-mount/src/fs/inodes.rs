@@ -1,7 +1,10 @@
-//! The mount's inode table, built once from the metainfo alone so listing never waits on data.
+//! The mount's inode table, built from metainfo alone so listing never waits on data.
 //!
-//! The root holds what a download into the mount point would create (the single file, or the
-//! torrent's folder) plus the hidden status folder [`STATUS_DIR`].
+//! The root holds what downloads of every mounted torrent into one folder would create (each
+//! torrent's single file, or its folder) plus the status folder [`STATUS_DIR`]. Torrents come
+//! and go while mounted: adding one appends its nodes, removing one takes its entry out of the
+//! root and forgets its nodes. Inode numbers are never reused, so a handle or a kernel cache
+//! entry naming a removed torrent's inode finds nothing (ENOENT) rather than another file.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -10,52 +13,95 @@ use rivulet_core::layout::Layout;
 use rivulet_core::metainfo::Metainfo;
 
 pub const ROOT: u64 = 1;
-/// Hidden folder at the mount root holding [`STATUS_FILE`].
+/// Folder at the mount root holding [`STATUS_FILE`]; left out of the root's listing.
 pub const STATUS_DIR: &str = ".rivulet";
 pub const STATUS_FILE: &str = "status.json";
+
+/// Which mounted torrent a node belongs to; never reused within a mount.
+pub type Slot = u64;
 
 #[derive(Debug)]
 pub enum Kind {
     /// Children by name, in name order (that is the `readdir` order).
     Dir(BTreeMap<String, u64>),
-    /// Index into `Metainfo::files`.
+    /// Index into the torrent's `Metainfo::files`.
     File(usize),
     /// The status file, rendered at open.
     Status,
+}
+
+impl Kind {
+    /// The torrent file index of a file node.
+    pub fn file_index(&self) -> Option<usize> {
+        match self {
+            Kind::File(i) => Some(*i),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct Node {
     pub parent: u64,
     pub kind: Kind,
-    /// Pieces holding this node's bytes, sorted and merged; empty for the status nodes.
+    /// Pieces holding this node's bytes, sorted and merged; empty outside torrents.
     pub pieces: Vec<Range<u32>>,
-    /// Part of the status folder rather than of the torrent.
-    pub status: bool,
+    /// The torrent the node is part of; `None` for the root and the status folder.
+    pub torrent: Option<Slot>,
 }
 
-/// All nodes; inode `n` is `nodes[n - 1]`.
+/// All nodes; inode `n` is `nodes[n - 1]`, `None` once its torrent was removed.
 #[derive(Debug)]
 pub struct Inodes {
-    nodes: Vec<Node>,
+    nodes: Vec<Option<Node>>,
 }
 
 impl Inodes {
-    pub fn new(meta: &Metainfo) -> Self {
+    /// The root with the status folder and nothing else.
+    pub fn new() -> Self {
+        let mut inodes = Inodes {
+            nodes: vec![Some(Node {
+                parent: ROOT,
+                kind: Kind::Dir(BTreeMap::new()),
+                pieces: Vec::new(),
+                torrent: None,
+            })],
+        };
+        let status = inodes.add(ROOT, STATUS_DIR, Kind::Dir(BTreeMap::new()), None);
+        inodes.add(status, STATUS_FILE, Kind::Status, None);
+        inodes
+    }
+
+    /// The name `meta` takes at the root: its own, or with a short info-hash suffix when that
+    /// is taken (by another torrent or the status folder), before the extension of a file.
+    pub fn free_name(&self, meta: &Metainfo) -> String {
+        let name = top_name(meta);
+        if self.lookup(ROOT, &name).is_none() {
+            return name;
+        }
+        let short = &meta.info_hash.hex()[..8];
+        match name.rfind('.').filter(|&dot| dot > 0 && !meta.multi_file) {
+            Some(dot) => format!("{}-{short}{}", &name[..dot], &name[dot..]),
+            None => format!("{name}-{short}"),
+        }
+    }
+
+    /// Adds the tree of `meta` at the root under `name` (from [`Inodes::free_name`]); returns
+    /// the inode of its top entry.
+    pub fn add_torrent(&mut self, slot: Slot, meta: &Metainfo, name: &str) -> u64 {
         let layout = Layout::new(meta);
-        let mut nodes = vec![Node {
-            parent: ROOT,
-            kind: Kind::Dir(BTreeMap::new()),
-            pieces: Vec::new(),
-            status: false,
-        }];
+        let first = self.nodes.len() as u64 + 1;
         for (index, file) in meta.files.iter().enumerate() {
             let pieces = layout.pieces_for(layout.file_range(index));
             let mut dir = ROOT;
             for (depth, component) in file.path.iter().enumerate() {
-                push_pieces(&mut nodes[(dir - 1) as usize], &pieces);
+                if dir != ROOT {
+                    self.push_pieces(dir, &pieces);
+                }
+                let component = if depth == 0 { name } else { component };
                 let last = depth + 1 == file.path.len();
-                dir = match child_of(&nodes, dir, component) {
+                let existing = self.lookup(dir, component).filter(|&ino| ino >= first);
+                dir = match existing {
                     // The metainfo refuses duplicate paths and file/folder clashes, so an
                     // existing child here is always a folder on the way down.
                     Some(existing) => existing,
@@ -65,43 +111,54 @@ impl Inodes {
                         } else {
                             Kind::Dir(BTreeMap::new())
                         };
-                        add(&mut nodes, dir, component, kind, false)
+                        self.add(dir, component, kind, Some(slot))
                     }
                 };
             }
-            push_pieces(&mut nodes[(dir - 1) as usize], &pieces);
+            self.push_pieces(dir, &pieces);
         }
-        for node in &mut nodes {
+        for node in self.nodes[first as usize - 1..].iter_mut().flatten() {
             merge(&mut node.pieces);
         }
-        if child_of(&nodes, ROOT, STATUS_DIR).is_none() {
-            let status = add(
-                &mut nodes,
-                ROOT,
-                STATUS_DIR,
-                Kind::Dir(BTreeMap::new()),
-                true,
-            );
-            add(&mut nodes, status, STATUS_FILE, Kind::Status, true);
-        } else {
-            tracing::warn!(
-                "the torrent itself is named {STATUS_DIR}; the mount has no status file"
-            );
+        self.lookup(ROOT, name).unwrap_or(ROOT)
+    }
+
+    /// Takes the torrent whose top entry is `top` out of the root and forgets its nodes.
+    pub fn remove_torrent(&mut self, top: u64) {
+        let Some(node) = self.get(top) else { return };
+        let slot = node.torrent;
+        if slot.is_none() {
+            return;
         }
-        Inodes { nodes }
+        if let Some(Some(Node {
+            kind: Kind::Dir(children),
+            ..
+        })) = self.nodes.first_mut()
+        {
+            children.retain(|_, &mut ino| ino != top);
+        }
+        for node in self.nodes.iter_mut() {
+            if node.as_ref().is_some_and(|n| n.torrent == slot) {
+                *node = None;
+            }
+        }
     }
 
     pub fn get(&self, ino: u64) -> Option<&Node> {
         let i = usize::try_from(ino.checked_sub(1)?).ok()?;
-        self.nodes.get(i)
+        self.nodes.get(i)?.as_ref()
     }
 
     pub fn lookup(&self, parent: u64, name: &str) -> Option<u64> {
-        child_of(&self.nodes, parent, name)
+        match &self.get(parent)?.kind {
+            Kind::Dir(children) => children.get(name).copied(),
+            _ => None,
+        }
     }
 
+    /// Nodes in use.
     pub fn count(&self) -> u64 {
-        self.nodes.len() as u64
+        self.nodes.iter().flatten().count() as u64
     }
 
     /// Number of folders directly inside `ino` (for its link count).
@@ -114,41 +171,51 @@ impl Inodes {
             _ => 0,
         }
     }
-}
 
-fn child_of(nodes: &[Node], parent: u64, name: &str) -> Option<u64> {
-    match &nodes.get((parent - 1) as usize)?.kind {
-        Kind::Dir(children) => children.get(name).copied(),
-        _ => None,
-    }
-}
-
-fn add(nodes: &mut Vec<Node>, parent: u64, name: &str, kind: Kind, status: bool) -> u64 {
-    nodes.push(Node {
-        parent,
-        kind,
-        pieces: Vec::new(),
-        status,
-    });
-    let ino = nodes.len() as u64;
-    if let Kind::Dir(children) = &mut nodes[(parent - 1) as usize].kind {
-        children.insert(name.to_owned(), ino);
-    }
-    ino
-}
-
-fn push_pieces(node: &mut Node, pieces: &Range<u32>) {
-    if pieces.is_empty() {
-        return;
-    }
-    // Files come in torrent order, so most pushes extend the last range; merge() tidies the rest.
-    match node.pieces.last_mut() {
-        Some(last) if pieces.start <= last.end && pieces.end >= last.start => {
-            last.start = last.start.min(pieces.start);
-            last.end = last.end.max(pieces.end);
+    fn add(&mut self, parent: u64, name: &str, kind: Kind, torrent: Option<Slot>) -> u64 {
+        self.nodes.push(Some(Node {
+            parent,
+            kind,
+            pieces: Vec::new(),
+            torrent,
+        }));
+        let ino = self.nodes.len() as u64;
+        if let Some(Some(Node {
+            kind: Kind::Dir(children),
+            ..
+        })) = self.nodes.get_mut((parent - 1) as usize)
+        {
+            children.insert(name.to_owned(), ino);
         }
-        _ => node.pieces.push(pieces.clone()),
+        ino
     }
+
+    fn push_pieces(&mut self, ino: u64, pieces: &Range<u32>) {
+        let Some(Some(node)) = self.nodes.get_mut((ino - 1) as usize) else {
+            return;
+        };
+        if pieces.is_empty() {
+            return;
+        }
+        // Files come in torrent order, so most pushes extend the last range; merge() tidies
+        // the rest.
+        match node.pieces.last_mut() {
+            Some(last) if pieces.start <= last.end && pieces.end >= last.start => {
+                last.start = last.start.min(pieces.start);
+                last.end = last.end.max(pieces.end);
+            }
+            _ => node.pieces.push(pieces.clone()),
+        }
+    }
+}
+
+/// What a download of `meta` creates in its folder: the first component of its paths.
+fn top_name(meta: &Metainfo) -> String {
+    meta.files
+        .first()
+        .and_then(|f| f.path.first())
+        .cloned()
+        .unwrap_or_else(|| meta.name.clone())
 }
 
 fn merge(ranges: &mut Vec<Range<u32>>) {
@@ -184,18 +251,26 @@ mod tests {
             })
             .collect();
         Metainfo {
-            info_hash: InfoHash([0; 20]),
+            info_hash: InfoHash([0xab; 20]),
             name: files[0].path[0].clone(),
             piece_length: piece,
             piece_hashes: vec![[0; 20]; offset.div_ceil(piece) as usize],
+            multi_file: files[0].path.len() > 1,
             files,
             total_length: offset,
             trackers: Vec::new(),
             private: false,
-            multi_file: true,
             comment: None,
             created_by: None,
+            creation_date: None,
         }
+    }
+
+    fn with(m: &Metainfo) -> (Inodes, u64) {
+        let mut ino = Inodes::new();
+        let name = ino.free_name(m);
+        let top = ino.add_torrent(7, m, &name);
+        (ino, top)
     }
 
     #[test]
@@ -204,8 +279,8 @@ mod tests {
             &[("t/a/x", 100), ("t/b/y", 0), ("t/a/z", 100), ("t/top", 10)],
             64,
         );
-        let ino = Inodes::new(&m);
-        let t = ino.lookup(ROOT, "t").unwrap();
+        let (ino, t) = with(&m);
+        assert_eq!(ino.lookup(ROOT, "t"), Some(t));
         let a = ino.lookup(t, "a").unwrap();
         let x = ino.lookup(a, "x").unwrap();
         let z = ino.lookup(a, "z").unwrap();
@@ -220,12 +295,12 @@ mod tests {
         assert_eq!(ino.get(z).unwrap().pieces, vec![1..4]);
         assert_eq!(ino.get(a).unwrap().pieces, vec![0..4]);
         assert!(ino.get(y).unwrap().pieces.is_empty());
-        assert_eq!(ino.get(ROOT).unwrap().pieces, vec![0..4]);
+        assert_eq!(ino.get(t).unwrap().pieces, vec![0..4]);
+        assert_eq!(ino.get(y).unwrap().torrent, Some(7));
         let status = ino.lookup(ROOT, STATUS_DIR).unwrap();
         let file = ino.lookup(status, STATUS_FILE).unwrap();
         assert!(matches!(ino.get(file).unwrap().kind, Kind::Status));
-        assert!(ino.get(status).unwrap().status && ino.get(file).unwrap().status);
-        assert!(!ino.get(ROOT).unwrap().status && !ino.get(y).unwrap().status);
+        assert!(ino.get(status).unwrap().torrent.is_none());
         assert_eq!(format!("{STATUS_DIR}/{STATUS_FILE}"), crate::STATUS_PATH);
         assert!(ino.get(0).is_none());
         assert!(ino.get(ino.count() + 1).is_none());
@@ -235,19 +310,51 @@ mod tests {
     #[test]
     fn folder_pieces_merge_when_files_interleave() {
         let m = meta(&[("t/a/1", 64), ("t/b/2", 128), ("t/a/3", 64)], 64);
-        let ino = Inodes::new(&m);
-        let t = ino.lookup(ROOT, "t").unwrap();
+        let (ino, t) = with(&m);
         let a = ino.lookup(t, "a").unwrap();
         assert_eq!(ino.get(a).unwrap().pieces, vec![0..1, 3..4]);
         assert_eq!(ino.get(t).unwrap().pieces, vec![0..4]);
     }
 
     #[test]
-    fn a_torrent_named_like_the_status_folder_wins() {
+    fn a_torrent_named_like_the_status_folder_gets_a_suffix() {
         let m = meta(&[(".rivulet", 10)], 64);
-        let ino = Inodes::new(&m);
-        let f = ino.lookup(ROOT, STATUS_DIR).unwrap();
-        assert!(matches!(ino.get(f).unwrap().kind, Kind::File(0)));
-        assert_eq!(ino.count(), 2);
+        let (ino, top) = with(&m);
+        assert_eq!(ino.lookup(ROOT, ".rivulet-abababab"), Some(top));
+        assert!(matches!(ino.get(top).unwrap().kind, Kind::File(0)));
+        let status = ino.lookup(ROOT, STATUS_DIR).unwrap();
+        assert!(ino.lookup(status, STATUS_FILE).is_some());
+    }
+
+    #[test]
+    fn clashing_names_take_the_short_hash_before_the_extension() {
+        let mut ino = Inodes::new();
+        let film = meta(&[("film.mkv", 10)], 64);
+        let first = ino.free_name(&film);
+        ino.add_torrent(1, &film, &first);
+        assert_eq!(ino.free_name(&film), "film-abababab.mkv");
+        let folder = meta(&[("film.mkv/a", 10)], 64);
+        assert_eq!(ino.free_name(&folder), "film.mkv-abababab");
+    }
+
+    #[test]
+    fn a_removed_torrent_leaves_the_root_and_its_inodes_are_not_reused() {
+        let mut ino = Inodes::new();
+        let a = meta(&[("a/x", 10), ("a/y", 10)], 64);
+        let b = meta(&[("b", 10)], 64);
+        let top_a = ino.add_torrent(1, &a, "a");
+        let x = ino.lookup(top_a, "x").unwrap();
+        let top_b = ino.add_torrent(2, &b, "b");
+        ino.remove_torrent(top_a);
+        assert!(ino.lookup(ROOT, "a").is_none());
+        assert!(ino.get(top_a).is_none() && ino.get(x).is_none());
+        assert_eq!(ino.lookup(ROOT, "b"), Some(top_b));
+        let again = ino.add_torrent(3, &a, "a");
+        assert!(again > top_b, "inode numbers only grow");
+        assert_eq!(
+            ino.count(),
+            3 + 1 + 3,
+            "root, status folder and file, b, a again"
+        );
     }
 }

@@ -3,12 +3,14 @@
 //!
 //! Every data read becomes its own task that answers the kernel when the engine has the bytes,
 //! so the FUSE thread never waits on the network: many reads are in flight while `ls` stays
-//! instant. Closing the abort channel (on unmount) fails every waiting read with EIO.
+//! instant. Closing the abort channel (on unmount) fails every waiting read with EIO; so does a
+//! torrent leaving the mount, for its own reads.
 //!
 //! Over 500 lines because it is one trait implementation: the `Filesystem` callbacks (lookup,
 //! getattr, readdir, open, read, release, xattrs, statfs) are short and read best side by side.
 
 mod inodes;
+pub(crate) mod library;
 pub(crate) mod status;
 
 use std::collections::HashMap;
@@ -25,15 +27,16 @@ use fuser::{
     ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use futures::future::{Either, select};
-use rivulet_core::metainfo::Metainfo;
-use rivulet_core::reader::{Reader, Readers};
+use rivulet_core::reader::Reader;
 use rivulet_core::rt::{Receiver, Sender, Tasks};
 
 use crate::source::Source;
-use inodes::{Inodes, Kind, Node};
-use status::{PROGRESS_XATTR, Progress, status_json};
+use inodes::{Inodes, Kind, Node, ROOT, STATUS_DIR};
+use library::{FIXED_TIME, Mounted, Shared};
+use status::{PROGRESS_XATTR, Progress};
 
-/// The torrent's tree never changes while mounted, so the kernel may cache it for long.
+/// A torrent's tree never changes while mounted (a removed torrent's entry is invalidated), so
+/// the kernel may cache it for long.
 const TREE_TTL: Duration = Duration::from_secs(3600);
 /// Block size reported by `stat` and `statfs`; large so tools read in big chunks.
 const BLOCK_SIZE: u32 = 1 << 20;
@@ -42,18 +45,14 @@ const MAX_BACKGROUND: u16 = 64;
 
 /// State of one open file handle.
 enum OpenFile<S: Source> {
-    Torrent(Reader<S>),
+    Torrent(Reader<S>, Arc<Mounted<S>>),
     /// The status document as rendered at open, so one reader sees one consistent snapshot.
     Status(Arc<[u8]>),
 }
 
 pub(crate) struct TorrentFs<S: Source> {
-    readers: Readers<S>,
-    meta: Arc<Metainfo>,
-    inodes: Inodes,
-    mounted_at: SystemTime,
-    uid: u32,
-    gid: u32,
+    shared: Arc<Shared<S>>,
+    owner: Owner,
     open: Mutex<HashMap<u64, OpenFile<S>>>,
     next_fh: AtomicU64,
     /// Closed when the mount is being torn down.
@@ -64,22 +63,146 @@ pub(crate) struct TorrentFs<S: Source> {
     _alive: Sender<()>,
 }
 
+/// One entry of a directory listing.
+type DirEntry = (String, u64, FileType);
+
+/// The listing of folder `ino` after `.` and `..`; the root's leaves out the status folder
+/// (reachable by name, hidden like a dot-file should be from tools walking the tree).
+fn dir_entries(inodes: &Inodes, ino: u64) -> Result<Vec<DirEntry>, Errno> {
+    let node = inodes.get(ino).ok_or(Errno::ENOENT)?;
+    let Kind::Dir(children) = &node.kind else {
+        return Err(Errno::ENOTDIR);
+    };
+    let dots = [(".", ino), ("..", node.parent)]
+        .into_iter()
+        .map(|(name, ino)| (name.to_owned(), ino, FileType::Directory));
+    let entries = children
+        .iter()
+        .filter(|&(name, &child)| {
+            !(ino == ROOT
+                && name == STATUS_DIR
+                && inodes.get(child).is_some_and(|n| n.torrent.is_none()))
+        })
+        .map(|(name, &child)| {
+            let kind = match inodes.get(child).map(|n| &n.kind) {
+                Some(Kind::Dir(_)) => FileType::Directory,
+                _ => FileType::RegularFile,
+            };
+            (name.clone(), child, kind)
+        });
+    Ok(dots.chain(entries).collect())
+}
+
+fn reply_dir(entries: Result<Vec<DirEntry>, Errno>, offset: u64, mut reply: ReplyDirectory) {
+    let entries = match entries {
+        Ok(e) => e,
+        Err(e) => return reply.error(e),
+    };
+    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+    for (i, (name, child, kind)) in entries.iter().enumerate().skip(skip) {
+        // The offset given with an entry is where the next readdir call resumes.
+        if reply.add(INodeNo(*child), i as u64 + 1, *kind, name) {
+            break;
+        }
+    }
+    reply.ok();
+}
+
+/// Who owns every entry: the user that mounted.
+#[derive(Clone, Copy)]
+struct Owner {
+    uid: u32,
+    gid: u32,
+}
+
+fn attr<S: Source>(
+    shared: &Shared<S>,
+    owner: Owner,
+    inodes: &Inodes,
+    ino: u64,
+    node: &Node,
+) -> (FileAttr, Duration) {
+    let torrent = node.torrent.and_then(|slot| shared.torrent(slot));
+    let time = torrent
+        .as_ref()
+        .map_or(SystemTime::UNIX_EPOCH + FIXED_TIME, |t| t.time);
+    let (kind, perm, size, nlink, ttl) = match &node.kind {
+        Kind::Dir(_) => (
+            FileType::Directory,
+            0o555,
+            0,
+            2 + inodes.subdirs(ino),
+            // The root changes as torrents come and go.
+            if ino == ROOT {
+                Duration::ZERO
+            } else {
+                TREE_TTL
+            },
+        ),
+        Kind::File(i) => {
+            let len = torrent
+                .as_ref()
+                .and_then(|t| t.meta.files.get(*i))
+                .map_or(0, |f| f.length);
+            (FileType::RegularFile, 0o444, len, 1, TREE_TTL)
+        }
+        // Its size changes as the download progresses: never cached.
+        Kind::Status => (
+            FileType::RegularFile,
+            0o444,
+            shared.status_doc().len() as u64,
+            1,
+            Duration::ZERO,
+        ),
+    };
+    let attr = FileAttr {
+        ino: INodeNo(ino),
+        size,
+        blocks: size.div_ceil(512),
+        atime: time,
+        mtime: time,
+        ctime: time,
+        crtime: time,
+        kind,
+        perm,
+        nlink,
+        uid: owner.uid,
+        gid: owner.gid,
+        rdev: 0,
+        blksize: BLOCK_SIZE,
+        flags: 0,
+    };
+    (attr, ttl)
+}
+
+/// Answers a lookup from the table as it is now.
+fn reply_lookup<S: Source>(
+    shared: &Shared<S>,
+    owner: Owner,
+    parent: u64,
+    name: &str,
+    reply: ReplyEntry,
+) {
+    let inodes = shared.inodes();
+    let found = inodes
+        .lookup(parent, name)
+        .and_then(|ino| Some((ino, inodes.get(ino)?)));
+    match found {
+        Some((ino, node)) => {
+            let (attr, ttl) = attr(shared, owner, &inodes, ino, node);
+            reply.entry(&ttl, &attr, Generation(0));
+        }
+        None => reply.error(Errno::ENOENT),
+    }
+}
+
 impl<S: Source> TorrentFs<S> {
-    pub(crate) fn new(
-        source: S,
-        meta: Arc<Metainfo>,
-        abort: Receiver<()>,
-        alive: Sender<()>,
-    ) -> Self {
+    pub(crate) fn new(shared: Arc<Shared<S>>, abort: Receiver<()>, alive: Sender<()>) -> Self {
         // SAFETY: getuid and getgid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         TorrentFs {
-            inodes: Inodes::new(&meta),
-            readers: Readers::new(source, meta.clone()),
-            meta,
-            mounted_at: SystemTime::now(),
-            uid,
-            gid,
+            shared,
+            owner: Owner { uid, gid },
             open: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             abort,
@@ -94,68 +217,51 @@ impl<S: Source> TorrentFs<S> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn status_doc(&self) -> Vec<u8> {
-        status_json(&self.meta, self.readers.torrent().stats())
+    fn attr(&self, inodes: &Inodes, ino: u64, node: &Node) -> (FileAttr, Duration) {
+        attr(&self.shared, self.owner, inodes, ino, node)
     }
 
-    fn attr(&self, ino: u64, node: &Node) -> (FileAttr, Duration) {
-        let (kind, perm, size, nlink, ttl) = match &node.kind {
-            Kind::Dir(_) => (
-                FileType::Directory,
-                0o555,
-                0,
-                2 + self.inodes.subdirs(ino),
-                TREE_TTL,
-            ),
-            Kind::File(i) => {
-                let len = self.meta.files.get(*i).map_or(0, |f| f.length);
-                (FileType::RegularFile, 0o444, len, 1, TREE_TTL)
+    /// The progress attribute of a torrent file or folder, or of the root (all torrents);
+    /// `None` for the status nodes.
+    fn progress(&self, inodes: &Inodes, ino: u64, node: &Node) -> Option<String> {
+        let progress = match node.torrent {
+            Some(slot) => {
+                let t = self.shared.torrent(slot)?;
+                Progress::of(&t.readers.torrent().have(), &node.pieces)
             }
-            // Its size changes as the download progresses: never cached.
-            Kind::Status => (
-                FileType::RegularFile,
-                0o444,
-                self.status_doc().len() as u64,
-                1,
-                Duration::ZERO,
-            ),
+            None if ino == ROOT => {
+                self.shared
+                    .all()
+                    .iter()
+                    .fold(Progress { have: 0, total: 0 }, |sum, t| {
+                        let pieces = inodes.get(t.top).map_or(&[][..], |n| &n.pieces[..]);
+                        let p = Progress::of(&t.readers.torrent().have(), pieces);
+                        Progress {
+                            have: sum.have + p.have,
+                            total: sum.total + p.total,
+                        }
+                    })
+            }
+            None => return None,
         };
-        let attr = FileAttr {
-            ino: INodeNo(ino),
-            size,
-            blocks: size.div_ceil(512),
-            atime: self.mounted_at,
-            mtime: self.mounted_at,
-            ctime: self.mounted_at,
-            crtime: self.mounted_at,
-            kind,
-            perm,
-            nlink,
-            uid: self.uid,
-            gid: self.gid,
-            rdev: 0,
-            blksize: BLOCK_SIZE,
-            flags: 0,
-        };
-        (attr, ttl)
-    }
-
-    /// The progress attribute of a torrent file or folder; `None` for the status nodes.
-    fn progress(&self, node: &Node) -> Option<String> {
-        if node.status {
-            return None;
-        }
-        Some(Progress::of(&self.readers.torrent().have(), &node.pieces).to_string())
+        Some(progress.to_string())
     }
 
     /// Starts a read of `size` bytes at `offset` through the reader of handle `fh`.
     fn read_torrent(&self, fh: u64, offset: u64, size: u32, reply: ReplyData) {
-        let read = match self.open_files().get(&fh) {
-            Some(OpenFile::Torrent(reader)) if offset >= reader.len() => {
+        let (read, gone) = match self.open_files().get(&fh) {
+            Some(OpenFile::Torrent(_, torrent)) if torrent.gone.is_closed() => {
+                reply.error(Errno::EIO);
+                return;
+            }
+            Some(OpenFile::Torrent(reader, _)) if offset >= reader.len() => {
                 reply.data(&[]);
                 return;
             }
-            Some(OpenFile::Torrent(reader)) => reader.read_at(offset, u64::from(size)),
+            Some(OpenFile::Torrent(reader, torrent)) => (
+                reader.read_at(offset, u64::from(size)),
+                torrent.gone.clone(),
+            ),
             _ => {
                 reply.error(Errno::EBADF);
                 return;
@@ -167,7 +273,8 @@ impl<S: Source> TorrentFs<S> {
                 reply.error(Errno::EIO);
                 return;
             }
-            match select(pin!(read), pin!(abort.recv())).await {
+            let (abort, gone) = (pin!(abort.recv()), pin!(gone.recv()));
+            match select(pin!(read), select(abort, gone)).await {
                 Either::Left((Ok(data), _)) => reply.data(&data),
                 Either::Left((Err(e), _)) => {
                     tracing::warn!(fh, offset, size, "read failed: {e}");
@@ -199,23 +306,30 @@ impl<S: Source> Filesystem for TorrentFs<S> {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let found = name
-            .to_str()
-            .and_then(|n| self.inodes.lookup(parent.0, n))
-            .and_then(|ino| Some((ino, self.inodes.get(ino)?)));
-        match found {
-            Some((ino, node)) => {
-                let (attr, ttl) = self.attr(ino, node);
-                reply.entry(&ttl, &attr, Generation(0));
-            }
-            None => reply.error(Errno::ENOENT),
+        let Some(name) = name.to_str() else {
+            return reply.error(Errno::ENOENT);
+        };
+        let missing = self.shared.inodes().lookup(parent.0, name).is_none();
+        // A name not at the root yet may belong to a torrent on its way: wait for it (bounded).
+        if missing
+            && parent.0 == ROOT
+            && let Some(settled) = self.shared.settled()
+        {
+            let (shared, owner, name) = (self.shared.clone(), self.owner, name.to_owned());
+            self.replies.spawn(async move {
+                settled.await;
+                reply_lookup(&shared, owner, ROOT, &name, reply);
+            });
+            return;
         }
+        reply_lookup(&self.shared, self.owner, parent.0, name, reply);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.inodes.get(ino.0) {
+        let inodes = self.shared.inodes();
+        match inodes.get(ino.0) {
             Some(node) => {
-                let (attr, ttl) = self.attr(ino.0, node);
+                let (attr, ttl) = self.attr(&inodes, ino.0, node);
                 reply.attr(&ttl, &attr);
             }
             None => reply.error(Errno::ENOENT),
@@ -316,20 +430,35 @@ impl<S: Source> Filesystem for TorrentFs<S> {
             reply.error(Errno::EROFS);
             return;
         }
-        let (state, fopen) = match self.inodes.get(ino.0).map(|n| &n.kind) {
+        let found = self.shared.inodes().get(ino.0).map(|n| {
+            (
+                n.torrent,
+                n.kind.file_index(),
+                matches!(n.kind, Kind::Dir(_)),
+            )
+        });
+        let (state, fopen) = match found {
             None => return reply.error(Errno::ENOENT),
-            Some(Kind::Dir(_)) => return reply.error(Errno::EISDIR),
+            Some((_, _, true)) => return reply.error(Errno::EISDIR),
             // Torrent data never changes once verified: let the page cache keep it.
-            Some(Kind::File(index)) => match self.readers.open(*index) {
-                Ok(reader) => (OpenFile::Torrent(reader), FopenFlags::FOPEN_KEEP_CACHE),
-                Err(e) => {
-                    tracing::warn!("open of file {index}: {e}");
-                    return reply.error(Errno::EIO);
+            Some((Some(slot), Some(index), _)) => {
+                let Some(torrent) = self.shared.torrent(slot) else {
+                    return reply.error(Errno::ENOENT);
+                };
+                match torrent.readers.open(index) {
+                    Ok(reader) => (
+                        OpenFile::Torrent(reader, torrent),
+                        FopenFlags::FOPEN_KEEP_CACHE,
+                    ),
+                    Err(e) => {
+                        tracing::warn!("open of file {index}: {e}");
+                        return reply.error(Errno::EIO);
+                    }
                 }
-            },
+            }
             // Direct I/O: readers see this open's snapshot whatever size getattr reported.
-            Some(Kind::Status) => (
-                OpenFile::Status(self.status_doc().into()),
+            Some(_) => (
+                OpenFile::Status(self.shared.status_doc().into()),
                 FopenFlags::FOPEN_DIRECT_IO,
             ),
         };
@@ -341,7 +470,7 @@ impl<S: Source> Filesystem for TorrentFs<S> {
     fn read(
         &self,
         _req: &Request,
-        ino: INodeNo,
+        _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -349,19 +478,20 @@ impl<S: Source> Filesystem for TorrentFs<S> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.inodes.get(ino.0).map(|n| &n.kind) {
-            Some(Kind::File(_)) => self.read_torrent(fh.0, offset, size, reply),
-            Some(Kind::Status) => {
-                let doc = match self.open_files().get(&fh.0) {
-                    Some(OpenFile::Status(doc)) => doc.clone(),
-                    _ => return reply.error(Errno::EBADF),
-                };
+        // By the handle, not the inode: a removed torrent's files have no inode any more, yet
+        // their handles must fail as reads (EIO), not as lookups.
+        let doc = match self.open_files().get(&fh.0) {
+            Some(OpenFile::Torrent(..)) => None,
+            Some(OpenFile::Status(doc)) => Some(doc.clone()),
+            None => return reply.error(Errno::EBADF),
+        };
+        match doc {
+            None => self.read_torrent(fh.0, offset, size, reply),
+            Some(doc) => {
                 let start = usize::try_from(offset).unwrap_or(usize::MAX).min(doc.len());
                 let end = start.saturating_add(size as usize).min(doc.len());
                 reply.data(&doc[start..end]);
             }
-            Some(Kind::Dir(_)) => reply.error(Errno::EISDIR),
-            None => reply.error(Errno::ENOENT),
         }
     }
 
@@ -408,8 +538,15 @@ impl<S: Source> Filesystem for TorrentFs<S> {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.inodes.get(ino.0).map(|n| &n.kind) {
-            Some(Kind::Dir(_)) => reply.opened(
+        let is_dir = self
+            .shared
+            .inodes()
+            .get(ino.0)
+            .map(|n| matches!(n.kind, Kind::Dir(_)));
+        match is_dir {
+            // The root changes as torrents come and go: listed afresh at each open.
+            Some(true) if ino.0 == ROOT => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Some(true) => reply.opened(
                 FileHandle(0),
                 FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
             ),
@@ -424,41 +561,33 @@ impl<S: Source> Filesystem for TorrentFs<S> {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        let Some(node) = self.inodes.get(ino.0) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let Kind::Dir(children) = &node.kind else {
-            return reply.error(Errno::ENOTDIR);
-        };
-        let dots = [(".", ino.0), ("..", node.parent)]
-            .into_iter()
-            .map(|(name, ino)| (name, ino, FileType::Directory));
-        let entries = children.iter().map(|(name, &child)| {
-            let kind = match self.inodes.get(child).map(|n| &n.kind) {
-                Some(Kind::Dir(_)) => FileType::Directory,
-                _ => FileType::RegularFile,
-            };
-            (name.as_str(), child, kind)
-        });
-        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        for (i, (name, child, kind)) in dots.chain(entries).enumerate().skip(skip) {
-            // The offset given with an entry is where the next readdir call resumes.
-            if reply.add(INodeNo(child), i as u64 + 1, kind, name) {
-                break;
-            }
+        // The first listing of the root waits (bounded) for torrents still on their way.
+        if ino.0 == ROOT
+            && offset == 0
+            && let Some(settled) = self.shared.settled()
+        {
+            let shared = self.shared.clone();
+            self.replies.spawn(async move {
+                settled.await;
+                let entries = dir_entries(&shared.inodes(), ROOT);
+                reply_dir(entries, offset, reply);
+            });
+            return;
         }
-        reply.ok();
+        let entries = dir_entries(&self.shared.inodes(), ino.0);
+        reply_dir(entries, offset, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let bsize = 4096u32;
+        let bytes: u64 = self.shared.all().iter().map(|t| t.meta.total_length).sum();
         reply.statfs(
-            self.meta.total_length.div_ceil(u64::from(bsize)),
+            bytes.div_ceil(u64::from(bsize)),
             0,
             0,
-            self.inodes.count(),
+            self.shared.inodes().count(),
             0,
             bsize,
             255,
@@ -480,20 +609,22 @@ impl<S: Source> Filesystem for TorrentFs<S> {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let Some(node) = self.inodes.get(ino.0) else {
+        let inodes = self.shared.inodes();
+        let Some(node) = inodes.get(ino.0) else {
             return reply.error(Errno::ENOENT);
         };
-        match self.progress(node) {
+        match self.progress(&inodes, ino.0, node) {
             Some(p) if name == PROGRESS_XATTR => reply_xattr(reply, size, p.as_bytes()),
             _ => reply.error(Errno::NO_XATTR),
         }
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let Some(node) = self.inodes.get(ino.0) else {
+        let inodes = self.shared.inodes();
+        let Some(node) = inodes.get(ino.0) else {
             return reply.error(Errno::ENOENT);
         };
-        let names = if node.status {
+        let names = if node.torrent.is_none() && ino.0 != ROOT {
             String::new()
         } else {
             format!("{PROGRESS_XATTR}\0")
@@ -506,12 +637,17 @@ impl<S: Source> Filesystem for TorrentFs<S> {
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        let Some(node) = self.inodes.get(ino.0) else {
+        let Some(is_dir) = self
+            .shared
+            .inodes()
+            .get(ino.0)
+            .map(|n| matches!(n.kind, Kind::Dir(_)))
+        else {
             return reply.error(Errno::ENOENT);
         };
         if mask.contains(AccessFlags::W_OK) {
             reply.error(Errno::EROFS);
-        } else if mask.contains(AccessFlags::X_OK) && !matches!(node.kind, Kind::Dir(_)) {
+        } else if mask.contains(AccessFlags::X_OK) && !is_dir {
             reply.error(Errno::EACCES);
         } else {
             reply.ok();

@@ -1,5 +1,5 @@
 //! Progress as seen from inside the mount: the `user.rivulet.progress` attribute and the
-//! `.rivulet/status.json` document.
+//! `.rivulet/status.json` document (every torrent of the mount).
 
 use std::fmt;
 use std::ops::Range;
@@ -8,6 +8,7 @@ use rivulet_core::bitfield::Bitfield;
 use rivulet_core::metainfo::Metainfo;
 use rivulet_core::torrent::Stats;
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// Extended attribute on every torrent file and folder.
 pub const PROGRESS_XATTR: &str = "user.rivulet.progress";
@@ -43,22 +44,48 @@ impl fmt::Display for Progress {
 }
 
 #[derive(Serialize)]
-struct StatusDoc<'a> {
+struct TorrentDoc<'a> {
     name: &'a str,
     info_hash: String,
+    /// Where the torrent sits at the mount root (its name, unless that clashed).
+    path: &'a str,
     #[serde(flatten)]
     stats: Stats,
 }
 
-/// The status document: the torrent's name and info-hash plus the engine's stats, as pretty
-/// JSON ending in a newline.
-pub fn status_json(meta: &Metainfo, stats: Stats) -> Vec<u8> {
-    let doc = StatusDoc {
-        name: &meta.name,
-        info_hash: meta.info_hash.hex(),
-        stats,
+/// One mounted torrent as the status document shows it.
+pub struct TorrentStatus<'a> {
+    pub meta: &'a Metainfo,
+    pub path: &'a str,
+    pub stats: Stats,
+}
+
+/// The status document as pretty JSON ending in a newline: every torrent (name, info-hash,
+/// place in the mount, the engine's stats) under `torrents`, then the `sections` front ends
+/// add (a watch folder's skipped files). A mount of one torrent also has that torrent's fields
+/// at the top level, as before there were several, so scripts reading them keep working.
+pub fn status_json(torrents: Vec<TorrentStatus<'_>>, sections: Vec<(&str, Value)>) -> Vec<u8> {
+    let docs: Vec<Value> = torrents
+        .into_iter()
+        .map(|t| {
+            serde_json::to_value(TorrentDoc {
+                name: &t.meta.name,
+                info_hash: t.meta.info_hash.hex(),
+                path: t.path,
+                stats: t.stats,
+            })
+            .unwrap_or_default()
+        })
+        .collect();
+    let mut doc = match docs.as_slice() {
+        [only] => only.as_object().cloned().unwrap_or_default(),
+        _ => Map::new(),
     };
-    // Serialising plain structs and maps of strings and numbers cannot fail.
+    doc.insert("torrents".into(), Value::Array(docs));
+    for (name, section) in sections {
+        doc.insert(name.into(), section);
+    }
+    // Serialising plain maps of strings and numbers cannot fail.
     let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     out.push(b'\n');
     out

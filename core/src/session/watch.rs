@@ -1,0 +1,296 @@
+//! A watch folder: every `.torrent` in it is a torrent of the session, added when it appears,
+//! removed when it goes. Front-end agnostic: a mount shows what it adds, an HTTP API lists it.
+//!
+//! The folder is polled every [`POLL`] rather than watched through inotify (the `notify`
+//! crate): a listing of a folder of a few hundred files costs well under a millisecond, polling
+//! needs no thread of its own nor a bridge into the runtime seam, and it also sees changes on
+//! network filesystems, where inotify reports nothing. A file is read once it looks the same
+//! (length and modification time) in two polls in a row, so a `.torrent` still being copied is
+//! never parsed half-written; files present when the watch starts are read at once. Adding
+//! thus takes at most two polls, well within a second.
+//!
+//! A file that cannot be used (not a torrent, a magnet link for now, a torrent the session
+//! cannot start) is reported once (log, a `watch_skipped` event, [`Watcher::skipped`]) and
+//! tried again only when it changes. A torrent that was already in the session (named on the
+//! command line as well) stays when its file goes: the folder did not add it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use super::{AddTorrent, Session, SessionError, TorrentSource};
+use crate::events::Event;
+use crate::metainfo::{InfoHash, Metainfo};
+use crate::rt::{self, Cancel, CancelSource, Tasks};
+use crate::torrent::TorrentHandle;
+
+/// How often the folder is listed.
+pub const POLL: Duration = Duration::from_millis(300);
+
+/// How the torrents of a watch folder are added and removed.
+pub struct WatchConfig {
+    pub dir: PathBuf,
+    /// How a torrent found in the folder is added (data folder, mode, read timeout, peers).
+    pub add: Box<dyn Fn(TorrentSource) -> AddTorrent + Send + Sync>,
+    /// Delete a torrent's data when its file leaves the folder (otherwise it is kept).
+    pub delete_data: bool,
+}
+
+/// What the watch folder changed in the session, for a front end to follow.
+pub enum WatchChange {
+    Added(TorrentHandle),
+    Removed(InfoHash),
+}
+
+/// A running watch folder; dropping it stops the polling (its torrents stay in the session).
+pub struct Watcher {
+    skipped: Arc<Mutex<BTreeMap<PathBuf, String>>>,
+    stop: CancelSource,
+    tasks: Tasks,
+}
+
+/// Length and modification time: a file whose stamp changed is read again.
+type Stamp = (u64, Option<SystemTime>);
+
+enum State {
+    /// Seen once with this stamp; read when the next poll sees the same.
+    Settling,
+    Added(InfoHash),
+    /// Its torrent was in the session already: not the folder's to remove.
+    NotOwned,
+    Bad,
+}
+
+struct Entry {
+    stamp: Stamp,
+    state: State,
+}
+
+impl Watcher {
+    /// Adds every torrent the folder holds now (resumed like any other), then keeps the session
+    /// in step with the folder until stopped. `on_change` hears of each torrent it adds or
+    /// removes. A folder that cannot be listed is an error only here, at start.
+    pub async fn start(
+        session: &Session,
+        cfg: WatchConfig,
+        on_change: impl Fn(WatchChange) + Send + Sync + 'static,
+    ) -> std::io::Result<Watcher> {
+        let mut folder = Folder {
+            session: session.clone(),
+            cfg,
+            on_change: Box::new(on_change),
+            known: HashMap::new(),
+            skipped: Arc::new(Mutex::new(BTreeMap::new())),
+        };
+        let listed = list(folder.cfg.dir.clone()).await?;
+        folder.reconcile(listed, true).await;
+        let (stop, stopped) = rt::cancel_pair();
+        let watcher = Watcher {
+            skipped: folder.skipped.clone(),
+            stop,
+            tasks: Tasks::default(),
+        };
+        watcher.tasks.spawn(folder.run(stopped));
+        Ok(watcher)
+    }
+
+    /// Files of the folder that were skipped, with why.
+    pub fn skipped(&self) -> Vec<(PathBuf, String)> {
+        self.skipped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(p, e)| (p.clone(), e.clone()))
+            .collect()
+    }
+
+    /// Stops watching; waits for a change in progress to finish.
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        self.tasks.join(Duration::from_secs(5)).await;
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+struct Folder {
+    session: Session,
+    cfg: WatchConfig,
+    on_change: Box<dyn Fn(WatchChange) + Send + Sync>,
+    known: HashMap<PathBuf, Entry>,
+    skipped: Arc<Mutex<BTreeMap<PathBuf, String>>>,
+}
+
+impl Folder {
+    async fn run(mut self, stopped: Cancel) {
+        while let rt::Either::Left(()) = rt::race(rt::sleep(POLL), stopped.cancelled()).await {
+            match list(self.cfg.dir.clone()).await {
+                Ok(listed) => self.reconcile(listed, false).await,
+                // Gone or unreadable for a moment (being replaced, a network hiccup): the
+                // torrents stay until the folder says otherwise.
+                Err(e) => tracing::debug!("cannot list {}: {e}", self.cfg.dir.display()),
+            }
+        }
+    }
+
+    /// Brings the session in step with one listing of the folder.
+    async fn reconcile(&mut self, listed: Vec<(PathBuf, Stamp)>, at_start: bool) {
+        let present: HashMap<&Path, Stamp> =
+            listed.iter().map(|(p, s)| (p.as_path(), *s)).collect();
+        let gone: Vec<PathBuf> = self
+            .known
+            .iter()
+            .filter(|(p, e)| present.get(p.as_path()) != Some(&e.stamp))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in gone {
+            self.forget(&path).await;
+        }
+        let mut ready = Vec::new();
+        for (path, stamp) in listed {
+            match self.known.get(&path).map(|e| &e.state) {
+                // Looked the same a poll ago (a change would have forgotten it above).
+                Some(State::Settling) => ready.push(path),
+                Some(_) => {}
+                None => {
+                    let state = State::Settling;
+                    self.known.insert(path.clone(), Entry { stamp, state });
+                    if at_start {
+                        ready.push(path);
+                    }
+                }
+            }
+        }
+        let outcomes = futures::future::join_all(ready.into_iter().map(|path| {
+            let session = self.session.clone();
+            let add = &self.cfg.add;
+            async move {
+                let outcome = match read(path.clone()).await {
+                    Ok(source) => session.add(add(source)).await.map_err(Skip::Session),
+                    Err(skip) => Err(skip),
+                };
+                (path, outcome)
+            }
+        }))
+        .await;
+        for (path, outcome) in outcomes {
+            let state = match outcome {
+                Ok(handle) => {
+                    tracing::info!("added {} from {}", handle.meta().name, path.display());
+                    let hash = handle.meta().info_hash;
+                    (self.on_change)(WatchChange::Added(handle));
+                    State::Added(hash)
+                }
+                Err(Skip::Session(SessionError::Duplicate(hash))) => {
+                    tracing::info!(
+                        "{}: torrent {hash} is already in the session",
+                        path.display()
+                    );
+                    State::NotOwned
+                }
+                Err(skip) => {
+                    self.report(&path, skip.to_string());
+                    State::Bad
+                }
+            };
+            if let Some(e) = self.known.get_mut(&path) {
+                e.state = state;
+            }
+        }
+    }
+
+    /// The file left the folder (or changed): its torrent leaves the session.
+    async fn forget(&mut self, path: &Path) {
+        let Some(entry) = self.known.remove(path) else {
+            return;
+        };
+        self.skipped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(path);
+        let State::Added(hash) = entry.state else {
+            return;
+        };
+        match self.session.remove(&hash, self.cfg.delete_data).await {
+            Ok(()) => tracing::info!(
+                "removed {} ({} left the folder)",
+                hash.hex(),
+                path.display()
+            ),
+            Err(e) => tracing::warn!("{}: {e}", path.display()),
+        }
+        (self.on_change)(WatchChange::Removed(hash));
+        // Another file of the same torrent was refused as a duplicate: it may add it now.
+        self.known
+            .retain(|_, e| !matches!(e.state, State::NotOwned));
+    }
+
+    fn report(&self, path: &Path, error: String) {
+        tracing::warn!("skipping {}: {error}", path.display());
+        self.session.events().emit(Event::WatchSkipped {
+            file: path.display().to_string(),
+            error: error.clone(),
+        });
+        self.skipped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path.to_owned(), error);
+    }
+}
+
+/// Why a file of the folder was skipped.
+#[derive(Debug, thiserror::Error)]
+enum Skip {
+    #[error("magnet links are not supported yet")]
+    Magnet,
+    #[error(transparent)]
+    Metainfo(#[from] crate::metainfo::MetainfoError),
+    #[error(transparent)]
+    Session(SessionError),
+}
+
+/// The folder's visible regular files (dot-files are editors' and copiers' temporaries).
+async fn list(dir: PathBuf) -> std::io::Result<Vec<(PathBuf, Stamp)>> {
+    rt::blocking(move || {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_name().as_encoded_bytes().starts_with(b".") {
+                continue;
+            }
+            // Follows symlinks: a link to a .torrent elsewhere counts.
+            let Ok(meta) = std::fs::metadata(entry.path()) else {
+                continue;
+            };
+            if meta.is_file() {
+                out.push((entry.path(), (meta.len(), meta.modified().ok())));
+            }
+        }
+        out.sort();
+        Ok(out)
+    })
+    .await
+}
+
+/// Reads one file of the folder as a torrent to add.
+async fn read(path: PathBuf) -> Result<TorrentSource, Skip> {
+    rt::blocking(move || {
+        let mut head = [0u8; 7];
+        let n = std::fs::File::open(&path)
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        if head[..n].eq_ignore_ascii_case(b"magnet:") {
+            return Err(Skip::Magnet);
+        }
+        Ok(TorrentSource::Metainfo(Arc::new(Metainfo::from_file(
+            &path,
+        )?)))
+    })
+    .await
+}
