@@ -7,15 +7,22 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use rivulet_core::metainfo::Metainfo;
+use rivulet_core::session::Mode;
+
 use rivulet_tests::aria2::Aria2Leecher;
-use rivulet_tests::dht::{krpc_ping, send_garbage, trackerless_torrent};
+use rivulet_tests::dht::{
+    krpc_ping, private_trackerless_torrent, send_garbage, trackerless_torrent,
+};
 use rivulet_tests::fixture::Fixture;
 use rivulet_tests::libtorrent::{LibtorrentNode, Seed};
 use rivulet_tests::netns::assert_isolated_network;
 use rivulet_tests::ports::{free_addr, own_loopback};
 use rivulet_tests::rivulet::{Download, Running, seed_with};
+use rivulet_tests::session::TestSession;
 use rivulet_tests::verify::assert_same_files;
 use rivulet_tests::workdir::WorkDir;
 
@@ -212,4 +219,44 @@ fn a_rivulet_seeder_announces_itself_on_the_dht_and_aria2_downloads_from_it() {
         "aria2 never connected to the rivulet seeder"
     );
     seed.terminate(Duration::from_secs(20));
+}
+
+#[test]
+fn a_private_torrent_is_never_looked_up_on_the_dht() {
+    assert_isolated_network();
+    let work = WorkDir::new("dht-private");
+    let fixture = Fixture::multi_small();
+    let mut router = LibtorrentNode::start(work.path(), own_loopback(), None, None);
+    let s = TestSession::start_with(
+        &work,
+        "session",
+        &[
+            ("dht", "true".to_string()),
+            ("dht_bootstrap", router.addr.to_string()),
+        ],
+    );
+    let read = |path: &Path| {
+        let bytes = std::fs::read(path).expect("read torrent");
+        Arc::new(Metainfo::from_bytes(&bytes).expect("parse torrent"))
+    };
+    let private = read(&private_trackerless_torrent(fixture, work.path()));
+    let public = read(&trackerless_torrent(fixture, work.path()));
+    assert!(private.private && !public.private);
+    // The private one first: had it been looked up, the router would have seen it first.
+    let mode = Mode::Download { seed: false };
+    s.add(&private, &work.subdir("private"), mode, &[]);
+    s.add(&public, &work.subdir("public"), mode, &[]);
+
+    router.wait_announced(&public.info_hash.hex(), s.listen_addr(), ANNOUNCED);
+    let private_hash = private.info_hash.hex();
+    let leaked: Vec<_> = router
+        .events()
+        .into_iter()
+        .filter(|e| e["info_hash"] == private_hash.as_str())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the private torrent reached the DHT: {leaked:?}"
+    );
+    s.shutdown(Duration::from_secs(10));
 }

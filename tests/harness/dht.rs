@@ -12,6 +12,15 @@ use crate::fixture::Fixture;
 /// `dir/<id>-trackerless.torrent`: `fixture`'s torrent without `announce` or `announce-list`.
 /// The info dictionary, and so the info-hash, is unchanged.
 pub fn trackerless_torrent(fixture: &Fixture, dir: &Path) -> PathBuf {
+    without_trackers(fixture, dir, false)
+}
+
+/// [`trackerless_torrent`] marked private (BEP 27), which gives it an info-hash of its own.
+pub fn private_trackerless_torrent(fixture: &Fixture, dir: &Path) -> PathBuf {
+    without_trackers(fixture, dir, true)
+}
+
+fn without_trackers(fixture: &Fixture, dir: &Path, private: bool) -> PathBuf {
     let made = fixture.torrent("http://127.0.0.1:1/announce", "tracked", dir);
     let bytes = std::fs::read(&made).unwrap_or_else(|e| panic!("read {}: {e}", made.display()));
     let Ok(Value::Dict(mut top)) = serde_bencode::from_bytes::<Value>(&bytes) else {
@@ -19,7 +28,11 @@ pub fn trackerless_torrent(fixture: &Fixture, dir: &Path) -> PathBuf {
     };
     top.remove(b"announce".as_slice());
     top.remove(b"announce-list".as_slice());
-    let out = dir.join(format!("{}-trackerless.torrent", fixture.id));
+    if private && let Some(Value::Dict(info)) = top.get_mut(b"info".as_slice()) {
+        info.insert(b"private".to_vec(), Value::Int(1));
+    }
+    let kind = if private { "private" } else { "trackerless" };
+    let out = dir.join(format!("{}-{kind}.torrent", fixture.id));
     let encoded = serde_bencode::to_bytes(&Value::Dict(top)).expect("encode torrent");
     std::fs::write(&out, encoded).unwrap_or_else(|e| panic!("write {}: {e}", out.display()));
     out

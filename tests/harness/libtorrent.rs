@@ -1,7 +1,8 @@
 //! libtorrent (Debian's python3-libtorrent) as a real peer and DHT node: a small Python script
 //! runs one libtorrent session on a loopback address of its own, optionally seeding a torrent,
 //! and prints what happens as JSON lines (`listening`, `seeding`, `dht_announce` when another
-//! node announces a peer to it). The test waits on those lines.
+//! node announces a peer to it, `dht_get_peers` when one looks an info-hash up through it). The
+//! test waits on those lines.
 //!
 //! libtorrent's DHT refuses loopback and same-IP nodes by default; the script turns off
 //! `dht_restrict_routing_ips`, `dht_restrict_search_ips`, `dht_enforce_node_id` and
@@ -67,6 +68,8 @@ while True:
             say("listening", port=a.port)
         elif isinstance(a, lt.dht_announce_alert):
             say("dht_announce", ip=str(a.ip), port=a.port, info_hash=str(a.info_hash))
+        elif isinstance(a, lt.dht_get_peers_alert):
+            say("dht_get_peers", info_hash=str(a.info_hash))
         elif isinstance(a, lt.dht_bootstrap_alert):
             say("dht_bootstrapped")
         elif isinstance(a, (lt.listen_failed_alert, lt.torrent_error_alert)):

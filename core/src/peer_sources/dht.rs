@@ -41,7 +41,8 @@ async fn run(t: Arc<Torrent>, node: Arc<DhtNode>, wake: Receiver<()>) {
     };
     let info_hash = Id::from(t.meta.info_hash.0);
     loop {
-        while t.phase() == Phase::Paused {
+        // Paused, or done and not seeding: nothing to look up or announce until that changes.
+        while t.phase() == Phase::Paused || (t.state().complete() && !t.cfg.seed) {
             if let Either::Right(()) = rt::race(wake.recv(), t.stopped.cancelled()).await {
                 return;
             }
