@@ -47,7 +47,11 @@ async fn run(t: Arc<Torrent>, node: Arc<DhtNode>, wake: Receiver<()>) {
                 return;
             }
         }
-        let lookup = rt::race(t.stopped.cancelled(), lookup(&t, &dht, info_hash)).await;
+        let batch = |addrs: &[SocketAddr]| {
+            t.events.emit(Event::DhtPeers { peers: addrs.len() });
+            t.add_peers(PeerSource::Dht, addrs);
+        };
+        let lookup = rt::race(t.stopped.cancelled(), lookup(&dht, info_hash, batch)).await;
         let Either::Right(found) = lookup else { return };
         let Some(found) = found else { return };
         tracing::debug!("DHT lookup: {found} peers for {}", t.meta.name);
@@ -81,19 +85,23 @@ async fn run(t: Arc<Torrent>, node: Arc<DhtNode>, wake: Receiver<()>) {
     }
 }
 
-/// One `get_peers` lookup, adding every node's batch of peers to the swarm as it arrives (a
-/// download may be done before the slowest node answers); how many addresses it found, or
-/// `None` if the node is gone.
-async fn lookup(t: &Arc<Torrent>, dht: &AsyncDht, info_hash: Id) -> Option<usize> {
+/// One `get_peers` lookup for `info_hash`, handing every node's batch of peers to `batch` as
+/// it arrives (a download may be done before the slowest node answers); how many addresses it
+/// found, or `None` if the node is gone. Needs nothing of a torrent but its info-hash, so a
+/// magnet link's peers can be found before its metadata.
+pub(crate) async fn lookup(
+    dht: &AsyncDht,
+    info_hash: Id,
+    mut batch: impl FnMut(&[SocketAddr]),
+) -> Option<usize> {
     let mut stream =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dht.get_peers(info_hash))).ok()?;
     let mut found = 0;
     let collect = async {
-        while let Some(batch) = stream.next().await {
-            let addrs: Vec<SocketAddr> = batch.into_iter().map(SocketAddr::V4).collect();
+        while let Some(peers) = stream.next().await {
+            let addrs: Vec<SocketAddr> = peers.into_iter().map(SocketAddr::V4).collect();
             found += addrs.len();
-            t.events.emit(Event::DhtPeers { peers: addrs.len() });
-            t.add_peers(PeerSource::Dht, &addrs);
+            batch(&addrs);
         }
     };
     let _ = rt::timeout(LOOKUP_TIMEOUT, collect).await;
