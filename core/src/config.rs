@@ -27,10 +27,12 @@ pub const KEYS: &[&str] = &[
     "upload_slots",
     "read_timeout_secs",
     "state_dir",
+    "dht",
+    "dht_bootstrap",
 ];
 
 /// Keys whose value is a list, given comma-separated in the environment and on the command line.
-const LIST_KEYS: &[&str] = &["plugin_dirs"];
+const LIST_KEYS: &[&str] = &["plugin_dirs", "dht_bootstrap"];
 
 /// Whole-number keys with their smallest and largest accepted value. Checked on the raw value:
 /// the config crate would otherwise truncate `1.5` and saturate a huge number read from the
@@ -78,7 +80,20 @@ pub struct Settings {
     pub read_timeout_secs: u64,
     /// Resume data and other state.
     pub state_dir: PathBuf,
+    /// Find peers of public torrents through the DHT (BEP 5) and answer other DHT nodes.
+    pub dht: bool,
+    /// `host:port` of DHT nodes to join through, besides those saved by the last run.
+    #[serde(default)]
+    pub dht_bootstrap: Vec<String>,
 }
+
+/// The public DHT routers most clients join through.
+pub const DEFAULT_DHT_BOOTSTRAP: &[&str] = &[
+    "router.bittorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "router.utorrent.com:6881",
+    "dht.libtorrent.org:25401",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -252,6 +267,11 @@ impl Settings {
             upload_slots: 4,
             read_timeout_secs: 60,
             state_dir,
+            dht: true,
+            dht_bootstrap: DEFAULT_DHT_BOOTSTRAP
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 
@@ -411,7 +431,7 @@ mod tests {
         let e = refuse_unknown(["a\nb\u{1b}[2J"], |k| format!("origin {k}")).unwrap_err();
         assert_eq!(
             e.to_string().lines().next().unwrap(),
-            r"origin a\nb\u{1b}[2J: unknown key 'a\nb\u{1b}[2J' (known keys: picker, storage, plugin_dirs, listen, max_peers, download_dir, memory_cache_mib, download_limit_kib, upload_limit_kib, upload_slots, read_timeout_secs, state_dir)"
+            r"origin a\nb\u{1b}[2J: unknown key 'a\nb\u{1b}[2J' (known keys: picker, storage, plugin_dirs, listen, max_peers, download_dir, memory_cache_mib, download_limit_kib, upload_limit_kib, upload_slots, read_timeout_secs, state_dir, dht, dht_bootstrap)"
         );
     }
 

@@ -49,6 +49,15 @@ pub enum Event {
         url: String,
         error: String,
     },
+    /// The session's DHT node listens on `addr` (UDP), joining through `bootstrap` nodes.
+    DhtStarted {
+        addr: String,
+        bootstrap: usize,
+    },
+    /// A DHT node answered a lookup for the torrent with `peers` addresses.
+    DhtPeers {
+        peers: usize,
+    },
     PeerConnected {
         addr: String,
         client: String,

@@ -246,3 +246,29 @@ fn no_peers_at_all_and_empty_paths_are_refused_naming_the_key() {
         .to_string();
     assert!(msg.ends_with("key 'state_dir': must not be empty"), "{msg}");
 }
+
+#[test]
+fn the_dht_is_on_with_the_public_routers_unless_configured_otherwise() {
+    let s = Settings::load_from(None, env(&[]), &[]).unwrap();
+    assert!(s.dht);
+    assert!(
+        s.dht_bootstrap
+            .contains(&"router.bittorrent.com:6881".to_string())
+    );
+
+    let vars = [
+        ("RIVULET_DHT", "false"),
+        ("RIVULET_DHT_BOOTSTRAP", "127.0.0.4:6881,node.example:25401"),
+    ];
+    let s = Settings::load_from(None, env(&vars), &[]).unwrap();
+    assert!(!s.dht);
+    assert_eq!(s.dht_bootstrap, ["127.0.0.4:6881", "node.example:25401"]);
+
+    let overrides = [
+        ("dht", "true".to_string()),
+        ("dht_bootstrap", "127.0.0.5:1".into()),
+    ];
+    let s = Settings::load_from(None, env(&vars), &overrides).unwrap();
+    assert!(s.dht, "the command line wins over the environment");
+    assert_eq!(s.dht_bootstrap, ["127.0.0.5:1"]);
+}

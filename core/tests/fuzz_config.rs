@@ -134,6 +134,11 @@ fn settings() -> impl Strategy<Value = Settings> {
             0u64..=i64::MAX as u64,
             path(),
         ),
+        (
+            any::<bool>(),
+            // An empty list in the file would read as the default (the config crate drops it).
+            proptest::collection::vec("[a-z0-9.]{1,12}:[0-9]{1,5}", 1..4),
+        ),
     )
         .prop_map(
             |(
@@ -146,6 +151,7 @@ fn settings() -> impl Strategy<Value = Settings> {
                     read_timeout_secs,
                     state_dir,
                 ),
+                (dht, dht_bootstrap),
             )| Settings {
                 picker,
                 storage,
@@ -159,6 +165,8 @@ fn settings() -> impl Strategy<Value = Settings> {
                 upload_slots,
                 read_timeout_secs,
                 state_dir,
+                dht,
+                dht_bootstrap,
             },
         )
 }
@@ -173,7 +181,7 @@ fn to_toml(s: &Settings) -> String {
     doc.push_str(&format!(
         "storage = {}\nplugin_dirs = [{}]\nlisten = {}\nmax_peers = {}\ndownload_dir = {}\n\
          memory_cache_mib = {}\ndownload_limit_kib = {}\nupload_limit_kib = {}\nupload_slots = {}\n\
-         read_timeout_secs = {}\nstate_dir = {}\n",
+         read_timeout_secs = {}\nstate_dir = {}\ndht = {}\ndht_bootstrap = [{}]\n",
         quoted(&s.storage),
         dirs.join(", "),
         quoted(&s.listen.to_string()),
@@ -185,6 +193,12 @@ fn to_toml(s: &Settings) -> String {
         s.upload_slots,
         s.read_timeout_secs,
         p(&s.state_dir),
+        s.dht,
+        s.dht_bootstrap
+            .iter()
+            .map(|b| quoted(b))
+            .collect::<Vec<_>>()
+            .join(", "),
     ));
     doc
 }

@@ -139,13 +139,40 @@ pub struct Aria2Leecher {
 impl Aria2Leecher {
     /// Starts downloading `torrent` into `out`, bound to `bind`.
     pub fn start(dir: &Path, torrent: &Path, out: &Path, bind: Ipv4Addr) -> Aria2Leecher {
+        Self::start_with(dir, torrent, out, bind, None)
+    }
+
+    /// [`Aria2Leecher::start`] finding its peers through the DHT, joined through `entry`.
+    pub fn start_dht(
+        dir: &Path,
+        torrent: &Path,
+        out: &Path,
+        bind: Ipv4Addr,
+        entry: SocketAddr,
+    ) -> Aria2Leecher {
+        Self::start_with(dir, torrent, out, bind, Some(entry))
+    }
+
+    fn start_with(
+        dir: &Path,
+        torrent: &Path,
+        out: &Path,
+        bind: Ipv4Addr,
+        dht_entry: Option<SocketAddr>,
+    ) -> Aria2Leecher {
         let port = free_port(bind);
         let log = dir.join(format!("aria2-leech-{port}.log"));
         let mut cmd = base_command(bind, port, &log);
         let udp = crate::torrent::TorrentInfo::read(torrent)
             .announce
             .is_some_and(|a| a.starts_with("udp://"));
-        if udp {
+        if let Some(entry) = dht_entry {
+            let dht_port = free_port(bind);
+            cmd.arg("--enable-dht=true")
+                .arg(format!("--dht-listen-port={dht_port}"))
+                .arg(format!("--dht-entry-point={entry}"))
+                .arg(format!("--dht-file-path={}", dir.join("dht.dat").display()));
+        } else if udp {
             // aria2 speaks UDP trackers only through its DHT socket ("udp is not supported yet"
             // otherwise); without entry points and on loopback that DHT stays local.
             let dht_port = free_port(bind);

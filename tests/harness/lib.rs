@@ -1,4 +1,4 @@
-//! The test harness: real trackers and peers on loopback (opentracker, aria2, qBittorrent),
+//! The test harness: real trackers and peers on loopback (opentracker, aria2, qBittorrent, libtorrent),
 //! deterministic fixtures, a fault-injecting fake peer, and a driver for the `rivulet` binary.
 //!
 //! Everything a test starts is killed when its handle is dropped, and every wait has a timeout
@@ -9,10 +9,12 @@ pub mod aria2;
 pub mod attacker;
 pub mod beside_fake;
 pub mod chromium;
+pub mod dht;
 pub mod events;
 pub mod fake_peer;
 pub mod fixture;
 pub mod hostile_tracker;
+pub mod libtorrent;
 pub mod make_torrent;
 pub mod mount;
 pub mod netns;

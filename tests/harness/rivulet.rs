@@ -162,6 +162,16 @@ macro_rules! engine_flags {
             pub fn state_dir(self, dir: &std::path::Path) -> Self {
                 self.opt("--state-dir", dir)
             }
+
+            /// `--dht-bootstrap ADDR`: join the DHT through this node.
+            pub fn dht_bootstrap(self, addr: std::net::SocketAddr) -> Self {
+                self.opt("--dht-bootstrap", addr.to_string())
+            }
+
+            pub fn no_dht(mut self) -> Self {
+                self.args.push("--no-dht".into());
+                self
+            }
         }
     };
 }

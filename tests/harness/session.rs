@@ -28,12 +28,21 @@ impl TestSession {
     /// Starts session `name` on 127.0.0.1 (port picked by the kernel) with its state in
     /// `<work>/<name>-state` and its events in `<work>/<name>-events.jsonl`.
     pub fn start(work: &WorkDir, name: &str) -> TestSession {
+        Self::start_with(work, name, &[])
+    }
+
+    /// [`TestSession::start`] with more settings (`("dht", "true")`, ...), which win over the
+    /// test defaults.
+    pub fn start_with(work: &WorkDir, name: &str, extra: &[(&str, String)]) -> TestSession {
         let state_dir = work.subdir(&format!("{name}-state"));
-        let overrides = [
+        let mut overrides = vec![
             ("listen", "127.0.0.1:0".to_string()),
             ("state_dir", state_dir.display().to_string()),
             ("download_dir", work.path().display().to_string()),
+            // The DHT node is a session task of its own and would count in `live_tasks`.
+            ("dht", "false".to_string()),
         ];
+        overrides.extend(extra.iter().cloned());
         // No environment and no config file: the machine's settings must not leak into a test.
         let settings = Settings::load_from(None, std::iter::empty(), &overrides)
             .unwrap_or_else(|e| panic!("settings for session {name}: {e}"));

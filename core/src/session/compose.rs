@@ -114,8 +114,9 @@ pub(super) fn compose(
             trackers.push(t);
         }
     }
-    if trackers.is_empty() && add.peers.is_empty() {
-        tracing::warn!("no usable tracker and no --peer: only incoming peers can connect");
+    let dht = settings.dht && !meta.private;
+    if trackers.is_empty() && add.peers.is_empty() && !dht {
+        tracing::warn!("no usable tracker, no --peer and no DHT: only incoming peers can connect");
     }
     let persistent = storage.persistent();
     let cfg = TorrentConfig {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::config::Settings;
 use crate::events::{Event, EventBus, EventFile, EventSink};
 use crate::metainfo::InfoHash;
+use crate::peer_sources::dht_node::{self, DhtNode};
 use crate::plugin::registry::Registry;
 use crate::plugin::{PiecePicker, PluginError, StorageError};
 use crate::rt::{self, CancelSource, Tasks};
@@ -86,6 +87,8 @@ pub(crate) struct Inner {
     tasks: Tasks,
     stop: CancelSource,
     events_file: Mutex<Option<EventFile>>,
+    /// The DHT node, unless the settings turn it off.
+    dht: Option<Arc<DhtNode>>,
 }
 
 /// A running session; cloning gives another handle to it.
@@ -134,6 +137,16 @@ impl Session {
             events: bus,
         };
         let (stop, stopped) = rt::cancel_pair();
+        let dht = opts.settings.dht.then(|| {
+            let node = DhtNode::new();
+            let start = dht_node::NodeOptions {
+                listen: listen_addr,
+                bootstrap: opts.settings.dht_bootstrap.clone(),
+                state_dir: opts.settings.state_dir.clone(),
+                events: env.events.sink(),
+            };
+            (node.clone(), dht_node::run(node, start, stopped.clone()))
+        });
         let inner = Arc::new(Inner {
             settings: opts.settings,
             registry: opts.registry,
@@ -143,7 +156,11 @@ impl Session {
             tasks: Tasks::default(),
             stop,
             events_file: Mutex::new(events_file),
+            dht: dht.as_ref().map(|(node, _)| node.clone()),
         });
+        if let Some((_, run)) = dht {
+            inner.tasks.spawn(run);
+        }
         inner.tasks.spawn(listener::accept_loop(
             Arc::downgrade(&inner),
             listener,
@@ -205,6 +222,9 @@ impl Session {
             return Err(e.into());
         }
         crate::peer_sources::tracker::start(&handle.torrent);
+        if let Some(dht) = &self.inner.dht {
+            crate::peer_sources::dht::start(&handle.torrent, dht.clone());
+        }
         self.inner
             .env
             .events

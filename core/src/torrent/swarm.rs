@@ -35,6 +35,8 @@ pub enum PeerSource {
     /// `--peer` on the command line or the session API.
     Manual,
     Incoming,
+    /// `get_peers` on the DHT (BEP 5).
+    Dht,
 }
 
 /// Where to dial next.

@@ -165,6 +165,13 @@ pub struct EngineArgs {
     /// ./.rivulet-state when HOME is unset).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Join the DHT through this node, host:port (repeatable; default: the public routers,
+    /// plus the nodes saved by the last run).
+    #[arg(long = "dht-bootstrap", value_name = "ADDR")]
+    pub dht_bootstrap: Vec<String>,
+    /// Do not use the DHT to find peers.
+    #[arg(long)]
+    pub no_dht: bool,
 }
 
 fn init_logging(verbose: u8) {

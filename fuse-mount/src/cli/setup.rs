@@ -34,6 +34,12 @@ pub(super) fn settings(args: &EngineArgs) -> anyhow::Result<Settings> {
     if let Some(d) = &args.state_dir {
         o.push(("state_dir", d.display().to_string()));
     }
+    if !args.dht_bootstrap.is_empty() {
+        o.push(("dht_bootstrap", args.dht_bootstrap.join(",")));
+    }
+    if args.no_dht {
+        o.push(("dht", "false".to_string()));
+    }
     Ok(Settings::load(args.config.as_deref(), &o)?)
 }
 
