@@ -477,3 +477,79 @@ fn two_sessions_on_the_default_peer_port_both_start_and_a_named_port_is_not_repl
     assert!(!success, "a second listener on a named, taken port started");
     assert!(err.contains("--listen") && err.contains("6881"), "{err}");
 }
+
+#[test]
+fn a_server_with_a_watch_folder_and_a_mount_shows_every_torrent_in_both() {
+    let fixture = Fixture::single();
+    let work = WorkDir::new("http-watch-mount");
+    let swarm = Swarm::start(&work, fixture, SeederOptions::default());
+    let torrent = swarm.torrent(&work, Announce::Http);
+    let watch = work.subdir("watch");
+    let mnt = work.subdir("mnt");
+    let mut serve = Serve::start(
+        &work,
+        "serve",
+        &[
+            "--watch",
+            watch.to_str().unwrap(),
+            "--mount",
+            mnt.to_str().unwrap(),
+        ],
+    );
+    let hash = fixture.info_hash_hex();
+    let in_api = |serve: &Serve, hash: &str| {
+        serve
+            .get("/api/torrents")
+            .json()
+            .as_array()
+            .is_some_and(|all| all.iter().any(|t| t["info_hash"] == hash))
+    };
+    let in_mount = |name: &str| {
+        std::fs::read_dir(&mnt)
+            .map(|d| d.flatten().any(|e| e.file_name() == name))
+            .unwrap_or(false)
+    };
+
+    // Dropped into the watch folder: in the API and in the mount, readable there.
+    std::fs::copy(&torrent, watch.join("dropped.torrent")).unwrap();
+    wait_for(BOUND, "the dropped torrent listed by the API", || {
+        in_api(&serve, &hash)
+    });
+    wait_for(BOUND, "the dropped torrent shown in the mount", || {
+        in_mount(fixture.name())
+    });
+    rivulet_tests::verify::assert_same_files(fixture, &mnt, "read through serve --mount");
+
+    // Added through the API: shown in the mount too.
+    let other = work.join("other.torrent");
+    std::fs::write(
+        &other,
+        zeros("other.bin", 1 << 20, 1 << 16, "http://127.0.0.1:1/a"),
+    )
+    .unwrap();
+    let other_hash = serve.add(&other)["info_hash"].as_str().unwrap().to_string();
+    wait_for(BOUND, "the API's torrent shown in the mount", || {
+        in_mount("other.bin")
+    });
+
+    // Deleted from the watch folder: gone from both; the API's torrent stays.
+    std::fs::remove_file(watch.join("dropped.torrent")).unwrap();
+    wait_for(BOUND, "the deleted torrent gone from the API", || {
+        !in_api(&serve, &hash)
+    });
+    wait_for(BOUND, "the deleted torrent gone from the mount", || {
+        !in_mount(fixture.name())
+    });
+    assert!(in_api(&serve, &other_hash) && in_mount("other.bin"));
+
+    serve.proc_mut().signal(libc::SIGTERM);
+    assert!(
+        serve.proc_mut().wait_exit(BOUND).success(),
+        "serve did not stop cleanly: {}",
+        serve.stderr_text()
+    );
+    assert!(
+        std::fs::read_dir(&mnt).unwrap().next().is_none(),
+        "the mount is still there after serve stopped"
+    );
+}

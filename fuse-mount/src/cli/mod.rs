@@ -82,12 +82,17 @@ enum Command {
         /// ?token=TOKEN).
         #[arg(long)]
         token: Option<String>,
-        /// Also show every torrent under this mount point (not supported yet).
+        /// Also show every torrent of the session under this mount point (an existing empty
+        /// directory), as `rivulet mount` would.
         #[arg(long)]
         mount: Option<PathBuf>,
-        /// Add the .torrent files dropped into this directory (not supported yet).
-        #[arg(long)]
+        /// Add every .torrent in this folder, and those dropped into it later; one deleted
+        /// from it is removed (its data kept unless --delete-removed).
+        #[arg(long, value_name = "DIR")]
         watch: Option<PathBuf>,
+        /// Delete a torrent's downloaded data when its file leaves the watch folder.
+        #[arg(long, requires = "watch")]
+        delete_removed: bool,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -242,6 +247,7 @@ pub fn main() -> ExitCode {
             token,
             mount,
             watch,
+            delete_removed,
             engine,
         } => rivulet_core::rt::block_on(serve::serve(serve::ServeArgs {
             data,
@@ -249,6 +255,7 @@ pub fn main() -> ExitCode {
             token,
             mount,
             watch,
+            delete_removed,
             engine,
         })),
         Command::Add { torrent, remote } => remote_run(remote, remote::Action::Add(torrent)),

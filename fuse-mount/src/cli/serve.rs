@@ -1,11 +1,21 @@
 //! `rivulet serve`: a long-running session downloading into `--data`, offered over the HTTP API
-//! and web page of [`rivulet_fuse::http`] until interrupted.
+//! and web page of [`rivulet_fuse::http`] until interrupted; with `--mount`, the same
+//! torrents in a FUSE mount, and with `--watch`, those of a watch folder too.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::bail;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use rivulet_core::events::Event;
+use rivulet_core::rt::{self, CancelSource, Either, Tasks};
+use rivulet_core::session::Session;
+use rivulet_core::session::watch::{WatchChange, WatchConfig, Watcher};
+use rivulet_fuse::http::library::parse_hash;
 use rivulet_fuse::http::{self, Library, ServeOptions};
+use rivulet_fuse::{MountOptions, Torrents};
 
 use super::{EngineArgs, setup, signals};
 
@@ -15,23 +25,60 @@ pub struct ServeArgs {
     pub token: Option<String>,
     pub mount: Option<PathBuf>,
     pub watch: Option<PathBuf>,
+    pub delete_removed: bool,
     pub engine: EngineArgs,
 }
 
 pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    if a.mount.is_some() {
-        bail!("serve --mount is not supported yet; run `rivulet mount` beside it for now");
+    if let Some(dir) = &a.mount {
+        rivulet_fuse::check_mount_point(dir)?;
     }
-    if a.watch.is_some() {
-        bail!(
-            "serve --watch is not supported yet; add torrents with `rivulet add` or the web page"
-        );
+    if let Some(dir) = &a.watch {
+        std::fs::read_dir(dir).with_context(|| format!("cannot watch {}", dir.display()))?;
     }
     let settings = setup::settings(&a.engine)?;
+    let read_timeout = Duration::from_secs(settings.read_timeout_secs);
     let stop = signals::termination()?;
     let session = setup::session(&a.engine, settings).await?;
     let lib = Library::new(session.clone(), a.data.clone(), a.engine.peers.clone());
     lib.restore().await;
+    // The mount follows the session, whoever adds or removes (API, watch folder, restart).
+    let mount = match &a.mount {
+        Some(dir) => match mount_following(&session, dir, read_timeout) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                session.shutdown().await;
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let watcher = match &a.watch {
+        Some(dir) => {
+            let (adder, forget) = (lib.clone(), lib.clone());
+            let cfg = WatchConfig {
+                dir: dir.clone(),
+                add: Box::new(move |source| adder.add_request(source)),
+                delete_data: a.delete_removed,
+            };
+            let started = Watcher::start(&session, cfg, move |change| {
+                if let WatchChange::Removed(hash) = change {
+                    forget.forget(&hash);
+                }
+            })
+            .await;
+            match started {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    session.shutdown().await;
+                    return Err(
+                        anyhow::Error::new(e).context(format!("cannot watch {}", dir.display()))
+                    );
+                }
+            }
+        }
+        None => None,
+    };
     let opts = ServeOptions {
         addr: a.http,
         token: a.token.clone(),
@@ -54,8 +101,86 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
              access token (Authorization: Bearer TOKEN, or ?token=TOKEN in a link)"
         );
     }
-    let _ = stop.recv().await;
+    match &mount {
+        Some(m) => {
+            setup::futures_select(stop.recv(), m.mounted.wait_unmounted()).await;
+        }
+        None => {
+            let _ = stop.recv().await;
+        }
+    }
+    if let Some(w) = &watcher {
+        w.stop().await;
+    }
     server.shutdown().await;
+    // Unmount before the engine's goodbye: waiting readers get EIO at once.
+    let unmounted = match mount {
+        Some(m) => m.finish().await,
+        None => Ok(()),
+    };
     session.shutdown().await;
-    Ok(())
+    unmounted
+}
+
+/// A mount of every torrent of the session, kept in step with its `added` and `removed`
+/// events by a task of its own.
+struct FollowingMount {
+    mounted: rivulet_fuse::Mount,
+    tasks: Tasks,
+    stop: CancelSource,
+}
+
+fn mount_following(
+    session: &Session,
+    dir: &Path,
+    read_timeout: Duration,
+) -> anyhow::Result<FollowingMount> {
+    let torrents = Torrents::new(read_timeout);
+    // Subscribed before the first listing: nothing added in between is missed.
+    let events = session.subscribe(1024);
+    for handle in session.torrents() {
+        torrents.add(handle.clone(), handle.meta().clone());
+    }
+    let mounted = rivulet_fuse::mount_torrents(&torrents, dir, MountOptions::default())?;
+    let (stop, stopped) = rt::cancel_pair();
+    let tasks = Tasks::default();
+    let session = session.clone();
+    tasks.spawn(async move {
+        loop {
+            let next = rt::race(stopped.cancelled(), events.recv()).await;
+            let Either::Right(Ok(stamped)) = next else {
+                return;
+            };
+            let Some(hash) = stamped.torrent.as_deref().and_then(parse_hash) else {
+                continue;
+            };
+            match stamped.event {
+                Event::Added { .. } => {
+                    if let Some(h) = session.get(&hash) {
+                        torrents.add(h.clone(), h.meta().clone());
+                    }
+                }
+                Event::Removed => {
+                    torrents.remove(&hash);
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(FollowingMount {
+        mounted,
+        tasks,
+        stop,
+    })
+}
+
+impl FollowingMount {
+    async fn finish(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.tasks.join(Duration::from_secs(2)).await;
+        if self.mounted.is_mounted() {
+            self.mounted.unmount()?;
+        }
+        Ok(())
+    }
 }

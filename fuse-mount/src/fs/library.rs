@@ -126,6 +126,16 @@ impl<S: Source> Shared<S> {
     }
 
     fn add(&self, source: S, meta: Arc<Metainfo>) -> String {
+        // Adding what is shown already keeps it (a follower may hear of a torrent twice).
+        if let Some(shown) = self
+            .torrents
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .find(|t| t.meta.info_hash == meta.info_hash)
+        {
+            return shown.path.clone();
+        }
         let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
         let time = meta.creation_date.map_or(FIXED_TIME, Duration::from_secs);
         let (gone_tx, gone) = rt::bounded(1);

@@ -179,19 +179,23 @@ impl Library {
         Ok(handle)
     }
 
-    async fn add(&self, meta: Arc<Metainfo>) -> Result<TorrentHandle, LibraryError> {
-        let add = AddTorrent {
-            source: TorrentSource::Metainfo(meta.clone()),
+    /// How every torrent of the server is added, through the API, a restart or a watch folder.
+    pub fn add_request(&self, source: TorrentSource) -> AddTorrent {
+        AddTorrent {
+            source,
             data_dir: self.data_dir.clone(),
             // Reads first (a player seeking), the rest in the background, then seed.
             mode: Mode::Stream { lazy: false },
             read_timeout: None,
             peers: self.peers.clone(),
-        };
-        let handle = self.session.add(add).await?;
-        self.lock()
-            .insert(meta.info_hash, Readers::new(handle.clone(), meta));
-        Ok(handle)
+        }
+    }
+
+    async fn add(&self, meta: Arc<Metainfo>) -> Result<TorrentHandle, LibraryError> {
+        Ok(self
+            .session
+            .add(self.add_request(TorrentSource::Metainfo(meta)))
+            .await?)
     }
 
     /// Adds every `.torrent` kept by an earlier run; one that fails is reported and skipped.
@@ -214,9 +218,20 @@ impl Library {
         self.session.get(hash)
     }
 
-    /// The readers of torrent `hash`, shared by every front end that reads it.
+    /// The readers of torrent `hash`, shared by every stream of it; made at its first stream,
+    /// however the torrent was added (API, restart, watch folder).
     pub fn readers(&self, hash: &InfoHash) -> Option<Readers<TorrentHandle>> {
-        self.lock().get(hash).cloned()
+        let handle = self.session.get(hash)?;
+        let mut readers = self.lock();
+        let r = readers
+            .entry(*hash)
+            .or_insert_with(|| Readers::new(handle.clone(), handle.meta().clone()));
+        Some(r.clone())
+    }
+
+    /// Forgets the readers of a torrent the session no longer has (removed by a watch folder).
+    pub fn forget(&self, hash: &InfoHash) {
+        self.lock().remove(hash);
     }
 
     pub fn torrents(&self) -> Vec<TorrentHandle> {
@@ -228,7 +243,7 @@ impl Library {
     /// Removes a torrent (and its data if asked); it is not offered again at the next start.
     pub async fn remove(&self, hash: &InfoHash, delete_data: bool) -> Result<(), LibraryError> {
         self.session.remove(hash, delete_data).await?;
-        self.lock().remove(hash);
+        self.forget(hash);
         let path = self.saved_path(hash);
         rt::blocking(move || {
             if let Err(e) = std::fs::remove_file(&path)
