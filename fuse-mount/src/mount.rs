@@ -145,27 +145,15 @@ pub fn mount_torrents<S: Source>(
     })
 }
 
-/// Names /dev/fuse when it is what could not be opened: fuser's own error says only
-/// "permission denied".
+/// Names /dev/fuse when it is what could not be opened: fuser's own error (or fusermount3's)
+/// says only "permission denied", or less.
 fn mount_failed(dir: &Path, source: io::Error) -> MountError {
-    let denied = matches!(
-        source.kind(),
-        io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound
-    );
-    if denied
-        && let Err(e) = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/fuse")
-    {
-        return MountError::FuseDevice {
+    match mount_point::check_fuse_device(dir) {
+        Err(named) => named,
+        Ok(()) => MountError::Mount {
             dir: dir.to_owned(),
-            source: e,
-        };
-    }
-    MountError::Mount {
-        dir: dir.to_owned(),
-        source,
+            source,
+        },
     }
 }
 

@@ -1,13 +1,41 @@
 //! Checks a directory before mounting on it, naming the fix when it is a dead FUSE mount or a
-//! live rivulet mount (found in `/proc/self/mountinfo`).
+//! live rivulet mount (found in `/proc/self/mountinfo`), and that /dev/fuse can be opened.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::MountError;
 
-/// Accepts an existing, empty directory that is not a dead FUSE mount.
+/// Accepts an existing, empty directory that is not a dead FUSE mount, when /dev/fuse can be
+/// opened.
 pub fn check(dir: &Path) -> Result<(), MountError> {
+    check_dir(dir)?;
+    check_fuse_device(dir)
+}
+
+/// An error naming /dev/fuse if this user cannot open it (no permission, or no such device).
+pub(crate) fn check_fuse_device(dir: &Path) -> Result<(), MountError> {
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse");
+    match opened {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound
+            ) =>
+        {
+            Err(MountError::FuseDevice {
+                dir: dir.to_owned(),
+                source: e,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_dir(dir: &Path) -> Result<(), MountError> {
     let meta = std::fs::metadata(dir).map_err(|e| classify(dir, e))?;
     if !meta.is_dir() {
         return Err(MountError::NotADirectory {

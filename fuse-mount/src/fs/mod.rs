@@ -9,6 +9,7 @@
 //! Over 500 lines because it is one trait implementation: the `Filesystem` callbacks (lookup,
 //! getattr, readdir, open, read, release, xattrs, statfs) are short and read best side by side.
 
+mod entries;
 mod inodes;
 pub(crate) mod library;
 pub(crate) mod status;
@@ -21,25 +22,21 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, INodeNo,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use futures::future::{Either, select};
 use rivulet_core::reader::Reader;
 use rivulet_core::rt::{Receiver, Sender, Tasks};
 
 use crate::source::Source;
-use inodes::{Inodes, Kind, Node, ROOT, STATUS_DIR};
-use library::{FIXED_TIME, Mounted, Shared};
+use entries::{Owner, attr, dir_entries, reply_dir, reply_lookup};
+use inodes::{Inodes, Kind, Node, ROOT};
+use library::{Mounted, Shared};
 use status::{PROGRESS_XATTR, Progress};
 
-/// A torrent's tree never changes while mounted (a removed torrent's entry is invalidated), so
-/// the kernel may cache it for long.
-const TREE_TTL: Duration = Duration::from_secs(3600);
-/// Block size reported by `stat` and `statfs`; large so tools read in big chunks.
-const BLOCK_SIZE: u32 = 1 << 20;
 /// Reads (kernel readahead included) the kernel keeps in flight at once.
 const MAX_BACKGROUND: u16 = 64;
 
@@ -61,139 +58,6 @@ pub(crate) struct TorrentFs<S: Source> {
     replies: Tasks,
     /// Dropped with the filesystem when the session ends, which tells [`crate::Mount`].
     _alive: Sender<()>,
-}
-
-/// One entry of a directory listing.
-type DirEntry = (String, u64, FileType);
-
-/// The listing of folder `ino` after `.` and `..`; the root's leaves out the status folder
-/// (reachable by name, hidden like a dot-file should be from tools walking the tree).
-fn dir_entries(inodes: &Inodes, ino: u64) -> Result<Vec<DirEntry>, Errno> {
-    let node = inodes.get(ino).ok_or(Errno::ENOENT)?;
-    let Kind::Dir(children) = &node.kind else {
-        return Err(Errno::ENOTDIR);
-    };
-    let dots = [(".", ino), ("..", node.parent)]
-        .into_iter()
-        .map(|(name, ino)| (name.to_owned(), ino, FileType::Directory));
-    let entries = children
-        .iter()
-        .filter(|&(name, &child)| {
-            !(ino == ROOT
-                && name == STATUS_DIR
-                && inodes.get(child).is_some_and(|n| n.torrent.is_none()))
-        })
-        .map(|(name, &child)| {
-            let kind = match inodes.get(child).map(|n| &n.kind) {
-                Some(Kind::Dir(_)) => FileType::Directory,
-                _ => FileType::RegularFile,
-            };
-            (name.clone(), child, kind)
-        });
-    Ok(dots.chain(entries).collect())
-}
-
-fn reply_dir(entries: Result<Vec<DirEntry>, Errno>, offset: u64, mut reply: ReplyDirectory) {
-    let entries = match entries {
-        Ok(e) => e,
-        Err(e) => return reply.error(e),
-    };
-    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-    for (i, (name, child, kind)) in entries.iter().enumerate().skip(skip) {
-        // The offset given with an entry is where the next readdir call resumes.
-        if reply.add(INodeNo(*child), i as u64 + 1, *kind, name) {
-            break;
-        }
-    }
-    reply.ok();
-}
-
-/// Who owns every entry: the user that mounted.
-#[derive(Clone, Copy)]
-struct Owner {
-    uid: u32,
-    gid: u32,
-}
-
-fn attr<S: Source>(
-    shared: &Shared<S>,
-    owner: Owner,
-    inodes: &Inodes,
-    ino: u64,
-    node: &Node,
-) -> (FileAttr, Duration) {
-    let torrent = node.torrent.and_then(|slot| shared.torrent(slot));
-    let time = torrent
-        .as_ref()
-        .map_or(SystemTime::UNIX_EPOCH + FIXED_TIME, |t| t.time);
-    let (kind, perm, size, nlink, ttl) = match &node.kind {
-        Kind::Dir(_) => (
-            FileType::Directory,
-            0o555,
-            0,
-            2 + inodes.subdirs(ino),
-            // The root changes as torrents come and go.
-            if ino == ROOT {
-                Duration::ZERO
-            } else {
-                TREE_TTL
-            },
-        ),
-        Kind::File(i) => {
-            let len = torrent
-                .as_ref()
-                .and_then(|t| t.meta.files.get(*i))
-                .map_or(0, |f| f.length);
-            (FileType::RegularFile, 0o444, len, 1, TREE_TTL)
-        }
-        // Its size changes as the download progresses: never cached.
-        Kind::Status => (
-            FileType::RegularFile,
-            0o444,
-            shared.status_doc().len() as u64,
-            1,
-            Duration::ZERO,
-        ),
-    };
-    let attr = FileAttr {
-        ino: INodeNo(ino),
-        size,
-        blocks: size.div_ceil(512),
-        atime: time,
-        mtime: time,
-        ctime: time,
-        crtime: time,
-        kind,
-        perm,
-        nlink,
-        uid: owner.uid,
-        gid: owner.gid,
-        rdev: 0,
-        blksize: BLOCK_SIZE,
-        flags: 0,
-    };
-    (attr, ttl)
-}
-
-/// Answers a lookup from the table as it is now.
-fn reply_lookup<S: Source>(
-    shared: &Shared<S>,
-    owner: Owner,
-    parent: u64,
-    name: &str,
-    reply: ReplyEntry,
-) {
-    let inodes = shared.inodes();
-    let found = inodes
-        .lookup(parent, name)
-        .and_then(|ino| Some((ino, inodes.get(ino)?)));
-    match found {
-        Some((ino, node)) => {
-            let (attr, ttl) = attr(shared, owner, &inodes, ino, node);
-            reply.entry(&ttl, &attr, Generation(0));
-        }
-        None => reply.error(Errno::ENOENT),
-    }
 }
 
 impl<S: Source> TorrentFs<S> {
