@@ -165,7 +165,7 @@ fn merge(ranges: &mut Vec<Range<u32>>) {
 
 #[cfg(test)]
 mod tests {
-    use rivulet_core::metainfo::{FileEntry, InfoHash};
+    use rivulet_core::metainfo::{FileEntry, InfoHash, Version};
 
     use super::*;
 
@@ -178,6 +178,7 @@ mod tests {
                     path: p.split('/').map(str::to_owned).collect(),
                     length,
                     offset,
+                    ..FileEntry::default()
                 };
                 offset += length;
                 e
@@ -185,6 +186,13 @@ mod tests {
             .collect();
         Metainfo {
             info_hash: InfoHash([0; 20]),
+            info_hash_v2: None,
+            version: Version::V1,
+            name_original: None,
+            symlinks: Vec::new(),
+            missing_piece_layers: 0,
+            url_list: Vec::new(),
+            creation_date: None,
             name: files[0].path[0].clone(),
             piece_length: piece,
             piece_hashes: vec![[0; 20]; offset.div_ceil(piece) as usize],
