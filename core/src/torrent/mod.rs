@@ -9,6 +9,7 @@ mod env;
 mod error;
 mod file_stamp;
 mod handle;
+pub(crate) mod links;
 
 mod peers;
 mod pieces;

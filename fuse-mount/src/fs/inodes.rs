@@ -20,6 +20,8 @@ pub enum Kind {
     Dir(BTreeMap<String, u64>),
     /// Index into `Metainfo::files`.
     File(usize),
+    /// Index into `Metainfo::symlinks` (BEP 47): a link to a path inside the torrent.
+    Symlink(usize),
     /// The status file, rendered at open.
     Status,
 }
@@ -70,6 +72,28 @@ impl Inodes {
                 };
             }
             push_pieces(&mut nodes[(dir - 1) as usize], &pieces);
+        }
+        for (index, link) in meta.symlinks.iter().enumerate() {
+            let Some((name, dirs)) = link.path.split_last() else {
+                continue;
+            };
+            let mut dir = ROOT;
+            for component in dirs {
+                dir = match child_of(&nodes, dir, component) {
+                    Some(existing) => existing,
+                    None => add(
+                        &mut nodes,
+                        dir,
+                        component,
+                        Kind::Dir(BTreeMap::new()),
+                        false,
+                    ),
+                };
+            }
+            // The metainfo gives links and files unique paths, so the name is free.
+            if child_of(&nodes, dir, name).is_none() {
+                add(&mut nodes, dir, name, Kind::Symlink(index), false);
+            }
         }
         for node in &mut nodes {
             merge(&mut node.pieces);
@@ -257,5 +281,17 @@ mod tests {
         let f = ino.lookup(ROOT, STATUS_DIR).unwrap();
         assert!(matches!(ino.get(f).unwrap().kind, Kind::File(0)));
         assert_eq!(ino.count(), 2);
+    }
+
+    #[test]
+    fn symlinks_are_nodes_of_their_own_and_pad_files_are_absent() {
+        let info = "d5:filesld6:lengthi3e4:pathl1:aeed4:attr1:p6:lengthi1e4:pathl3:padeed4:attr1:l4:pathl1:d1:le12:symlink pathl1:aeee4:name1:t12:piece lengthi4e6:pieces20:xxxxxxxxxxxxxxxxxxxxe";
+        let m = Metainfo::from_bytes(format!("d4:info{info}e").as_bytes()).unwrap();
+        let ino = Inodes::new(&m);
+        let t = ino.lookup(ROOT, "t").unwrap();
+        assert!(ino.lookup(t, "pad").is_none());
+        let d = ino.lookup(t, "d").unwrap();
+        let l = ino.lookup(d, "l").unwrap();
+        assert!(matches!(ino.get(l).unwrap().kind, Kind::Symlink(0)));
     }
 }

@@ -108,8 +108,19 @@ impl<S: Source> TorrentFs<S> {
                 TREE_TTL,
             ),
             Kind::File(i) => {
-                let len = self.meta.files.get(*i).map_or(0, |f| f.length);
-                (FileType::RegularFile, 0o444, len, 1, TREE_TTL)
+                let file = self.meta.files.get(*i);
+                let len = file.map_or(0, |f| f.length);
+                // BEP 47 `x`: executable, still read-only.
+                let perm = if file.is_some_and(|f| f.attr.executable) {
+                    0o555
+                } else {
+                    0o444
+                };
+                (FileType::RegularFile, perm, len, 1, TREE_TTL)
+            }
+            Kind::Symlink(i) => {
+                let len = self.link_target(*i).map_or(0, |t| t.len() as u64);
+                (FileType::Symlink, 0o777, len, 1, TREE_TTL)
             }
             // Its size changes as the download progresses: never cached.
             Kind::Status => (
@@ -141,6 +152,22 @@ impl<S: Source> TorrentFs<S> {
     }
 
     /// The progress attribute of a torrent file or folder; `None` for the status nodes.
+    /// Whether `x` permission is granted: folders, and files with the BEP 47 `x` attribute.
+    fn executable(&self, kind: &Kind) -> bool {
+        match kind {
+            Kind::Dir(_) => true,
+            Kind::File(i) => self.meta.files.get(*i).is_some_and(|f| f.attr.executable),
+            _ => false,
+        }
+    }
+
+    /// The content of symlink `index`: a relative path that stays inside the torrent.
+    fn link_target(&self, index: usize) -> Option<Vec<u8>> {
+        use std::os::unix::ffi::OsStrExt;
+        let link = self.meta.symlinks.get(index)?;
+        Some(link.relative_target().as_os_str().as_bytes().to_vec())
+    }
+
     fn progress(&self, node: &Node) -> Option<String> {
         if node.status {
             return None;
@@ -319,6 +346,8 @@ impl<S: Source> Filesystem for TorrentFs<S> {
         let (state, fopen) = match self.inodes.get(ino.0).map(|n| &n.kind) {
             None => return reply.error(Errno::ENOENT),
             Some(Kind::Dir(_)) => return reply.error(Errno::EISDIR),
+            // The kernel follows links itself; an open of the link node is a misuse.
+            Some(Kind::Symlink(_)) => return reply.error(Errno::ELOOP),
             // Torrent data never changes once verified: let the page cache keep it.
             Some(Kind::File(index)) => match self.readers.open(*index) {
                 Ok(reader) => (OpenFile::Torrent(reader), FopenFlags::FOPEN_KEEP_CACHE),
@@ -361,6 +390,18 @@ impl<S: Source> Filesystem for TorrentFs<S> {
                 reply.data(&doc[start..end]);
             }
             Some(Kind::Dir(_)) => reply.error(Errno::EISDIR),
+            Some(Kind::Symlink(_)) => reply.error(Errno::EINVAL),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.inodes.get(ino.0).map(|n| &n.kind) {
+            Some(Kind::Symlink(i)) => match self.link_target(*i) {
+                Some(target) => reply.data(&target),
+                None => reply.error(Errno::ENOENT),
+            },
+            Some(_) => reply.error(Errno::EINVAL),
             None => reply.error(Errno::ENOENT),
         }
     }
@@ -438,6 +479,7 @@ impl<S: Source> Filesystem for TorrentFs<S> {
         let entries = children.iter().map(|(name, &child)| {
             let kind = match self.inodes.get(child).map(|n| &n.kind) {
                 Some(Kind::Dir(_)) => FileType::Directory,
+                Some(Kind::Symlink(_)) => FileType::Symlink,
                 _ => FileType::RegularFile,
             };
             (name.as_str(), child, kind)
@@ -511,7 +553,7 @@ impl<S: Source> Filesystem for TorrentFs<S> {
         };
         if mask.contains(AccessFlags::W_OK) {
             reply.error(Errno::EROFS);
-        } else if mask.contains(AccessFlags::X_OK) && !matches!(node.kind, Kind::Dir(_)) {
+        } else if mask.contains(AccessFlags::X_OK) && !self.executable(&node.kind) {
             reply.error(Errno::EACCES);
         } else {
             reply.ok();
