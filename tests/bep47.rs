@@ -2,7 +2,7 @@
 //! executable file. The mount shows the link as a link to a path inside the torrent, the
 //! executable with its `x` bits and no pad file; `rivulet seed` serves the data (the pad's
 //! bytes are zeros it never stored) and `rivulet download` gets it byte for byte, creates the
-//! link and no pad file.
+//! link, marks the executable and stores no pad file.
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -139,6 +139,12 @@ fn pad_files_are_never_stored_and_links_are_created_on_download() {
     seed.terminate(Duration::from_secs(15));
     assert_eq!(std::fs::read(out.join("t/a.bin")).expect("a.bin"), a);
     assert_eq!(std::fs::read(out.join("t/bin/run")).expect("run"), run);
+    assert_eq!(
+        mode(&out.join("t/bin/run")) & 0o111,
+        0o111,
+        "run is not executable"
+    );
+    assert_eq!(mode(&out.join("t/a.bin")) & 0o111, 0, "a.bin is executable");
     assert_eq!(
         std::fs::read_link(out.join("t/links/to-a")).expect("link"),
         Path::new("../a.bin")

@@ -100,7 +100,7 @@ pub(super) fn compose(
         return Err(SessionError::NotPersistent(storage_name));
     }
     if matches!(add.mode, Mode::Download { .. }) {
-        crate::torrent::links::create(meta, &add.data_dir);
+        crate::torrent::attributes::create_links(meta, &add.data_dir);
     }
     let mut trackers: Vec<Vec<Arc<dyn Tracker>>> = Vec::new();
     for tier in &meta.trackers {

@@ -3,13 +3,13 @@
 //! public [`TorrentHandle`]. STATE.md beside this file has the piece states and the locking.
 
 mod assembly;
+pub mod attributes;
 mod choker;
 mod effects;
 mod env;
 mod error;
 mod file_stamp;
 mod handle;
-pub(crate) mod links;
 
 mod peers;
 mod pieces;
