@@ -18,7 +18,7 @@ SUDO=""
 step() { echo "==> $*" >&2; }
 
 PACKAGES=(fuse3 libfuse3-dev pkg-config opentracker aria2 mktorrent qbittorrent-nox
-          transmission-cli ffmpeg iproute2 util-linux)
+          transmission-cli ffmpeg iproute2 util-linux python3-libtorrent)
 missing_packages() {
   local p
   for p in "${PACKAGES[@]}"; do
