@@ -3,7 +3,8 @@
 //! A hybrid torrent passes the check that its v1 and v2 halves agree (piece layers against
 //! the merkle roots, files on piece boundaries) and downloads through its v1 half from a
 //! libtorrent seeder, byte for byte, without storing the pad files libtorrent put between the
-//! files. A v2-only torrent is described by `rivulet info` and refused by `rivulet download`
+//! files; `rivulet seed` serves it to libtorrent, which checks it against both halves. A
+//! v2-only torrent is described by `rivulet info` and refused by `rivulet download`
 //! with a clear "not supported yet".
 
 use std::path::Path;
@@ -19,8 +20,9 @@ use rivulet_tests::workdir::{WorkDir, tree};
 /// on PATH.
 const PYTHON: &str = "/usr/bin/python3";
 
-/// `create ROOT NAME PIECE OUT hybrid|v2`: a torrent of ROOT/NAME. `seed TORRENT SAVE PORT`:
-/// seeds it on 127.0.0.1:PORT, says "seeding" once it has checked its data.
+/// `create ROOT NAME PIECE OUT hybrid|v2`: a torrent of ROOT/NAME. `seed TORRENT SAVE PORT
+/// [PEER_PORT]`: seeds it on 127.0.0.1:PORT (after fetching it from 127.0.0.1:PEER_PORT if
+/// given), says "seeding" once it has all the data, checked.
 const LIBTORRENT: &str = r#"
 import sys, time, libtorrent as lt
 if sys.argv[1] == "create":
@@ -37,6 +39,8 @@ else:
                     "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
                     "allow_multiple_connections_per_ip": True})
     h = s.add_torrent({"ti": lt.torrent_info(torrent), "save_path": save})
+    if len(sys.argv) > 5:
+        h.connect_peer(("127.0.0.1", int(sys.argv[5])))
     while not h.status().is_seeding:
         time.sleep(0.05)
     print("seeding", flush=True)
@@ -122,6 +126,44 @@ fn a_libtorrent_hybrid_torrent_downloads_through_v1_from_a_libtorrent_seeder() {
         !written.iter().any(|p| p.contains(".pad")),
         "pad files were stored: {written:?}"
     );
+}
+
+#[test]
+fn rivulet_seeds_a_libtorrent_hybrid_torrent_to_libtorrent() {
+    let work = WorkDir::new("hybrid-seed");
+    let seed_data = work.subdir("seed");
+    let files = payload(&seed_data);
+    let torrent = create(&work, &seed_data, "hybrid");
+    let seed_addr = free_addr(LOCALHOST);
+    let mut seed = rivulet::seed(
+        work.path(),
+        &torrent,
+        &seed_data,
+        seed_addr,
+        &work.join("seed.jsonl"),
+    );
+    seed.wait_events(Duration::from_secs(30), "the seed to listen", |e| {
+        e.has("listening")
+    });
+    let out = work.subdir("out");
+    let leech_port = free_addr(LOCALHOST).port().to_string();
+    let cmd = libtorrent(&[
+        "seed",
+        torrent.to_str().expect("utf-8"),
+        out.to_str().expect("utf-8"),
+        &leech_port,
+        &seed_addr.port().to_string(),
+    ]);
+    let mut leecher = Proc::spawn("libtorrent leecher", cmd, &work.join("leecher.log"));
+    wait_for(Duration::from_secs(60), "libtorrent to complete", || {
+        leecher.assert_running("libtorrent leecher");
+        leecher.log_tail(200).contains("seeding")
+    });
+    seed.terminate(Duration::from_secs(15));
+    for (p, data) in &files {
+        let got = std::fs::read(out.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert!(got == *data, "{p} differs");
+    }
 }
 
 #[test]
