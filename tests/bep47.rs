@@ -43,7 +43,8 @@ fn entry(path: &[&str], length: usize, attr: &str, link: Option<&[&str]>) -> Val
 
 /// (torrent, data of `t/a.bin`, data of `t/bin/run`): a.bin is padded to a piece boundary.
 fn torrent() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let a: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    // The pad covers the rest of piece 0 and all of piece 1.
+    let a: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let run: Vec<u8> = (0..9_000u32).map(|i| (i * 13 % 241) as u8).collect();
     let pad = 2 * PIECE - a.len();
     let mut space = a.clone();
