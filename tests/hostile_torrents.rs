@@ -1,18 +1,21 @@
 //! Hostile .torrent files beyond tests/malformed_torrent.rs.
 //!
 //! Odd but legal torrents are handled safely: device-like names (CON, NUL, aux.txt: ordinary
-//! files on Linux), names that are not UTF-8 (shown with U+FFFD) and piece lengths that are not
-//! powers of two go from `rivulet seed` to `rivulet download` byte for byte, and nothing lands
-//! outside the output directory. Contradictory torrents (duplicate names, a file that is also a
-//! folder, hashes that do not match the length, absurd piece lengths, names of `.` or with a
-//! backslash or NUL) are refused with one error line and a non-zero exit. A torrent of a
-//! million pieces starts with bounded memory and a sparse file; one over 64 MiB is refused.
+//! files on Linux), names that are not UTF-8 (shown with U+FFFD), piece lengths that are not
+//! powers of two, and names that are unsafe or clash (duplicates, a file that is also a folder,
+//! `.`, `..`, separators, NUL, an empty or absolute torrent name), which are made safe as
+//! libtorrent does, go from `rivulet seed` to `rivulet download` byte for byte under the safe
+//! names, and nothing lands outside the output directory. Contradictory torrents (hashes that
+//! do not match the length, absurd piece lengths) are refused with one error line and a
+//! non-zero exit. A torrent of a million pieces starts with bounded memory and a sparse file;
+//! one over 64 MiB is refused.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rivulet_tests::make_torrent::{PayloadFile, multi_file, write_payload};
+use rivulet_core::metainfo::Metainfo;
+use rivulet_tests::make_torrent::{PayloadFile, multi_file};
 use rivulet_tests::ports::{LOCALHOST, free_addr};
 use rivulet_tests::proc_stats::Sampler;
 use rivulet_tests::rivulet::{self, Download};
@@ -34,15 +37,14 @@ fn file(path: &[&[u8]], data: Vec<u8>) -> PayloadFile {
     }
 }
 
-fn lossy(b: &[u8]) -> Vec<u8> {
-    String::from_utf8_lossy(b).into_owned().into_bytes()
-}
-
 struct Legal {
     id: &'static str,
     name: &'static [u8],
     piece_length: u64,
     files: Vec<PayloadFile>,
+    /// Where each file lands below the output directory (`{hash}`: the info-hash); empty when
+    /// that is its own path, with U+FFFD for bytes that are not UTF-8.
+    disk: &'static [&'static str],
 }
 
 fn legal_cases() -> Vec<Legal> {
@@ -59,6 +61,7 @@ fn legal_cases() -> Vec<Legal> {
                 file(&[b"PRN", b"LPT1"], data(5, 100_000)),
                 file(&[b"con.txt"], data(6, 1)),
             ],
+            disk: &[],
         },
         Legal {
             id: "not-utf8",
@@ -68,6 +71,7 @@ fn legal_cases() -> Vec<Legal> {
                 file(&[b"r\xe9sum\xe9.txt"], data(7, 50_000)),
                 file(&[b"\xff\xfe", b"ok.bin"], data(8, 20_000)),
             ],
+            disk: &[],
         },
         Legal {
             id: "odd-piece-length",
@@ -77,8 +81,75 @@ fn legal_cases() -> Vec<Legal> {
                 file(&[b"a.bin"], data(9, 300_001)),
                 file(&[b"b.bin"], data(10, 77_777)),
             ],
+            disk: &[],
         },
+        renamed(
+            "duplicate-file-names",
+            b"t",
+            &[b"same.bin"],
+            &[b"same.bin"],
+            &["t/same.bin", "t/same.1.bin"],
+        ),
+        renamed(
+            "file-is-also-a-folder",
+            b"t",
+            &[b"a"],
+            &[b"a", b"b.bin"],
+            &["t/a.1", "t/a/b.bin"],
+        ),
+        renamed(
+            "dot-and-dot-dot",
+            b"t",
+            &[b"."],
+            &[b"..", b"..", b"evil.txt"],
+            &["t/_", "t/evil.txt"],
+        ),
+        renamed(
+            "separators-and-nul",
+            b"t",
+            &[b"..\\..\\evil.txt"],
+            &[b"/tmp", b"x\0y"],
+            &["t/.._.._evil.txt", "t/_tmp/x_y"],
+        ),
+        renamed(
+            "name-is-dot",
+            b".",
+            &[b"a"],
+            &[b"b"],
+            &["{hash}/a", "{hash}/b"],
+        ),
+        renamed(
+            "name-is-empty",
+            b"",
+            &[b"a"],
+            &[b"b"],
+            &["{hash}/a", "{hash}/b"],
+        ),
+        renamed(
+            "absolute-name",
+            b"/tmp/evil",
+            &[b"a"],
+            &[b"b"],
+            &["_tmp_evil/a", "_tmp_evil/b"],
+        ),
     ]
+}
+
+/// Two files whose names must be changed to land safely where `disk` says.
+fn renamed(
+    id: &'static str,
+    name: &'static [u8],
+    a: &[&[u8]],
+    b: &[&[u8]],
+    disk: &'static [&'static str],
+) -> Legal {
+    Legal {
+        id,
+        name,
+        piece_length: 16 << 10,
+        files: vec![file(a, data(11, 20_000)), file(b, data(12, 30_000))],
+        disk,
+    }
 }
 
 #[test]
@@ -86,22 +157,36 @@ fn odd_but_legal_torrents_download_exactly_inside_the_output_dir() {
     let work = WorkDir::new("hostile-torrents-legal");
     for case in legal_cases() {
         let torrent = work.join(&format!("{}.torrent", case.id));
-        std::fs::write(
-            &torrent,
-            multi_file(case.name, &case.files, case.piece_length, DEAD_TRACKER),
-        )
-        .expect("write torrent");
-        // The seed finds its data under the names rivulet shows (U+FFFD for invalid UTF-8).
-        let shown: Vec<PayloadFile> = case
-            .files
-            .iter()
-            .map(|f| PayloadFile {
-                path: f.path.iter().map(|c| lossy(c)).collect(),
-                data: f.data.clone(),
-            })
-            .collect();
+        let bytes = multi_file(case.name, &case.files, case.piece_length, DEAD_TRACKER);
+        std::fs::write(&torrent, &bytes).expect("write torrent");
+        let hash = Metainfo::from_bytes(&bytes)
+            .unwrap_or_else(|e| panic!("{}: refused: {e}", case.id))
+            .info_hash
+            .hex();
+        let disk: Vec<String> = if case.disk.is_empty() {
+            case.files
+                .iter()
+                .map(|f| {
+                    std::iter::once(case.name)
+                        .chain(f.path.iter().map(Vec::as_slice))
+                        .map(String::from_utf8_lossy)
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .collect()
+        } else {
+            case.disk
+                .iter()
+                .map(|d| d.replace("{hash}", &hash))
+                .collect()
+        };
+        // The seed finds its data under the names rivulet shows.
         let seed_data = work.subdir(&format!("seed-{}", case.id));
-        write_payload(&seed_data, &lossy(case.name), &shown);
+        for (f, d) in case.files.iter().zip(&disk) {
+            let p = seed_data.join(d);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir seed data");
+            std::fs::write(&p, &f.data).expect("write seed data");
+        }
         let seed_addr = free_addr(LOCALHOST);
         let mut seed = rivulet::seed(
             work.path(),
@@ -122,11 +207,8 @@ fn odd_but_legal_torrents_download_exactly_inside_the_output_dir() {
             .spawn(work.path(), &format!("download-{}", case.id));
         dl.wait_success(Duration::from_secs(60));
         seed.terminate(Duration::from_secs(15));
-        for f in &shown {
-            let mut p: PathBuf = out.join(String::from_utf8_lossy(&lossy(case.name)).as_ref());
-            for c in &f.path {
-                p.push(String::from_utf8_lossy(c).as_ref());
-            }
+        for (f, d) in case.files.iter().zip(&disk) {
+            let p = out.join(d);
             let got = std::fs::read(&p)
                 .unwrap_or_else(|e| panic!("{}: {} missing: {e}", case.id, p.display()));
             assert!(got == f.data, "{}: {} differs", case.id, p.display());
@@ -184,28 +266,14 @@ fn refused_cases() -> Vec<(&'static str, Vec<u8>)> {
         })
     };
     vec![
-        ("duplicate-file-names", two(&[b"same.bin"], &[b"same.bin"])),
-        ("file-is-also-a-folder", two(&[b"a"], &[b"a", b"b.bin"])),
-        ("dot-component", two(&[b"."], &[b"b.bin"])),
-        (
-            "backslash-traversal",
-            two(&[b"..\\..\\evil.txt"], &[b"b.bin"]),
-        ),
-        ("nul-in-name", two(&[b"evil\0.txt"], &[b"b.bin"])),
-        ("name-is-dot", set("name", Value::Bytes(b".".to_vec()))),
-        // Its files would spill into the output directory instead of a folder of their own.
-        ("name-is-empty", set("name", Value::Bytes(Vec::new()))),
-        (
-            "absolute-name",
-            set("name", Value::Bytes(b"/tmp/evil".to_vec())),
-        ),
         (
             "piece-length-negative",
             set("piece length", Value::Int(-16384)),
         ),
+        // Over libtorrent's limit of 32767 blocks of 16 KiB.
         (
-            "piece-length-128-mib",
-            set("piece length", Value::Int(128 << 20)),
+            "piece-length-1-gib",
+            set("piece length", Value::Int(1 << 30)),
         ),
         ("more-hashes-than-data", pieces(5)),
         ("fewer-hashes-than-data", pieces(-1)),

@@ -106,6 +106,16 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
                 set(i, "pieces", Value::Bytes(mp[..mp.len() - 20].to_vec()))
             }),
         ),
+        ("empty-path", with_info(&multi, |i| set_path(i, 1, &[]))),
+    ]
+}
+
+/// Torrents whose names would leave the output directory: loaded with safe names, each
+/// change shown (the download side is in tests/hostile_torrents.rs).
+fn renamed_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
+    let single = base(Fixture::single_small(), dir);
+    let multi = base(Fixture::multi_small(), dir);
+    vec![
         (
             "name-dot-dot",
             with_info(&single, |i| set(i, "name", bytes(".."))),
@@ -126,8 +136,33 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
             "absolute-path",
             with_info(&multi, |i| set_path(i, 1, &["/tmp", "evil.txt"])),
         ),
-        ("empty-path", with_info(&multi, |i| set_path(i, 1, &[]))),
     ]
+}
+
+#[test]
+fn info_shows_unsafe_names_made_safe_and_marks_them() {
+    let work = WorkDir::new("malformed-renamed");
+    for (name, data) in renamed_cases(work.path()) {
+        let path = work.join(&format!("{name}.torrent"));
+        std::fs::write(&path, data).expect("write case");
+        let finished = rivulet::info(work.path(), &path);
+        assert!(
+            finished.status.success(),
+            "info {name} failed: {}",
+            finished.stderr
+        );
+        let out = &finished.stdout;
+        assert!(
+            out.contains("renamed; the torrent says"),
+            "info {name}:\n{out}"
+        );
+        for line in out.lines().filter(|l| !l.contains("renamed")) {
+            assert!(
+                !line.contains("../") && !line.trim_start().starts_with('/'),
+                "info {name} shows an escaping name: {line}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -87,6 +87,24 @@ impl Layout {
         }
         out
     }
+
+    /// The parts of the torrent-global `range` that no file covers (BEP 47 pad files, BEP 52
+    /// alignment), relative to `range.start`: zeros by definition, never fetched or stored.
+    pub fn padding(&self, range: Range<u64>) -> Vec<Range<u64>> {
+        let len = range.end.min(self.total_length).saturating_sub(range.start);
+        let mut gaps = Vec::new();
+        let mut at = 0;
+        for s in self.spans(range) {
+            if s.range_offset > at {
+                gaps.push(at..s.range_offset);
+            }
+            at = s.range_offset + s.len;
+        }
+        if at < len {
+            gaps.push(at..len);
+        }
+        gaps
+    }
 }
 
 #[cfg(test)]
@@ -146,5 +164,19 @@ mod tests {
         assert_eq!(l.pieces_for(4095..4097), 0..2);
         assert_eq!(l.pieces_for(10..10), 0..0);
         assert_eq!(l.piece_range(1), 4096..6003);
+        assert!(l.padding(0..4096).is_empty());
+    }
+
+    #[test]
+    fn padding_is_what_no_file_covers() {
+        // a: 0..1000, pad 1000..4096, b: 4096..5000.
+        let l = Layout {
+            piece_length: 4096,
+            total_length: 5000,
+            files: vec![(0, 1000), (4096, 904)],
+        };
+        assert_eq!(l.padding(l.piece_range(0)), vec![1000..4096]);
+        assert!(l.padding(l.piece_range(1)).is_empty());
+        assert_eq!(l.padding(500..4500), vec![500..3596]);
     }
 }

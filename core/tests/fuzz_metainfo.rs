@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use rivulet_core::metainfo::span::{SpanError, dict_value_span};
-use rivulet_core::metainfo::{MAX_PIECE_LENGTH, Metainfo, MetainfoError};
+use rivulet_core::metainfo::{MAX_PIECE_LENGTH, Metainfo, MetainfoError, Version};
 use rivulet_fuzz_support::budget::{BudgetAlloc, largest_allocation};
 use rivulet_fuzz_support::{config, mutate};
 use serde::Serialize;
@@ -38,21 +38,30 @@ fn parse_checked(data: &[u8]) -> Result<Metainfo, MetainfoError> {
         Ok(m) => {
             assert!(m.piece_length > 0 && m.piece_length <= MAX_PIECE_LENGTH);
             assert!(m.total_length > 0);
-            assert_eq!(
-                m.piece_hashes.len() as u64,
-                m.total_length.div_ceil(m.piece_length)
-            );
+            if m.version != Version::V2 {
+                assert_eq!(
+                    m.piece_hashes.len() as u64,
+                    m.total_length.div_ceil(m.piece_length)
+                );
+            }
+            // Files in order, never overlapping (pad files leave gaps), inside the byte space,
+            // under plain names the kernel takes, all below the torrent's folder.
             let mut offset = 0;
+            let mut seen = std::collections::HashSet::new();
             for f in &m.files {
-                assert_eq!(f.offset, offset);
-                offset += f.length;
+                assert!(f.offset >= offset);
+                offset = f.offset + f.length;
                 assert!(!f.path.is_empty());
+                assert!(seen.insert(f.path.clone()), "two files at {:?}", f.path);
+                if m.multi_file {
+                    assert_eq!(f.path[0], m.name);
+                }
                 for c in &f.path {
                     assert!(!c.is_empty() && c != "." && c != "..");
-                    assert!(!c.contains(['/', '\\', '\0']));
+                    assert!(!c.contains(['/', '\\', '\0']) && c.len() <= 255);
                 }
             }
-            assert_eq!(offset, m.total_length);
+            assert!(offset <= m.total_length);
             let span = dict_value_span(data, b"info")
                 .expect("accepted torrent walks")
                 .expect("accepted torrent has info");
@@ -324,6 +333,67 @@ fn bencode() -> impl Strategy<Value = Bencode> {
     })
 }
 
+/// Keys of BEP 52 file trees and their leaves, and some names.
+fn tree_key() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(Vec::new()),
+        Just(b"length".to_vec()),
+        Just(b"pieces root".to_vec()),
+        Just(b"attr".to_vec()),
+        Just(b"symlink path".to_vec()),
+        Just(b"..".to_vec()),
+        proptest::collection::vec(any::<u8>(), 1..4),
+    ]
+}
+
+/// Random v2 file trees: leaves are small integers, 32-byte roots or short strings.
+fn file_tree() -> impl Strategy<Value = Bencode> {
+    let leaf = prop_oneof![
+        (-2i64..70_000).prop_map(Bencode::Int),
+        proptest::collection::vec(any::<u8>(), 32).prop_map(Bencode::Bytes),
+        proptest::collection::vec(any::<u8>(), 0..4).prop_map(Bencode::Bytes),
+    ];
+    leaf.prop_recursive(6, 48, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..3).prop_map(Bencode::List),
+            proptest::collection::btree_map(tree_key(), inner, 0..4).prop_map(Bencode::Dict),
+        ]
+    })
+}
+
+/// A v2 torrent around a random file tree and random piece layers.
+fn v2_torrent() -> impl Strategy<Value = Vec<u8>> {
+    (
+        file_tree(),
+        proptest::collection::btree_map(
+            proptest::collection::vec(any::<u8>(), 32),
+            proptest::collection::vec(any::<u8>(), 0..100),
+            0..3,
+        ),
+        prop_oneof![Just(16384i64), Just(32768), 1i64..100_000],
+        any::<bool>(),
+    )
+        .prop_map(|(tree, layers, plen, hybrid)| {
+            let mut info = BTreeMap::new();
+            info.insert(b"file tree".to_vec(), tree);
+            info.insert(b"meta version".to_vec(), Bencode::Int(2));
+            info.insert(b"name".to_vec(), Bencode::Bytes(b"t".to_vec()));
+            info.insert(b"piece length".to_vec(), Bencode::Int(plen));
+            if hybrid {
+                info.insert(b"length".to_vec(), Bencode::Int(1));
+                info.insert(b"pieces".to_vec(), Bencode::Bytes(vec![7; 20]));
+            }
+            let mut top = BTreeMap::new();
+            top.insert(b"info".to_vec(), Bencode::Dict(info));
+            let layers = layers
+                .into_iter()
+                .map(|(k, v)| (k, Bencode::Bytes(v)))
+                .collect();
+            top.insert(b"piece layers".to_vec(), Bencode::Dict(layers));
+            Bencode::Dict(top).to_vec()
+        })
+}
+
 fn top_dict() -> impl Strategy<Value = BTreeMap<Vec<u8>, Bencode>> {
     proptest::collection::btree_map(key(), bencode(), 0..6)
 }
@@ -375,6 +445,16 @@ proptest! {
     fn fuzz_metainfo_mutated_valid(
         (data, edits) in (valid_torrent_bytes(), mutate::edits())
     ) {
+        let _ = parse_checked(&mutate::apply(&data, &edits));
+    }
+
+    #[test]
+    fn fuzz_metainfo_v2_file_trees_and_piece_layers(data in v2_torrent()) {
+        let _ = parse_checked(&data);
+    }
+
+    #[test]
+    fn fuzz_metainfo_v2_mutated((data, edits) in (v2_torrent(), mutate::edits())) {
         let _ = parse_checked(&mutate::apply(&data, &edits));
     }
 

@@ -1,22 +1,33 @@
 //! `.torrent` files: parsing, validation and the info-hash.
 //!
 //! Everything in a torrent is treated as hostile: sizes are checked against each other, file
-//! names are sanitised ([`path`]), and the info-hash is taken over the raw `info` bytes
-//! ([`span`]).
+//! names are made safe ([`path`], [`unique`]), and the info-hash is taken over the raw `info`
+//! bytes ([`span`]). What is harmless is read leniently ([`optional`]); v2 and hybrid
+//! metadata (BEP 52) is checked in [`v2`].
 
+mod files;
+pub mod merkle;
+mod optional;
 pub mod path;
 pub mod span;
+pub mod unique;
+pub mod v2;
+pub mod value;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use serde_bytes::ByteBuf;
 use sha1::{Digest, Sha1};
 
-/// Largest piece we accept: a piece is held in memory while it is assembled.
-pub const MAX_PIECE_LENGTH: u64 = 64 << 20;
+use value::Value;
+
+/// Largest piece we accept: libtorrent's limit (32767 blocks of 16 KiB).
+pub const MAX_PIECE_LENGTH: u64 = 32767 * 16384;
+/// Largest piece downloading and seeding handle: a piece is held in memory while it is
+/// assembled and hashed.
+pub const MAX_TRANSFER_PIECE_LENGTH: u64 = 64 << 20;
+/// Most pieces a torrent may have (libtorrent's bound; piece indices stay well inside u32).
+pub const MAX_PIECES: u64 = (1 << 30) - 1;
 /// Largest .torrent file we read.
 pub const MAX_TORRENT_FILE: u64 = 64 << 20;
 
@@ -26,8 +37,12 @@ pub struct InfoHash(pub [u8; 20]);
 
 impl InfoHash {
     pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.0)
     }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl fmt::Display for InfoHash {
@@ -41,16 +56,30 @@ impl fmt::Debug for InfoHash {
         write!(f, "InfoHash({})", self.hex())
     }
 }
+/// BEP 47 attributes a file keeps on disk and in the mount.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileAttr {
+    pub executable: bool,
+    /// Hidden on systems that have such a flag; on Linux a name is hidden by its leading dot,
+    /// which the torrent's name already has or not.
+    pub hidden: bool,
+}
 
-/// One file of the torrent, in torrent order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One file of the torrent, in torrent order. Pad files are not files: they leave a gap
+/// between one file's end and the next file's offset, which reads as zeros.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FileEntry {
-    /// Sanitised path relative to the output directory; for a multi-file torrent the first
+    /// Safe, unique path relative to the output directory; for a multi-file torrent the first
     /// component is the torrent's name.
     pub path: Vec<String>,
     pub length: u64,
-    /// Offset of the file's first byte in the torrent's concatenated data.
+    /// Offset of the file's first byte in the torrent's byte space.
     pub offset: u64,
+    pub attr: FileAttr,
+    /// The path as the torrent spells it (below the torrent's folder), when it had to change.
+    pub original: Option<String>,
+    /// BEP 52 merkle root of the file's data (v2 and hybrid torrents, files with data).
+    pub pieces_root: Option<merkle::Hash>,
 }
 
 impl FileEntry {
@@ -59,23 +88,75 @@ impl FileEntry {
     }
 }
 
+/// A BEP 47 symlink: takes no bytes, points at a path inside the torrent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Symlink {
+    /// Safe, unique path relative to the output directory, as for a file.
+    pub path: Vec<String>,
+    /// What it points at, relative to the output directory and inside the torrent's folder.
+    pub target: Vec<String>,
+    pub original: Option<String>,
+}
+
+impl Symlink {
+    /// The link's content: the target relative to the link's own folder, so that the link
+    /// resolves inside the torrent wherever the output directory is.
+    pub fn relative_target(&self) -> PathBuf {
+        let dirs = &self.path[..self.path.len() - 1];
+        let common = dirs
+            .iter()
+            .zip(&self.target)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let mut p = PathBuf::new();
+        for _ in common..dirs.len() {
+            p.push("..");
+        }
+        for c in &self.target[common..] {
+            p.push(c);
+        }
+        p
+    }
+}
+
+/// Which BitTorrent versions a torrent speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+    Hybrid,
+}
+
 /// A parsed, validated torrent.
 #[derive(Clone, Debug)]
 pub struct Metainfo {
+    /// The v1 info-hash; for a v2-only torrent the truncated v2 one (BEP 52).
     pub info_hash: InfoHash,
+    /// The SHA-256 of the info dictionary (v2 and hybrid torrents).
+    pub info_hash_v2: Option<merkle::Hash>,
+    pub version: Version,
+    /// Safe name (the folder of a multi-file torrent).
     pub name: String,
+    /// The name as the torrent spells it, when it had to change.
+    pub name_original: Option<String>,
     pub piece_length: u64,
+    /// v1 piece hashes (empty for a v2-only torrent).
     pub piece_hashes: Vec<[u8; 20]>,
     pub files: Vec<FileEntry>,
+    pub symlinks: Vec<Symlink>,
+    /// Length of the byte space, pad files included.
     pub total_length: u64,
+    /// v2 files longer than a piece whose piece layer the torrent lacks.
+    pub missing_piece_layers: usize,
     /// Announce URLs grouped in BEP 12 tiers, tried in order.
     pub trackers: Vec<Vec<String>>,
+    /// BEP 19 web seeds.
+    pub url_list: Vec<String>,
     pub private: bool,
     pub multi_file: bool,
     pub comment: Option<String>,
     pub created_by: Option<String>,
-    /// `creation date`, seconds since the Unix epoch (absent or negative: `None`).
-    pub creation_date: Option<u64>,
+    pub creation_date: Option<i64>,
 }
 
 /// Why a .torrent was refused. Every variant reads as one line.
@@ -92,65 +173,39 @@ pub enum MetainfoError {
     Structure(#[from] span::SpanError),
     #[error("not a valid torrent: no info dictionary")]
     NoInfo,
-    #[error("not a valid torrent: {0}")]
-    Decode(String),
+    #[error("not a valid torrent: '{0}' is missing or of the wrong type")]
+    BadField(&'static str),
     #[error("invalid piece length {0}")]
     PieceLength(i64),
     #[error("piece hashes are {0} bytes, not a multiple of 20")]
     PieceHashes(usize),
     #[error("torrent has {got} piece hashes but its {total} bytes need {want}")]
     PieceCount { got: usize, want: u64, total: u64 },
-    #[error("file {0:?} has a negative length")]
+    #[error("torrent has {0} pieces, more than {MAX_PIECES}")]
+    TooManyPieces(u64),
+    #[error("file {0:?} has a missing or negative length")]
     FileLength(String),
     #[error("total length overflows")]
     TotalLength,
     #[error("torrent holds no data")]
     Empty,
-    #[error(
-        "torrent has neither 'length' nor 'files' (BitTorrent v2-only torrents are not supported)"
-    )]
+    #[error("torrent has neither 'length' nor 'files' nor a v2 'file tree'")]
     NoFiles,
-    #[error("unsafe file name in torrent: {0}")]
-    Path(#[from] path::PathError),
-    #[error("file {0:?} appears twice or clashes with a folder of the same name")]
-    Duplicate(String),
+    #[error("{0}")]
+    Duplicates(#[from] unique::TooManyDuplicates),
+    #[error("{0}")]
+    V2(#[from] v2::V2Error),
 }
 
-#[derive(Deserialize)]
-struct RawTorrent {
-    announce: Option<ByteBuf>,
-    #[serde(rename = "announce-list")]
-    announce_list: Option<Vec<Vec<ByteBuf>>>,
-    comment: Option<ByteBuf>,
-    #[serde(rename = "created by")]
-    created_by: Option<ByteBuf>,
-    #[serde(rename = "creation date")]
-    creation_date: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct RawInfo {
-    name: ByteBuf,
-    #[serde(rename = "name.utf-8")]
-    name_utf8: Option<ByteBuf>,
-    #[serde(rename = "piece length")]
-    piece_length: i64,
-    pieces: Option<ByteBuf>,
-    length: Option<i64>,
-    files: Option<Vec<RawFile>>,
-    private: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct RawFile {
-    length: i64,
-    path: Vec<ByteBuf>,
-    #[serde(rename = "path.utf-8")]
-    path_utf8: Option<Vec<ByteBuf>>,
-}
-
-fn text(b: &ByteBuf) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// What a valid torrent asks of the engine that it cannot do yet.
+#[derive(Debug, thiserror::Error)]
+pub enum Unsupported {
+    #[error("BitTorrent v2-only torrents are not supported yet (v1 and hybrid torrents are)")]
+    V2Only,
+    #[error(
+        "pieces of {0} bytes are not supported yet for transfers (at most {MAX_TRANSFER_PIECE_LENGTH})"
+    )]
+    PieceTooLarge(u64),
 }
 
 impl Metainfo {
@@ -173,98 +228,125 @@ impl Metainfo {
             return Err(MetainfoError::TooLarge);
         }
         let info_span = span::dict_value_span(data, b"info")?.ok_or(MetainfoError::NoInfo)?;
-        let info_bytes = &data[info_span];
-        let info_hash = InfoHash(Sha1::digest(info_bytes).into());
-        let top: RawTorrent =
-            serde_bencode::from_bytes(data).map_err(|e| MetainfoError::Decode(decode_error(&e)))?;
-        let info: RawInfo = serde_bencode::from_bytes(info_bytes)
-            .map_err(|e| MetainfoError::Decode(format!("info: {}", decode_error(&e))))?;
-
-        if info.piece_length <= 0 || info.piece_length as u64 > MAX_PIECE_LENGTH {
-            return Err(MetainfoError::PieceLength(info.piece_length));
+        let top = Value::parse(data)?;
+        let info = Value::parse(&data[info_span])?;
+        if info.dict().is_none() {
+            return Err(MetainfoError::NoInfo);
         }
-        let piece_length = info.piece_length as u64;
-        let pieces = info.pieces.as_deref().ok_or(MetainfoError::NoFiles)?;
-        if pieces.len() % 20 != 0 {
-            return Err(MetainfoError::PieceHashes(pieces.len()));
-        }
-        let name_raw = info.name_utf8.as_ref().unwrap_or(&info.name);
-        let name = path::component(name_raw)?;
+        let sha1: [u8; 20] = Sha1::digest(info.raw()).into();
 
-        let (files, multi_file) = match (info.length, &info.files) {
-            (Some(len), None) => {
-                if len < 0 {
-                    return Err(MetainfoError::FileLength(name));
-                }
-                (vec![(vec![name.clone()], len as u64)], false)
+        let raw_length = info
+            .get("piece length")
+            .ok_or(MetainfoError::BadField("piece length"))?
+            .int()
+            .ok_or(MetainfoError::BadField("piece length"))?;
+        if raw_length <= 0 || raw_length as u64 > MAX_PIECE_LENGTH {
+            return Err(MetainfoError::PieceLength(raw_length));
+        }
+        let piece_length = raw_length as u64;
+        let name_raw = info
+            .get("name.utf-8")
+            .and_then(|n| n.bytes())
+            .or_else(|| info.get("name").and_then(|n| n.bytes()))
+            .ok_or(MetainfoError::BadField("name"))?;
+
+        let tree = (info.get("meta version").and_then(|v| v.int()) == Some(2))
+            .then(|| info.get("file tree"))
+            .flatten();
+        let v2_entries = match tree {
+            Some(t) => {
+                v2::check_piece_length(piece_length)?;
+                Some(v2::file_tree(t)?)
             }
-            (_, Some(list)) => {
-                let mut out = Vec::with_capacity(list.len());
-                for f in list {
-                    let comps = f.path_utf8.as_ref().unwrap_or(&f.path);
-                    let mut p = vec![name.clone()];
-                    p.extend(path::relative_path(comps)?);
-                    if f.length < 0 {
-                        return Err(MetainfoError::FileLength(p.join("/")));
-                    }
-                    out.push((p, f.length as u64));
-                }
-                (out, true)
+            None => None,
+        };
+        let pieces = info.get("pieces");
+        let mut v1_entries = match pieces {
+            Some(_) => files::v1_entries(info)?,
+            None => None,
+        };
+        let version = match (&v1_entries, &v2_entries) {
+            (Some(_), Some(_)) => Version::Hybrid,
+            (None, Some(_)) => Version::V2,
+            (Some(_), None) => Version::V1,
+            (None, None) if pieces.is_none() => return Err(MetainfoError::BadField("pieces")),
+            (None, None) => return Err(MetainfoError::NoFiles),
+        };
+        let mut missing_piece_layers = 0;
+        if let Some(v2e) = &v2_entries {
+            missing_piece_layers = v2::check_layers(top.get("piece layers"), v2e, piece_length)?;
+        }
+        if let (Some(v1e), Some(v2e)) = (&mut v1_entries, &v2_entries) {
+            v2::agree(v1e, name_raw, v2e, piece_length)?;
+            for (e1, e2) in v1e.iter_mut().filter(|e| !e.pad).zip(v2e) {
+                e1.root = e2.root;
+            }
+        }
+
+        let sha256 = v2_entries.as_ref().map(|_| merkle::sha256(info.raw()));
+        let info_hash = match (version, sha256) {
+            (Version::V2, Some(h)) => InfoHash(h[..20].try_into().expect("20 of 32 bytes")),
+            _ => InfoHash(sha1),
+        };
+        let (name, name_original) = match path::component(name_raw) {
+            Some(n) if !name_raw.is_empty() => {
+                let raw = String::from_utf8_lossy(name_raw);
+                let changed = (n != raw).then(|| raw.into_owned());
+                (n, changed)
+            }
+            // A name that says nothing (or only "go up"): the info-hash names the folder.
+            _ => (
+                info_hash.hex(),
+                Some(String::from_utf8_lossy(name_raw).into_owned()),
+            ),
+        };
+        let (entries, multi_file, aligned) = match (v1_entries, v2_entries) {
+            (Some(e), _) => (e, info.get("files").is_some(), false),
+            (None, Some(e)) => {
+                let single = e.len() == 1 && e[0].comps.len() == 1 && e[0].symlink.is_none();
+                (e, !single, true)
             }
             (None, None) => return Err(MetainfoError::NoFiles),
         };
-        check_unique(&files)?;
-
-        let mut offset = 0u64;
-        let files: Vec<FileEntry> = files
-            .into_iter()
-            .map(|(path, length)| {
-                let e = FileEntry {
-                    path,
-                    length,
-                    offset,
-                };
-                offset = offset
-                    .checked_add(length)
-                    .ok_or(MetainfoError::TotalLength)?;
-                Ok(e)
-            })
-            .collect::<Result<_, MetainfoError>>()?;
-        let total_length = offset;
+        let placed = files::place(&name, multi_file, &entries, piece_length, aligned)?;
+        let total_length = placed.total_length;
         if total_length == 0 {
             return Err(MetainfoError::Empty);
         }
         let want = total_length.div_ceil(piece_length);
-        if want != (pieces.len() / 20) as u64 {
-            return Err(MetainfoError::PieceCount {
-                got: pieces.len() / 20,
-                want,
-                total: total_length,
-            });
+        if want > MAX_PIECES {
+            return Err(MetainfoError::TooManyPieces(want));
         }
-        let piece_hashes = pieces
-            .chunks_exact(20)
-            .map(|c| c.try_into().expect("chunk of 20"))
-            .collect();
-
+        let piece_hashes = match version {
+            Version::V2 => Vec::new(),
+            _ => v1_hashes(pieces, want, total_length)?,
+        };
+        let opt = optional::read(top);
         Ok(Metainfo {
             info_hash,
+            info_hash_v2: sha256,
+            version,
             name,
+            name_original,
             piece_length,
             piece_hashes,
-            files,
+            files: placed.files,
+            symlinks: placed.symlinks,
             total_length,
-            trackers: tiers(&top),
-            private: info.private == Some(1),
+            missing_piece_layers,
+            trackers: opt.trackers,
+            url_list: opt.url_list,
+            private: info.get("private").and_then(|p| p.int()) == Some(1),
             multi_file,
-            comment: top.comment.as_ref().map(text),
-            created_by: top.created_by.as_ref().map(text),
-            creation_date: top.creation_date.and_then(|d| u64::try_from(d).ok()),
+            comment: opt.comment,
+            created_by: opt.created_by,
+            creation_date: opt.creation_date,
         })
     }
 
+    /// Number of pieces of the byte space.
     pub fn piece_count(&self) -> u32 {
-        self.piece_hashes.len() as u32
+        self.total_length.div_ceil(self.piece_length) as u32
     }
 
     /// Length of piece `index` (the last one may be short).
@@ -272,64 +354,47 @@ impl Metainfo {
         let start = index as u64 * self.piece_length;
         (self.total_length - start).min(self.piece_length)
     }
+
+    /// The v2 info-hash in hex, for v2 and hybrid torrents.
+    pub fn info_hash_v2_hex(&self) -> Option<String> {
+        self.info_hash_v2.as_ref().map(|h| hex(h))
+    }
+
+    /// Whether downloading, seeding and mounting can handle this torrent.
+    pub fn transferable(&self) -> Result<(), Unsupported> {
+        if self.version == Version::V2 {
+            return Err(Unsupported::V2Only);
+        }
+        if self.piece_length > MAX_TRANSFER_PIECE_LENGTH {
+            return Err(Unsupported::PieceTooLarge(self.piece_length));
+        }
+        Ok(())
+    }
 }
 
-/// serde_bencode's message quotes the offending bytes (newlines, terminal escapes, a megabyte
-/// of digits): keep it one short printable line.
-fn decode_error(e: &serde_bencode::Error) -> String {
-    e.to_string()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect()
-}
-
-/// Refuses two files with the same path and a file that is also used as a folder: either would
-/// make two parts of the torrent fight over one place on disk.
-fn check_unique(files: &[(Vec<String>, u64)]) -> Result<(), MetainfoError> {
-    let mut seen_files = HashSet::new();
-    let mut seen_dirs = HashSet::new();
-    for (p, _) in files {
-        let full = p.join("/");
-        if seen_dirs.contains(&full) || !seen_files.insert(full.clone()) {
-            return Err(MetainfoError::Duplicate(full));
-        }
-        for i in 1..p.len() {
-            let dir = p[..i].join("/");
-            if seen_files.contains(&dir) {
-                return Err(MetainfoError::Duplicate(dir));
-            }
-            seen_dirs.insert(dir);
-        }
+/// The v1 piece hashes: exactly one per piece of the byte space.
+fn v1_hashes(
+    pieces: Option<Value<'_>>,
+    want: u64,
+    total: u64,
+) -> Result<Vec<[u8; 20]>, MetainfoError> {
+    let pieces = pieces
+        .and_then(|p| p.bytes())
+        .ok_or(MetainfoError::BadField("pieces"))?;
+    if pieces.len() % 20 != 0 {
+        return Err(MetainfoError::PieceHashes(pieces.len()));
     }
-    Ok(())
-}
-
-/// BEP 12: `announce-list` wins when present and non-empty; otherwise `announce` alone.
-fn tiers(top: &RawTorrent) -> Vec<Vec<String>> {
-    let mut seen = HashSet::new();
-    let mut out: Vec<Vec<String>> = Vec::new();
-    if let Some(list) = &top.announce_list {
-        for tier in list {
-            let t: Vec<String> = tier
-                .iter()
-                .map(text)
-                .filter(|u| !u.is_empty() && seen.insert(u.clone()))
-                .collect();
-            if !t.is_empty() {
-                out.push(t);
-            }
-        }
+    if want != (pieces.len() / 20) as u64 {
+        return Err(MetainfoError::PieceCount {
+            got: pieces.len() / 20,
+            want,
+            total,
+        });
     }
-    if out.is_empty()
-        && let Some(a) = &top.announce
-    {
-        let a = text(a);
-        if !a.is_empty() {
-            out.push(vec![a]);
-        }
-    }
-    out
+    Ok(pieces
+        .chunks_exact(20)
+        .map(|c| c.try_into().expect("chunk of 20"))
+        .collect())
 }
 
 #[cfg(test)]

@@ -1,63 +1,78 @@
-//! Turns file names from a torrent into relative paths that cannot leave the output directory.
+//! Turns file names from a torrent into relative paths that cannot leave the output directory
+//! and that every Linux file system takes.
 //!
-//! A torrent is data from a stranger. A component of `..`, an absolute path, a NUL or a path
-//! separator inside a component would let it write anywhere; such torrents are refused, because
-//! quietly renaming would also change which bytes land in which file the user asked for.
+//! A torrent is data from a stranger, but refusing an odd name also refuses a torrent that the
+//! reference clients open (libtorrent cleans names up and loads it), so names are made safe
+//! instead: `.` and `..` components are dropped, a separator or NUL inside a component becomes
+//! `_`, an empty component becomes `_`, and a component over 255 bytes (the limit of ext4,
+//! btrfs, xfs and FUSE) is shortened keeping its extension. What is left is a list of plain
+//! names, so joining it under the output directory cannot lead outside it.
 
 use std::path::PathBuf;
 
-/// Why a path from the torrent is refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PathError {
-    #[error("file path is empty")]
-    Empty,
-    #[error("path component {0:?} would leave the output directory")]
-    Traversal(String),
-    #[error("path component {0:?} contains a NUL byte")]
-    Nul(String),
-    #[error("path component {0:?} contains a path separator")]
-    Separator(String),
-    #[error("path component is too long ({0} bytes, at most 255)")]
-    TooLong(usize),
-}
+/// Longest component the kernel takes (NAME_MAX).
+pub const NAME_MAX: usize = 255;
+/// A shortened component is cut to this, leaving room for a `.N` that tells duplicates apart.
+const SHORTENED: usize = 240;
+/// Longest extension kept when shortening; a longer "extension" is just part of the name.
+const MAX_EXTENSION: usize = 16;
 
-/// Decodes one component; invalid UTF-8 is replaced rather than refused, so an old torrent
-/// in a legacy encoding still opens (the replacement character keeps it visibly odd).
-pub fn component(raw: &[u8]) -> Result<String, PathError> {
-    let s = String::from_utf8_lossy(raw).into_owned();
+/// One component made safe, or `None` if it must be dropped (`.` and `..`).
+pub fn component(raw: &[u8]) -> Option<String> {
+    let s = String::from_utf8_lossy(raw);
+    if s == "." || s == ".." {
+        return None;
+    }
     if s.is_empty() {
-        return Err(PathError::Empty);
+        return Some("_".to_string());
     }
-    if s == ".." || s == "." {
-        return Err(PathError::Traversal(s));
+    // A run of separators becomes one `_`, as in libtorrent (`//` is one `_`).
+    let mut out = String::with_capacity(s.len());
+    let mut after_separator = false;
+    for c in s.chars() {
+        let separator = matches!(c, '/' | '\\' | '\0');
+        if !separator {
+            out.push(c);
+        } else if !after_separator {
+            out.push('_');
+        }
+        after_separator = separator;
     }
-    if s.contains('\0') {
-        return Err(PathError::Nul(s));
-    }
-    if s.contains('/') || s.contains('\\') {
-        return Err(PathError::Separator(s));
-    }
-    if s.len() > 255 {
-        return Err(PathError::TooLong(s.len()));
-    }
-    Ok(s)
+    Some(shorten(out))
 }
 
-/// Builds a relative path from components. Empty components are dropped (some encoders emit
-/// them); a path left with none is refused.
-pub fn relative_path(components: &[impl AsRef<[u8]>]) -> Result<Vec<String>, PathError> {
-    let mut out = Vec::with_capacity(components.len());
-    for c in components {
-        let c = c.as_ref();
-        if c.is_empty() {
-            continue;
-        }
-        out.push(component(c)?);
+/// `name` cut to fit [`NAME_MAX`], keeping a short extension.
+fn shorten(name: String) -> String {
+    if name.len() <= NAME_MAX {
+        return name;
     }
+    let ext = match name.rfind('.') {
+        Some(dot) if dot > 0 && name.len() - dot <= MAX_EXTENSION => &name[dot..],
+        _ => "",
+    };
+    let mut cut = SHORTENED - ext.len();
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{ext}", &name[..cut])
+}
+
+/// A relative path from components made safe; never empty.
+pub fn relative_path<'a>(components: impl IntoIterator<Item = &'a [u8]>) -> Vec<String> {
+    let out: Vec<String> = components.into_iter().filter_map(component).collect();
     if out.is_empty() {
-        return Err(PathError::Empty);
+        return vec!["_".to_string()];
     }
-    Ok(out)
+    out
+}
+
+/// The components as the torrent spells them, for showing what was changed.
+pub fn original<'a>(components: impl IntoIterator<Item = &'a [u8]>) -> String {
+    components
+        .into_iter()
+        .map(String::from_utf8_lossy)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Joins sanitised components into a path.
@@ -69,31 +84,31 @@ pub fn to_path(components: &[String]) -> PathBuf {
 mod tests {
     use super::*;
 
+    fn p(c: &[&[u8]]) -> Vec<String> {
+        relative_path(c.iter().copied())
+    }
+
     #[test]
-    fn refuses_escapes() {
-        assert!(matches!(
-            relative_path(&[b"..".as_slice(), b"x"]),
-            Err(PathError::Traversal(_))
-        ));
-        assert!(matches!(
-            relative_path(&[b"/etc/passwd".as_slice()]),
-            Err(PathError::Separator(_))
-        ));
-        assert!(matches!(
-            relative_path(&[b"a\0b".as_slice()]),
-            Err(PathError::Nul(_))
-        ));
-        assert!(matches!(
-            relative_path(&[b"".as_slice()]),
-            Err(PathError::Empty)
-        ));
-        assert_eq!(
-            relative_path(&[b"a".as_slice(), b"", b"b"]).unwrap(),
-            vec!["a", "b"]
-        );
-        assert_eq!(
-            relative_path(&[b"\xffx".as_slice()]).unwrap(),
-            vec!["\u{fffd}x"]
-        );
+    fn escapes_are_made_plain_names() {
+        assert_eq!(p(&[b"..", b"x"]), vec!["x"]);
+        assert_eq!(p(&[b"/etc/passwd"]), vec!["_etc_passwd"]);
+        assert_eq!(p(&[b"..\\..\\evil"]), vec![".._.._evil"]);
+        assert_eq!(p(&[b"a\0b"]), vec!["a_b"]);
+        assert_eq!(p(&[b"//", b"a\\/b"]), vec!["_", "a_b"]);
+        assert_eq!(p(&[b""]), vec!["_"]);
+        assert_eq!(p(&[b".", b".."]), vec!["_"]);
+        assert_eq!(p(&[b"a", b"", b"b"]), vec!["a", "_", "b"]);
+        assert_eq!(p(&[b"\xffx"]), vec!["\u{fffd}x"]);
+    }
+
+    #[test]
+    fn long_names_are_shortened_keeping_the_extension() {
+        let long = format!("{}.mkv", "é".repeat(200));
+        let got = component(long.as_bytes()).unwrap();
+        assert!(got.len() <= SHORTENED && got.ends_with("é.mkv"), "{got}");
+        let no_ext = "x".repeat(300);
+        assert_eq!(component(no_ext.as_bytes()).unwrap().len(), SHORTENED);
+        let exact = "y".repeat(NAME_MAX);
+        assert_eq!(component(exact.as_bytes()).unwrap(), exact);
     }
 }

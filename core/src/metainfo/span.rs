@@ -45,7 +45,9 @@ pub fn dict_value_span(data: &[u8], key: &[u8]) -> Result<Option<Range<usize>>, 
             }
         }
     }
-    if pos + 1 != data.len() {
+    // Some encoders end the file with a newline: whitespace after the dictionary is harmless,
+    // anything else means the file is not what it claims.
+    if !data[pos + 1..].iter().all(u8::is_ascii_whitespace) {
         return err("trailing bytes after the top-level dictionary", pos + 1);
     }
     Ok(found)
@@ -59,7 +61,7 @@ pub fn value_end(data: &[u8]) -> Result<usize, SpanError> {
 }
 
 /// Span of a string's content; `pos` points at its length prefix.
-fn string_span(data: &[u8], pos: usize) -> Result<Range<usize>, SpanError> {
+pub(crate) fn string_span(data: &[u8], pos: usize) -> Result<Range<usize>, SpanError> {
     let colon = data[pos..]
         .iter()
         .take(21)
@@ -88,7 +90,8 @@ fn string_span(data: &[u8], pos: usize) -> Result<Range<usize>, SpanError> {
     }
 }
 
-fn skip_value(data: &[u8], pos: usize, depth: usize) -> Result<usize, SpanError> {
+/// Offset just past the value at `pos`, refusing nesting deeper than [`MAX_DEPTH`] below `depth`.
+pub(crate) fn skip_value(data: &[u8], pos: usize, depth: usize) -> Result<usize, SpanError> {
     if depth > MAX_DEPTH {
         return err("nesting too deep", pos);
     }
@@ -102,6 +105,10 @@ fn skip_value(data: &[u8], pos: usize, depth: usize) -> Result<usize, SpanError>
                     what: "unterminated integer",
                     at: pos,
                 })?;
+            integer(&data[pos + 1..pos + end]).ok_or(SpanError {
+                what: "bad integer",
+                at: pos,
+            })?;
             Ok(pos + end + 1)
         }
         Some(b'l') | Some(b'd') => {
@@ -125,6 +132,22 @@ fn skip_value(data: &[u8], pos: usize, depth: usize) -> Result<usize, SpanError>
     }
 }
 
+/// The value of a bencoded integer's digits, if they are canonical (no leading zero, no `-0`)
+/// and fit an i64: a value with two spellings would let two files share one info-hash meaning.
+pub(crate) fn integer(digits: &[u8]) -> Option<i64> {
+    let magnitude = digits.strip_prefix(b"-").unwrap_or(digits);
+    let canonical = match magnitude {
+        [] => false,
+        [b'0'] => magnitude.len() == digits.len(),
+        [b'0', ..] => false,
+        _ => magnitude.iter().all(u8::is_ascii_digit),
+    };
+    if !canonical {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +167,10 @@ mod tests {
         assert!(dict_value_span(b"d4:infoi1e", b"info").is_err());
         assert!(dict_value_span(b"d4:info99999999999999999999:xe", b"info").is_err());
         assert!(dict_value_span(b"d4:infoi1eeX", b"info").is_err());
+        assert!(dict_value_span(b"d4:infoi1ee\r\n", b"info").is_ok());
+        assert!(dict_value_span(b"d4:infoi07ee", b"info").is_err());
+        assert!(dict_value_span(b"d4:infoi-0ee", b"info").is_err());
+        assert!(dict_value_span(b"d4:infoiee", b"info").is_err());
         let deep = format!("d4:info{}{}e", "l".repeat(100), "e".repeat(100));
         assert!(dict_value_span(deep.as_bytes(), b"info").is_err());
     }

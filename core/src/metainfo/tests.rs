@@ -63,14 +63,6 @@ fn multi_file_offsets_and_tiers() {
 #[test]
 fn hostile_torrents_are_refused() {
     let cases = [
-        // traversal
-        format!(
-            "d5:filesld6:lengthi5e4:pathl{}{}eee4:name{}12:piece lengthi4e6:pieces{}e",
-            s(".."),
-            s("x"),
-            s("t"),
-            hashes(2)
-        ),
         // piece length zero
         format!(
             "d6:lengthi4e4:name{}12:piece lengthi0e6:pieces{}e",
@@ -88,24 +80,16 @@ fn hostile_torrents_are_refused() {
             s("f"),
             hashes(2)
         ),
+        // empty path list
+        format!(
+            "d5:filesld6:lengthi5e4:pathleee4:name{}12:piece lengthi4e6:pieces{}e",
+            s("t"),
+            hashes(2)
+        ),
         // wrong type
         format!(
             "d6:length3:abc4:name{}12:piece lengthi4e6:pieces{}e",
             s("f"),
-            hashes(1)
-        ),
-        // duplicate
-        format!(
-            "d5:filesld6:lengthi1e4:pathl{}eed6:lengthi1e4:pathl{}eee4:name{}12:piece lengthi4e6:pieces{}e",
-            s("a"),
-            s("a"),
-            s("t"),
-            hashes(1)
-        ),
-        // name is ..
-        format!(
-            "d6:lengthi4e4:name{}12:piece lengthi4e6:pieces{}e",
-            s(".."),
             hashes(1)
         ),
     ];
@@ -131,4 +115,118 @@ fn hostile_torrents_are_refused() {
         assert!(!e.chars().any(char::is_control) && e.len() < 400, "{e:?}");
     }
     assert!(Metainfo::from_bytes(b"not a torrent").is_err());
+}
+
+#[test]
+fn unsafe_names_are_made_safe_and_marked() {
+    let info = format!(
+        "d5:filesld6:lengthi5e4:pathl{}{}{}eed6:lengthi1e4:pathl{}eed6:lengthi1e4:pathl{}eee4:name{}12:piece lengthi4e6:pieces{}e",
+        s(".."),
+        s(".."),
+        s("x"),
+        s("x"),
+        s("a/b"),
+        s(".."),
+        hashes(2)
+    );
+    let m = Metainfo::from_bytes(&torrent(&info)).unwrap();
+    let hex = m.info_hash.hex();
+    let paths: Vec<Vec<String>> = m.files.iter().map(|f| f.path.clone()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            vec![hex.clone(), "x".to_string()],
+            vec![hex.clone(), "x.1".to_string()],
+            vec![hex.clone(), "a_b".to_string()],
+        ]
+    );
+    assert_eq!(m.name_original.as_deref(), Some(".."));
+    assert_eq!(m.files[0].original.as_deref(), Some("../../x"));
+    assert_eq!(m.files[1].original.as_deref(), Some("x"));
+    assert_eq!(m.files[2].original.as_deref(), Some("a/b"));
+}
+
+#[test]
+fn optional_fields_of_the_wrong_type_are_ignored_and_urls_trimmed() {
+    let info = format!(
+        "d6:lengthi4e4:name{}12:piece lengthi4e6:pieces{}e",
+        s("f"),
+        hashes(1)
+    );
+    let data = format!(
+        "d8:announce{}13:announce-list0:7:commenti3e13:creation date1:x4:info{}8:url-listi1ee\n",
+        s(" \thttp://t/a "),
+        info
+    );
+    let m = Metainfo::from_bytes(data.as_bytes()).unwrap();
+    assert_eq!(m.trackers, vec![vec!["http://t/a".to_string()]]);
+    assert_eq!(m.comment, None);
+    assert_eq!(m.creation_date, None);
+    assert!(m.url_list.is_empty());
+    // Whitespace after the dictionary is harmless; other bytes are not.
+    let data = format!("d4:info{info}e\r\n");
+    assert!(Metainfo::from_bytes(data.as_bytes()).is_ok());
+    let data = format!("d4:info{info}ex");
+    assert!(Metainfo::from_bytes(data.as_bytes()).is_err());
+}
+
+#[test]
+fn pad_files_leave_gaps_and_symlinks_take_no_bytes() {
+    let info = format!(
+        "d5:filesld6:lengthi3e4:pathl{}eed4:attr1:p6:lengthi1eed4:attr1:l6:lengthi9e4:pathl{}{}e12:symlink pathl{}{}eed4:attr1:x6:lengthi4e4:pathl{}eee4:name{}12:piece lengthi4e6:pieces{}e",
+        s("a"),
+        s("d"),
+        s("link"),
+        s(".."),
+        s("a"),
+        s("run"),
+        s("t"),
+        hashes(2)
+    );
+    let m = Metainfo::from_bytes(&torrent(&info)).unwrap();
+    assert_eq!(m.total_length, 8);
+    let files: Vec<(String, u64, u64)> = m
+        .files
+        .iter()
+        .map(|f| (f.path.join("/"), f.offset, f.length))
+        .collect();
+    assert_eq!(
+        files,
+        vec![("t/a".to_string(), 0, 3), ("t/run".to_string(), 4, 4)]
+    );
+    assert!(m.files[1].attr.executable);
+    assert_eq!(m.symlinks.len(), 1);
+    assert_eq!(m.symlinks[0].target, vec!["t", "a"]);
+    assert_eq!(
+        m.symlinks[0].relative_target(),
+        std::path::Path::new("../a")
+    );
+}
+
+#[test]
+fn v2_only_torrents_parse_but_are_not_transferable() {
+    use super::merkle::sha256;
+    let root = sha256(b"r");
+    // The root is arbitrary bytes: the torrent is built as bytes, not text.
+    let mut data = b"d4:info".to_vec();
+    let mut info_bytes = format!(
+        "d9:file treed{}d0:d6:lengthi16384e11:pieces root32:",
+        s("f")
+    )
+    .into_bytes();
+    info_bytes.extend(root);
+    info_bytes.extend(
+        format!(
+            "eee12:meta versioni2e4:name{}12:piece lengthi16384ee",
+            s("f")
+        )
+        .bytes(),
+    );
+    data.extend(&info_bytes);
+    data.push(b'e');
+    let m = Metainfo::from_bytes(&data).unwrap();
+    assert_eq!(m.version, Version::V2);
+    assert_eq!(m.files[0].pieces_root, Some(root));
+    assert_eq!(&m.info_hash.0, &sha256(&info_bytes)[..20]);
+    assert!(matches!(m.transferable(), Err(Unsupported::V2Only)));
 }

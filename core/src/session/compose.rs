@@ -99,6 +99,9 @@ pub(super) fn compose(
     if !matches!(add.mode, Mode::Stream { .. }) && !storage.persistent() {
         return Err(SessionError::NotPersistent(storage_name));
     }
+    if matches!(add.mode, Mode::Download { .. }) {
+        crate::torrent::attributes::create_links(meta, &add.data_dir);
+    }
     let mut trackers: Vec<Vec<Arc<dyn Tracker>>> = Vec::new();
     for tier in &meta.trackers {
         let t: Vec<_> = tier

@@ -143,6 +143,24 @@ impl PieceAssembly {
             .map(|(i, _)| i)
     }
 
+    /// Counts the blocks wholly inside `gap` (padding: zeros, which `data` already holds) as
+    /// received, so nobody is asked for them. One block is always left to fetch, so that the
+    /// piece still completes through [`accept`](Self::accept).
+    pub fn assume_zeros(&mut self, gap: std::ops::Range<u64>) {
+        for i in 0..self.blocks.len() {
+            let (off, len) = self.block(i);
+            let (start, end) = (u64::from(off), u64::from(off) + u64::from(len));
+            if start >= gap.start
+                && end <= gap.end
+                && self.blocks[i] == BlockState::Missing
+                && self.received + 1 < self.blocks.len()
+            {
+                self.blocks[i] = BlockState::Received;
+                self.received += 1;
+            }
+        }
+    }
+
     pub fn accept(&mut self, offset: u32, data: &[u8], from: SocketAddr) -> Accepted {
         let Some(i) = self.index_of(offset, data.len()) else {
             return Accepted::Invalid;
@@ -188,5 +206,21 @@ mod tests {
         );
         assert_eq!(p.data[BLOCK_SIZE as usize], 1);
         assert_eq!(p.contributors(), vec![a]);
+    }
+
+    #[test]
+    fn padding_blocks_are_never_asked_for_but_one_block_always_is() {
+        let a = "127.0.0.1:1".parse().unwrap();
+        let mut p = PieceAssembly::new(0, 4 * BLOCK_SIZE as u64);
+        p.assume_zeros(BLOCK_SIZE as u64 + 5..4 * BLOCK_SIZE as u64);
+        assert_eq!(p.missing().collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(p.accept(0, &[1; BLOCK_SIZE as usize], a), Accepted::Partial);
+        assert_eq!(
+            p.accept(BLOCK_SIZE, &[2; BLOCK_SIZE as usize], a),
+            Accepted::Complete
+        );
+        let mut all = PieceAssembly::new(1, 2 * BLOCK_SIZE as u64);
+        all.assume_zeros(0..2 * BLOCK_SIZE as u64);
+        assert_eq!(all.missing().count(), 1);
     }
 }

@@ -3,6 +3,7 @@
 //! public [`TorrentHandle`]. STATE.md beside this file has the piece states and the locking.
 
 mod assembly;
+pub mod attributes;
 mod choker;
 mod effects;
 mod env;

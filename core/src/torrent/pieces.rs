@@ -14,6 +14,7 @@ use super::assembly::PieceAssembly;
 use super::effects::Effects;
 use crate::bitfield::Bitfield;
 use crate::events::Event;
+use crate::layout::Layout;
 use crate::metainfo::Metainfo;
 use crate::plugin::{PeerKey, PiecePicker};
 
@@ -37,6 +38,8 @@ pub(crate) struct Blame {
 
 pub(crate) struct PieceTracker {
     pub meta: Arc<Metainfo>,
+    /// Where the padding is, so that its blocks are never requested.
+    layout: Layout,
     pub have: Bitfield,
     pub assemblies: BTreeMap<u32, PieceAssembly>,
     /// Whole pieces handed to the verifiers and not yet reported back.
@@ -67,6 +70,7 @@ impl PieceTracker {
     ) -> Self {
         let n = meta.piece_count();
         PieceTracker {
+            layout: Layout::new(&meta),
             meta,
             have: Bitfield::new(n),
             assemblies: BTreeMap::new(),
@@ -119,6 +123,9 @@ impl PieceTracker {
     pub fn start(&mut self, piece: u32, key: PeerKey) {
         let len = self.meta.piece_len(piece);
         let mut a = PieceAssembly::new(piece, len);
+        for gap in self.layout.padding(self.layout.piece_range(piece)) {
+            a.assume_zeros(gap);
+        }
         if self.suspects.contains_key(&piece) {
             a.owner = Some(key);
         }

@@ -3,16 +3,35 @@
 //! Names, comments and URLs come from whoever made the torrent: their control characters (an
 //! escape sequence can retitle or clear the terminal) and direction overrides (which make a name
 //! read as something else) are printed as `\u{..}` escapes.
+//!
+//! Names are shown as they will be on disk; one that had to be made safe or unique is marked
+//! with the torrent's own spelling, so nothing is renamed silently.
 
 use std::fmt::Write;
 
 use indicatif::HumanBytes;
-use rivulet_core::metainfo::Metainfo;
+use rivulet_core::metainfo::{Metainfo, Version};
 
 pub fn render(m: &Metainfo) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "name:       {}", shown(&m.name));
+    let _ = writeln!(o, "name:       {}{}", shown(&m.name), was(&m.name_original));
     let _ = writeln!(o, "info-hash:  {}", m.info_hash);
+    if let Some(v2) = m.info_hash_v2_hex() {
+        let _ = writeln!(o, "info-hash v2: {v2}");
+    }
+    let version = match m.version {
+        Version::V1 => "BitTorrent v1",
+        Version::V2 => "BitTorrent v2 only",
+        Version::Hybrid => "hybrid (v1 and v2)",
+    };
+    let _ = writeln!(o, "version:    {version}");
+    if m.missing_piece_layers > 0 {
+        let _ = writeln!(
+            o,
+            "            ({} piece layers missing: they come from peers)",
+            m.missing_piece_layers
+        );
+    }
     let _ = writeln!(
         o,
         "size:       {} ({} bytes)",
@@ -58,9 +77,43 @@ pub fn render(m: &Metainfo) -> String {
         }
         let name = f.path.last().map(String::as_str).unwrap_or("");
         let indent = "  ".repeat(printed.len());
-        let _ = writeln!(o, "  {indent}{}  {}", shown(name), f.length);
+        let exec = if f.attr.executable {
+            " (executable)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "  {indent}{}  {}{exec}{}",
+            shown(name),
+            f.length,
+            was(&f.original)
+        );
+    }
+    if !m.symlinks.is_empty() {
+        let _ = writeln!(o, "symlinks:   {}", m.symlinks.len());
+        for l in &m.symlinks {
+            let _ = writeln!(
+                o,
+                "  {} -> {}{}",
+                shown(&l.path.join("/")),
+                shown(&l.relative_target().to_string_lossy()),
+                was(&l.original)
+            );
+        }
+    }
+    for url in &m.url_list {
+        let _ = writeln!(o, "web seed:   {}", shown(url));
     }
     o
+}
+
+/// The marker of a name that differs from the torrent's spelling.
+fn was(original: &Option<String>) -> String {
+    match original {
+        Some(orig) => format!("  (renamed; the torrent says \"{}\")", shown(orig)),
+        None => String::new(),
+    }
 }
 
 /// Unicode's Bidi_Control characters: marks, embeddings, overrides and isolates.

@@ -213,7 +213,17 @@ pub fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Loads a torrent to download, seed or mount: one the engine cannot transfer yet is refused
+/// here, with the reason.
 pub fn load_torrent(path: &std::path::Path) -> anyhow::Result<Metainfo> {
+    let meta = read_torrent(path)?;
+    meta.transferable()
+        .with_context(|| format!("cannot use {}", path.display()))?;
+    Ok(meta)
+}
+
+/// Loads a torrent to describe it.
+fn read_torrent(path: &std::path::Path) -> anyhow::Result<Metainfo> {
     Metainfo::from_file(path).with_context(|| format!("cannot load {}", path.display()))
 }
 
@@ -221,7 +231,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Info { torrent } => load_torrent(&torrent).and_then(|m| print(&info::render(&m))),
+        Command::Info { torrent } => read_torrent(&torrent).and_then(|m| print(&info::render(&m))),
         Command::Download {
             torrent,
             output,

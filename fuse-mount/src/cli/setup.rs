@@ -121,11 +121,16 @@ pub async fn download(
     let data_dir = output.unwrap_or_else(|| settings.download_dir.clone());
     let stop = signals::termination()?;
     let mode = Mode::Download { seed };
-    let (session, handle) = start(&args, settings, meta, data_dir, mode, None).await?;
+    let (session, handle) =
+        start(&args, settings, meta.clone(), data_dir.clone(), mode, None).await?;
     let progress = Progress::start(handle.clone(), quiet);
     let done = futures_select(handle.wait_complete(), stop.recv()).await;
     let result = match done {
         Some(Ok(())) => {
+            rivulet_core::rt::blocking(move || {
+                rivulet_core::torrent::attributes::mark_executables(&meta, &data_dir)
+            })
+            .await;
             if seed {
                 drop(progress);
                 let _p = Progress::start(handle.clone(), quiet);

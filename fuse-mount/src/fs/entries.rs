@@ -3,6 +3,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use rivulet_core::metainfo::Metainfo;
+
 use fuser::{Errno, FileAttr, FileType, Generation, INodeNo, ReplyDirectory, ReplyEntry};
 
 use super::inodes::{Inodes, Kind, Node, ROOT, STATUS_DIR};
@@ -38,6 +40,7 @@ pub(super) fn dir_entries(inodes: &Inodes, ino: u64) -> Result<Vec<DirEntry>, Er
         .map(|(name, &child)| {
             let kind = match inodes.get(child).map(|n| &n.kind) {
                 Some(Kind::Dir(_)) => FileType::Directory,
+                Some(Kind::Symlink(_)) => FileType::Symlink,
                 _ => FileType::RegularFile,
             };
             (name.clone(), child, kind)
@@ -96,11 +99,27 @@ pub(super) fn attr<S: Source>(
             },
         ),
         Kind::File(i) => {
+            let file = torrent.as_ref().and_then(|t| t.meta.files.get(*i));
+            // BEP 47 `x`: executable, still read-only.
+            let perm = if file.is_some_and(|f| f.attr.executable) {
+                0o555
+            } else {
+                0o444
+            };
+            (
+                FileType::RegularFile,
+                perm,
+                file.map_or(0, |f| f.length),
+                1,
+                TREE_TTL,
+            )
+        }
+        Kind::Symlink(i) => {
             let len = torrent
                 .as_ref()
-                .and_then(|t| t.meta.files.get(*i))
-                .map_or(0, |f| f.length);
-            (FileType::RegularFile, 0o444, len, 1, TREE_TTL)
+                .and_then(|t| link_target(&t.meta, *i))
+                .map_or(0, |t| t.len() as u64);
+            (FileType::Symlink, 0o777, len, 1, TREE_TTL)
         }
         // Its size changes as the download progresses: never cached.
         Kind::Status => (
@@ -129,6 +148,25 @@ pub(super) fn attr<S: Source>(
         flags: 0,
     };
     (attr, ttl)
+}
+
+/// The content of symlink `index` of a torrent: a relative path that stays inside it.
+pub(super) fn link_target(meta: &Metainfo, index: usize) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let link = meta.symlinks.get(index)?;
+    Some(link.relative_target().as_os_str().as_bytes().to_vec())
+}
+
+/// Whether `x` permission is granted: folders, and files with the BEP 47 `x` attribute.
+pub(super) fn executable<S: Source>(shared: &Shared<S>, node: &Node) -> bool {
+    match &node.kind {
+        Kind::Dir(_) => true,
+        Kind::File(i) => node
+            .torrent
+            .and_then(|slot| shared.torrent(slot))
+            .is_some_and(|t| t.meta.files.get(*i).is_some_and(|f| f.attr.executable)),
+        _ => false,
+    }
 }
 
 /// Answers a lookup from the table as it is now.

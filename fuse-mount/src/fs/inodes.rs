@@ -26,6 +26,8 @@ pub enum Kind {
     Dir(BTreeMap<String, u64>),
     /// Index into the torrent's `Metainfo::files`.
     File(usize),
+    /// Index into `Metainfo::symlinks` (BEP 47): a link to a path inside the torrent.
+    Symlink(usize),
     /// The status file, rendered at open.
     Status,
 }
@@ -116,6 +118,26 @@ impl Inodes {
                 };
             }
             self.push_pieces(dir, &pieces);
+        }
+        for (index, link) in meta.symlinks.iter().enumerate() {
+            // A link is always inside the torrent's folder: one at the top would be the
+            // torrent itself.
+            let Some((last, dirs)) = link.path.split_last().filter(|(_, d)| !d.is_empty()) else {
+                continue;
+            };
+            let mut dir = ROOT;
+            for (depth, component) in dirs.iter().enumerate() {
+                let component = if depth == 0 { name } else { component };
+                let existing = self.lookup(dir, component).filter(|&ino| ino >= first);
+                dir = match existing {
+                    Some(existing) => existing,
+                    None => self.add(dir, component, Kind::Dir(BTreeMap::new()), Some(slot)),
+                };
+            }
+            // The metainfo gives links and files unique paths, so the name is free.
+            if self.lookup(dir, last).is_none() {
+                self.add(dir, last, Kind::Symlink(index), Some(slot));
+            }
         }
         for node in self.nodes[first as usize - 1..].iter_mut().flatten() {
             merge(&mut node.pieces);
@@ -232,7 +254,7 @@ fn merge(ranges: &mut Vec<Range<u32>>) {
 
 #[cfg(test)]
 mod tests {
-    use rivulet_core::metainfo::{FileEntry, InfoHash};
+    use rivulet_core::metainfo::{FileEntry, InfoHash, Version};
 
     use super::*;
 
@@ -245,6 +267,7 @@ mod tests {
                     path: p.split('/').map(str::to_owned).collect(),
                     length,
                     offset,
+                    ..FileEntry::default()
                 };
                 offset += length;
                 e
@@ -252,6 +275,13 @@ mod tests {
             .collect();
         Metainfo {
             info_hash: InfoHash([0xab; 20]),
+            info_hash_v2: None,
+            version: Version::V1,
+            name_original: None,
+            symlinks: Vec::new(),
+            missing_piece_layers: 0,
+            url_list: Vec::new(),
+            creation_date: None,
             name: files[0].path[0].clone(),
             piece_length: piece,
             piece_hashes: vec![[0; 20]; offset.div_ceil(piece) as usize],
@@ -262,7 +292,6 @@ mod tests {
             private: false,
             comment: None,
             created_by: None,
-            creation_date: None,
         }
     }
 
@@ -356,5 +385,16 @@ mod tests {
             3 + 1 + 3,
             "root, status folder and file, b, a again"
         );
+    }
+
+    #[test]
+    fn symlinks_are_nodes_of_their_own_and_pad_files_are_absent() {
+        let info = "d5:filesld6:lengthi3e4:pathl1:aeed4:attr1:p6:lengthi1e4:pathl3:padeed4:attr1:l4:pathl1:d1:le12:symlink pathl1:aeee4:name1:t12:piece lengthi4e6:pieces20:xxxxxxxxxxxxxxxxxxxxe";
+        let m = Metainfo::from_bytes(format!("d4:info{info}e").as_bytes()).unwrap();
+        let (ino, t) = with(&m);
+        assert!(ino.lookup(t, "pad").is_none());
+        let d = ino.lookup(t, "d").unwrap();
+        let l = ino.lookup(d, "l").unwrap();
+        assert!(matches!(ino.get(l).unwrap().kind, Kind::Symlink(0)));
     }
 }

@@ -137,7 +137,10 @@ impl<S: Source> Shared<S> {
             return shown.path.clone();
         }
         let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
-        let time = meta.creation_date.map_or(FIXED_TIME, Duration::from_secs);
+        let time = meta
+            .creation_date
+            .and_then(|d| u64::try_from(d).ok())
+            .map_or(FIXED_TIME, Duration::from_secs);
         let (gone_tx, gone) = rt::bounded(1);
         let mut inodes = self.inodes.write().unwrap_or_else(PoisonError::into_inner);
         let path = inodes.free_name(&meta);

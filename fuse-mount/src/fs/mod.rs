@@ -32,7 +32,7 @@ use rivulet_core::reader::Reader;
 use rivulet_core::rt::{Receiver, Sender, Tasks};
 
 use crate::source::Source;
-use entries::{Owner, attr, dir_entries, reply_dir, reply_lookup};
+use entries::{Owner, attr, dir_entries, executable, link_target, reply_dir, reply_lookup};
 use inodes::{Inodes, Kind, Node, ROOT};
 use library::{Mounted, Shared};
 use status::{PROGRESS_XATTR, Progress};
@@ -298,12 +298,17 @@ impl<S: Source> Filesystem for TorrentFs<S> {
             (
                 n.torrent,
                 n.kind.file_index(),
-                matches!(n.kind, Kind::Dir(_)),
+                match n.kind {
+                    Kind::Dir(_) => Some(Errno::EISDIR),
+                    // The kernel follows links itself; an open of the link node is a misuse.
+                    Kind::Symlink(_) => Some(Errno::ELOOP),
+                    _ => None,
+                },
             )
         });
         let (state, fopen) = match found {
             None => return reply.error(Errno::ENOENT),
-            Some((_, _, true)) => return reply.error(Errno::EISDIR),
+            Some((_, _, Some(refused))) => return reply.error(refused),
             // Torrent data never changes once verified: let the page cache keep it.
             Some((Some(slot), Some(index), _)) => {
                 let Some(torrent) = self.shared.torrent(slot) else {
@@ -500,18 +505,37 @@ impl<S: Source> Filesystem for TorrentFs<S> {
         reply.error(Errno::EROFS);
     }
 
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let target = match self.shared.inodes().get(ino.0) {
+            Some(Node {
+                kind: Kind::Symlink(i),
+                torrent: Some(slot),
+                ..
+            }) => self
+                .shared
+                .torrent(*slot)
+                .and_then(|t| link_target(&t.meta, *i)),
+            Some(_) => return reply.error(Errno::EINVAL),
+            None => None,
+        };
+        match target {
+            Some(target) => reply.data(&target),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        let Some(is_dir) = self
+        let Some(executable) = self
             .shared
             .inodes()
             .get(ino.0)
-            .map(|n| matches!(n.kind, Kind::Dir(_)))
+            .map(|n| executable(&self.shared, n))
         else {
             return reply.error(Errno::ENOENT);
         };
         if mask.contains(AccessFlags::W_OK) {
             reply.error(Errno::EROFS);
-        } else if mask.contains(AccessFlags::X_OK) && !is_dir {
+        } else if mask.contains(AccessFlags::X_OK) && !executable {
             reply.error(Errno::EACCES);
         } else {
             reply.ok();
