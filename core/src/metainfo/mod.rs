@@ -4,8 +4,13 @@
 //! names are sanitised ([`path`]), and the info-hash is taken over the raw `info` bytes
 //! ([`span`]).
 
+mod info_bytes;
+mod magnet;
 pub mod path;
 pub mod span;
+
+pub use info_bytes::{InfoBytes, torrent_file};
+pub use magnet::{MAX_MAGNET_LEN, Magnet, MagnetError};
 
 use std::collections::HashSet;
 use std::fmt;
@@ -74,6 +79,8 @@ pub struct Metainfo {
     pub multi_file: bool,
     pub comment: Option<String>,
     pub created_by: Option<String>,
+    /// The `info` dictionary as it was encoded (served to peers that fetch metadata).
+    pub info_bytes: InfoBytes,
 }
 
 /// Why a .torrent was refused. Every variant reads as one line.
@@ -255,6 +262,7 @@ impl Metainfo {
             multi_file,
             comment: top.comment.as_ref().map(text),
             created_by: top.created_by.as_ref().map(text),
+            info_bytes: InfoBytes(info_bytes.into()),
         })
     }
 

@@ -195,6 +195,7 @@ mod tests {
             multi_file: true,
             comment: None,
             created_by: None,
+            info_bytes: Default::default(),
         }
     }
 
