@@ -35,6 +35,8 @@ pub enum PeerSource {
     /// `--peer` on the command line or the session API.
     Manual,
     Incoming,
+    /// `x.pe` in a magnet link.
+    Magnet,
 }
 
 /// Where to dial next.
