@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use rivulet_core::config::Settings;
-use rivulet_core::metainfo::Metainfo;
+use rivulet_core::metainfo::InfoHash;
 use rivulet_core::plugin::registry::PluginStatus;
 use rivulet_core::session::{AddTorrent, Mode, Session, SessionError, TorrentSource};
 use rivulet_core::torrent::{DataError, EngineError, TorrentHandle, check_files_present};
@@ -16,7 +16,7 @@ use super::progress::{Progress, summary};
 use super::{EngineArgs, load_torrent, signals};
 
 /// Settings from the config file and environment, with this command line's flags on top.
-fn settings(args: &EngineArgs) -> anyhow::Result<Settings> {
+pub(super) fn settings(args: &EngineArgs) -> anyhow::Result<Settings> {
     let mut o: Vec<(&str, String)> = Vec::new();
     if let Some(p) = &args.picker {
         o.push(("picker", p.clone()));
@@ -37,7 +37,7 @@ fn settings(args: &EngineArgs) -> anyhow::Result<Settings> {
 }
 
 /// A session over the built-in and configured plugins, with `--events` subscribed.
-async fn session(args: &EngineArgs, settings: Settings) -> anyhow::Result<Session> {
+pub(super) async fn session(args: &EngineArgs, settings: Settings) -> anyhow::Result<Session> {
     Ok(Session::new(rivulet_plugins::session_options(
         settings,
         args.events.clone(),
@@ -49,14 +49,14 @@ async fn session(args: &EngineArgs, settings: Settings) -> anyhow::Result<Sessio
 async fn start(
     args: &EngineArgs,
     settings: Settings,
-    meta: Arc<Metainfo>,
+    source: TorrentSource,
     data_dir: PathBuf,
     mode: Mode,
     read_timeout: Option<u64>,
 ) -> anyhow::Result<(Session, TorrentHandle)> {
     let session = session(args, settings).await?;
     let add = AddTorrent {
-        source: TorrentSource::Metainfo(meta),
+        source,
         data_dir,
         mode,
         read_timeout: read_timeout.map(Duration::from_secs),
@@ -78,12 +78,19 @@ pub async fn download(
     args: EngineArgs,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let meta = Arc::new(load_torrent(&torrent)?);
+    let source = super::magnet::source(&torrent)?;
     let settings = settings(&args)?;
     let data_dir = output.unwrap_or_else(|| settings.download_dir.clone());
     let stop = signals::termination()?;
     let mode = Mode::Download { seed };
-    let (session, handle) = start(&args, settings, meta, data_dir, mode, None).await?;
+    let started = futures_select(
+        start(&args, settings, source, data_dir, mode, None),
+        stop.recv(),
+    );
+    let (session, handle) = match started.await {
+        Some(started) => started?,
+        None => anyhow::bail!("interrupted before the download started"),
+    };
     let progress = Progress::start(handle.clone(), quiet);
     let done = futures_select(handle.wait_complete(), stop.recv()).await;
     let result = match done {
@@ -131,7 +138,8 @@ pub async fn seed(
     let settings = settings(&args)?;
     let stop = signals::termination()?;
     let mode = Mode::Seed { download_missing };
-    let (session, handle) = match start(&args, settings, meta, data, mode, None).await {
+    let source = TorrentSource::Metainfo(meta);
+    let (session, handle) = match start(&args, settings, source, data, mode, None).await {
         Err(e) => match e.downcast::<SessionError>() {
             Ok(SessionError::Engine(EngineError::Data(bad))) => return Err(refuse_to_seed(bad)),
             Ok(other) => return Err(other.into()),
@@ -171,33 +179,30 @@ pub struct MountArgs {
 }
 
 /// Default home of a mount's pieces: `$XDG_CACHE_HOME/rivulet/<info-hash>`.
-fn cache_dir(meta: &Metainfo) -> PathBuf {
+fn cache_dir(hash: &InfoHash) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    base.join("rivulet").join(meta.info_hash.hex())
+    base.join("rivulet").join(hash.hex())
 }
 
 pub async fn mount(m: MountArgs) -> anyhow::Result<()> {
-    let meta = Arc::new(load_torrent(&m.torrent)?);
+    let source = super::magnet::source(&m.torrent)?;
     // Before the engine starts: a mount point that cannot be used must not cost a tracker
     // announce and a cache directory first.
     rivulet_fuse::check_mount_point(&m.mountpoint)?;
     let settings = settings(&m.engine)?;
-    let data_dir = m.data.clone().unwrap_or_else(|| cache_dir(&meta));
+    let data_dir = m
+        .data
+        .clone()
+        .unwrap_or_else(|| cache_dir(&source.info_hash()));
     let stop = signals::termination()?;
     let mode = Mode::Stream { lazy: m.lazy };
-    let (session, handle) = start(
-        &m.engine,
-        settings,
-        meta.clone(),
-        data_dir,
-        mode,
-        m.read_timeout,
-    )
-    .await?;
+    let (session, handle) =
+        start(&m.engine, settings, source, data_dir, mode, m.read_timeout).await?;
+    let meta = handle.meta().clone();
     let opts = rivulet_fuse::MountOptions {
         allow_other: m.allow_other,
     };
@@ -256,7 +261,7 @@ pub fn plugins(config: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 /// Waits for whichever comes first: `a` (Some) or `b` (None).
-async fn futures_select<A, B>(
+pub(super) async fn futures_select<A, B>(
     a: impl std::future::Future<Output = A>,
     b: impl std::future::Future<Output = B>,
 ) -> Option<A> {
