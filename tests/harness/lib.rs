@@ -13,6 +13,7 @@ pub mod fake_peer;
 pub mod fixture;
 pub mod hostile_tracker;
 pub mod make_torrent;
+pub mod metadata_liar;
 pub mod mount;
 pub mod netns;
 pub mod plugin_libs;
