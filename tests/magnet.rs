@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use rivulet_tests::aria2::SeederOptions;
+use rivulet_tests::aria2::{Aria2Leecher, SeederOptions};
 use rivulet_tests::fixture::Fixture;
 use rivulet_tests::metadata_liar::{MetadataLiar, MetadataLie};
 use rivulet_tests::ports::{LOCALHOST, free_addr};
@@ -23,6 +23,8 @@ use rivulet_tests::workdir::WorkDir;
 const BOUND: Duration = Duration::from_secs(120);
 /// The liar's own loopback address: bans are per IP, and the honest seeder is on 127.0.0.2.
 const LIAR_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
+/// Where an aria2 leecher connects from; the only peer there, so its connection is told apart.
+const LEECHER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 
 fn magnet(fixture: &Fixture, tracker: &str, peers: &[std::net::SocketAddr]) -> String {
     let mut m = format!(
@@ -175,4 +177,23 @@ fn metadata_of_the_wrong_size_is_rejected_and_fetched_from_an_honest_peer() {
 #[test]
 fn endless_metadata_is_refused_before_allocation_and_fetched_from_an_honest_peer() {
     liar_is_rejected("magnet-liar-endless", MetadataLie::Endless);
+}
+
+#[test]
+fn a_rivulet_seed_serves_its_metadata_to_aria2_fetching_a_magnet_link() {
+    let work = WorkDir::new("magnet-serve");
+    let fixture = Fixture::multi_small();
+    let (tracker, mut seed, addr) = rivulet::listed_seed(&work, fixture, &[]);
+    let link = magnet(fixture, &tracker.http_url(), &[]);
+    let out = work.subdir("aria2-out");
+    let mut leecher = Aria2Leecher::start_magnet(work.path(), &link, &out, LEECHER_IP);
+    leecher.wait_done(BOUND);
+    assert_same_files(fixture, &out, "aria2 from a magnet link served by rivulet");
+    seed.proc.assert_running("seeding");
+    assert!(
+        seed.events().of("peer_connected").any(|l| l["addr"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.3:"))),
+        "aria2 never connected to the rivulet seed at {addr}"
+    );
 }

@@ -139,12 +139,28 @@ pub struct Aria2Leecher {
 impl Aria2Leecher {
     /// Starts downloading `torrent` into `out`, bound to `bind`.
     pub fn start(dir: &Path, torrent: &Path, out: &Path, bind: Ipv4Addr) -> Aria2Leecher {
-        let port = free_port(bind);
-        let log = dir.join(format!("aria2-leech-{port}.log"));
-        let mut cmd = base_command(bind, port, &log);
         let udp = crate::torrent::TorrentInfo::read(torrent)
             .announce
             .is_some_and(|a| a.starts_with("udp://"));
+        Self::spawn(dir, torrent.as_os_str(), udp, out, bind)
+    }
+
+    /// Starts downloading the magnet link `link` (its metadata fetched from the swarm first)
+    /// into `out`, bound to `bind`; its trackers must be HTTP.
+    pub fn start_magnet(dir: &Path, link: &str, out: &Path, bind: Ipv4Addr) -> Aria2Leecher {
+        Self::spawn(dir, link.as_ref(), false, out, bind)
+    }
+
+    fn spawn(
+        dir: &Path,
+        target: &std::ffi::OsStr,
+        udp: bool,
+        out: &Path,
+        bind: Ipv4Addr,
+    ) -> Aria2Leecher {
+        let port = free_port(bind);
+        let log = dir.join(format!("aria2-leech-{port}.log"));
+        let mut cmd = base_command(bind, port, &log);
         if udp {
             // aria2 speaks UDP trackers only through its DHT socket ("udp is not supported yet"
             // otherwise); without entry points and on loopback that DHT stays local.
@@ -164,7 +180,7 @@ impl Aria2Leecher {
                 "--auto-save-interval=0",
                 "--log-level=info",
             ])
-            .arg(torrent);
+            .arg(target);
         let proc = Proc::spawn(
             "aria2 leecher",
             cmd,
