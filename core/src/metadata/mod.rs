@@ -20,7 +20,7 @@ use crate::events::EventSink;
 use crate::metainfo::{InfoHash, Magnet};
 use crate::peer::{self, PeerTx};
 use crate::plugin::Tracker;
-use crate::rt::{self, Cancel, CancelSource, Receiver, Sender, Tasks};
+use crate::rt::{self, Cancel, CancelSource, Receiver, Sender, Tasks, TcpStream};
 use crate::torrent::{Env, MessageBudget, PeerSlot, PeerSource, Swarm};
 use crate::wire::Handshake;
 
@@ -151,7 +151,7 @@ impl Fetch {
                 return;
             }
             let room = MAX_PEERS.saturating_sub(s.peers.len() + s.swarm.connecting());
-            let due = s.swarm.due(room, Instant::now());
+            let due = s.swarm.due(room, Instant::now(), false);
             let mut out = Vec::new();
             for addr in due {
                 match self.env.budget.take() {
@@ -191,6 +191,34 @@ impl Fetch {
                 &e.to_string(),
             ),
         }
+    }
+
+    /// A peer dialed us for this magnet link (the session read its handshake): answer and
+    /// ask it for the metadata too.
+    pub fn accept(
+        self: &Arc<Self>,
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        remote: Handshake,
+        slot: PeerSlot,
+    ) {
+        let f = self.clone();
+        self.tasks.spawn(async move {
+            let _slot = slot;
+            if remote.peer_id == f.env.peer_id || f.stopped.is_cancelled() {
+                return;
+            }
+            let ours = Handshake::new(f.info_hash.0, f.env.peer_id);
+            if ours.write(&mut stream).await.is_err() {
+                return;
+            }
+            let stopped = f.stopped.clone();
+            rt::race(
+                peer::run(f.clone(), stream, addr, remote, true),
+                stopped.cancelled(),
+            )
+            .await;
+        });
     }
 
     fn dial_failed(&self, addr: SocketAddr, self_connection: bool, why: &str) {

@@ -29,6 +29,13 @@ pub(super) struct PendingFetch {
     fetch: Arc<Fetch>,
 }
 
+impl Inner {
+    /// The fetch of a pending magnet link, for a peer that dialed us for it.
+    pub(super) fn pending_fetch(&self, hash: &InfoHash) -> Option<Arc<Fetch>> {
+        self.pending.lock().ok()?.get(hash).map(|f| f.fetch.clone())
+    }
+}
+
 /// Where the metadata of `hash` is cached: `<state_dir>/metadata/<hex>.torrent`.
 pub fn cached_torrent_path(state_dir: &Path, hash: &InfoHash) -> PathBuf {
     state_dir
@@ -88,13 +95,7 @@ impl Session {
     /// Gives peers for a pending magnet link's metadata fetch (the DHT, say); false if `hash`
     /// is not pending.
     pub fn feed_pending(&self, hash: &InfoHash, source: PeerSource, peers: &[SocketAddr]) -> bool {
-        let fetch = self
-            .inner
-            .pending
-            .lock()
-            .ok()
-            .and_then(|p| p.get(hash).map(|f| f.fetch.clone()));
-        match fetch {
+        match self.inner.pending_fetch(hash) {
             Some(f) => {
                 f.add_peers(source, peers);
                 true
