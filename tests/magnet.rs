@@ -12,6 +12,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use rivulet_tests::aria2::{Aria2Leecher, SeederOptions};
 use rivulet_tests::fixture::Fixture;
 use rivulet_tests::metadata_liar::{MetadataLiar, MetadataLie};
+use rivulet_tests::mount::MountCmd;
 use rivulet_tests::ports::{LOCALHOST, free_addr};
 use rivulet_tests::rivulet::{self, Download, Finished};
 use rivulet_tests::swarm::Swarm;
@@ -196,4 +197,18 @@ fn a_rivulet_seed_serves_its_metadata_to_aria2_fetching_a_magnet_link() {
             .is_some_and(|a| a.starts_with("127.0.0.3:"))),
         "aria2 never connected to the rivulet seed at {addr}"
     );
+}
+
+#[test]
+fn a_magnet_link_mounts_and_reads_byte_identical() {
+    let work = WorkDir::new("magnet-mount");
+    let fixture = Fixture::multi_small();
+    let swarm = Swarm::start(&work, fixture, SeederOptions::default());
+    let link = magnet(fixture, &swarm.tracker.url(Announce::Http), &[]);
+    let mount = MountCmd::new(Path::new(&link), &work.subdir("mnt"))
+        .data(&work.subdir("data"))
+        .state_dir(&work.subdir("state"))
+        .listen(free_addr(LOCALHOST))
+        .spawn(work.path(), "mount");
+    assert_same_files(fixture, &mount.dir, "files read through a magnet mount");
 }
