@@ -133,6 +133,16 @@ impl Session {
     }
 }
 
+/// Adds the link's trackers the cached torrent does not have (an earlier link may have named
+/// others), each as a tier of its own after the torrent's.
+fn add_trackers(meta: &mut Metainfo, trackers: &[String]) {
+    for t in trackers {
+        if !meta.trackers.iter().flatten().any(|known| known == t) {
+            meta.trackers.push(vec![t.clone()]);
+        }
+    }
+}
+
 /// The verified metadata of `magnet` (cached or fetched) and the peers found on the way.
 pub(super) async fn resolve(
     inner: &Arc<Inner>,
@@ -143,7 +153,8 @@ pub(super) async fn resolve(
     let events = inner.env.events.sink().for_torrent(&hash.hex());
     let path = cached_torrent_path(&inner.settings.state_dir, &hash);
     let (p, m) = (path.clone(), magnet.clone());
-    if let Some(meta) = rt::blocking(move || from_cache(&p, &m)).await {
+    if let Some(mut meta) = rt::blocking(move || from_cache(&p, &m)).await {
+        add_trackers(&mut meta, &magnet.trackers);
         return Ok((meta, Vec::new()));
     }
     let fetch = Fetch::new(magnet, inner.env.clone());
@@ -213,4 +224,30 @@ pub(super) async fn resolve(
     })
     .await;
     Ok((meta, fetch.known_peers()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_torrent_gains_the_trackers_of_a_later_link_once() {
+        let info = format!(
+            "d6:lengthi4e4:name1:f12:piece lengthi4e6:pieces20:{}e",
+            "x".repeat(20)
+        );
+        let bytes = torrent_file(info.as_bytes(), &["http://a/announce".to_string()]);
+        let mut meta = Metainfo::from_bytes(&bytes).unwrap();
+        add_trackers(
+            &mut meta,
+            &["http://a/announce".to_string(), "udp://b:1".to_string()],
+        );
+        assert_eq!(
+            meta.trackers,
+            vec![
+                vec!["http://a/announce".to_string()],
+                vec!["udp://b:1".to_string()]
+            ]
+        );
+    }
 }
