@@ -29,6 +29,24 @@ pub(super) struct PendingFetch {
     fetch: Arc<Fetch>,
 }
 
+/// Takes a fetch out of the pending list and stops it when dropped.
+struct Unlist<'a> {
+    inner: &'a Inner,
+    fetch: Arc<Fetch>,
+}
+
+impl Drop for Unlist<'_> {
+    fn drop(&mut self) {
+        self.fetch.cancel();
+        if let Ok(mut p) = self.inner.pending.lock()
+            && p.get(&self.fetch.info_hash)
+                .is_some_and(|f| Arc::ptr_eq(&f.fetch, &self.fetch))
+        {
+            p.remove(&self.fetch.info_hash);
+        }
+    }
+}
+
 impl Inner {
     /// The fetch of a pending magnet link, for a peer that dialed us for it.
     pub(super) fn pending_fetch(&self, hash: &InfoHash) -> Option<Arc<Fetch>> {
@@ -171,6 +189,12 @@ pub(super) async fn resolve(
             },
         );
     }
+    // However this ends (done, cancelled, or the caller dropping the `add`), the fetch stops
+    // and is no longer listed.
+    let _unlist = Unlist {
+        inner,
+        fetch: fetch.clone(),
+    };
     events.emit(Event::MetadataFetching {
         name: magnet.name.clone(),
     });
@@ -188,15 +212,11 @@ pub(super) async fn resolve(
     fetch.add_peers(PeerSource::Magnet, &magnet.peers);
     fetch.add_peers(PeerSource::Manual, extra_peers);
     let fetched = rt::race(fetch.run(trackers), inner.stopped.cancelled()).await;
-    let still_pending = inner
-        .pending
-        .lock()
-        .map(|mut p| p.remove(&hash).is_some())
-        .unwrap_or(false);
+    // Still listed: not removed by `Session::remove` meanwhile.
+    let still_pending = inner.pending_fetch(&hash).is_some();
     let info = match fetched {
         rt::Either::Left(Some(info)) if still_pending => info,
         _ => {
-            fetch.cancel();
             events.emit(Event::MetadataFailed {
                 error: "cancelled".into(),
             });

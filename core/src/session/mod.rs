@@ -328,6 +328,7 @@ impl Session {
             .map(|mut t| t.drain().map(|(_, h)| h).collect())
             .unwrap_or_default();
         futures::future::join_all(torrents.iter().map(|t| t.shutdown())).await;
+        // Ends every pending magnet fetch too: each `add` waiting on one fails as cancelled.
         self.inner.stop.cancel();
         self.inner.tasks.join(Duration::from_secs(2)).await;
         self.inner.env.events.close();
