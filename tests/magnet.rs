@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use rivulet_tests::aria2::{Aria2Leecher, SeederOptions};
+use rivulet_tests::fake_peer::{FakePeer, Misbehaviour};
 use rivulet_tests::fixture::Fixture;
 use rivulet_tests::metadata_liar::{MetadataLiar, MetadataLie};
 use rivulet_tests::mount::MountCmd;
@@ -211,4 +212,23 @@ fn a_magnet_link_mounts_and_reads_byte_identical() {
         .listen(free_addr(LOCALHOST))
         .spawn(work.path(), "mount");
     assert_same_files(fixture, &mount.dir, "files read through a magnet mount");
+}
+
+#[test]
+fn a_peer_without_the_extension_protocol_does_not_stall_the_metadata_fetch() {
+    let work = WorkDir::new("magnet-no-extensions");
+    let fixture = Fixture::multi_small();
+    let swarm = Swarm::start(&work, fixture, SeederOptions::default());
+    // A BEP 3-only peer (no reserved bits), dialed first: it has the data but cannot send
+    // metadata.
+    let old = FakePeer::start(LIAR_IP, fixture, Misbehaviour::Honest);
+    let link = magnet(fixture, &swarm.tracker.url(Announce::Http), &[old.addr]);
+    let saved = work.join("saved.torrent");
+    let run = info_save(&work, "info", &link, &saved, &work.subdir("state"));
+    assert!(run.status.success(), "info failed: {}", run.stderr);
+    assert_saved_torrent_matches(fixture, &saved);
+    assert!(
+        old.record().handshakes >= 1,
+        "the BEP 3-only peer was never dialed"
+    );
 }

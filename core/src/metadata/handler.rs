@@ -187,12 +187,14 @@ impl PeerHandler for Fetch {
     }
 
     fn attach(&self, link: PeerLink) -> Result<Attached, DropReason> {
+        let mut s = self.state();
         if !link.extensions {
+            // It cannot have what we want: no point dialing it again during this fetch.
+            s.swarm.known.remove(&link.addr);
             return Err(DropReason::Protocol(
                 "no extension protocol, so no metadata".into(),
             ));
         }
-        let mut s = self.state();
         if self.stopped.is_cancelled() {
             return Err(DropReason::ShuttingDown);
         }
@@ -234,7 +236,16 @@ impl PeerHandler for Fetch {
             let Some(p) = s.peers.get_mut(&id.conn) else {
                 return Err(DropReason::Gone);
             };
-            if !p.control.take(Instant::now()) {
+            // Metadata pieces are answers to our requests (an unasked one drops the peer), so
+            // only the rest counts against the budget: a 16 MiB info dictionary is 1024 pieces.
+            let answer = matches!(
+                msg,
+                Message::Extended {
+                    id: OUR_UT_METADATA,
+                    ..
+                }
+            );
+            if !answer && !p.control.take(Instant::now()) {
                 return Err(DropReason::MessageFlood(msg.kind()));
             }
             match msg {
