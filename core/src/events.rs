@@ -111,6 +111,20 @@ pub enum Event {
         file: String,
         error: String,
     },
+    /// A magnet link's metadata is being fetched (`name` is the link's `dn`).
+    MetadataFetching {
+        name: Option<String>,
+    },
+    /// A magnet link's metadata arrived and matched its info-hash (`size` of the info
+    /// dictionary in bytes).
+    MetadataFetched {
+        name: String,
+        size: u64,
+    },
+    /// A magnet link's metadata fetch ended without a usable torrent.
+    MetadataFailed {
+        error: String,
+    },
     Stopped,
 }
 

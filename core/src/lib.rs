@@ -10,6 +10,7 @@ pub mod config;
 pub mod data_lock;
 pub mod events;
 pub mod layout;
+mod metadata;
 pub mod metainfo;
 mod peer;
 mod peer_sources;

@@ -1,5 +1,6 @@
 //! Generated-input tests of the peer wire parsers: `Message::read` and `Message::decode`,
-//! `Handshake::decode`/`read` and `Bitfield::from_wire`. Round trips for every message, random
+//! `Handshake::decode`/`read`, `Bitfield::from_wire`, and the BEP 10 extension handshake and
+//! BEP 9 ut_metadata messages. Round trips for every message, random
 //! and mutated byte streams, and length prefixes up to 4 GiB that must be refused before
 //! anything of that size is allocated.
 //!
@@ -7,8 +8,12 @@
 
 use proptest::prelude::*;
 use rivulet_core::bitfield::{Bitfield, BitfieldError};
+use rivulet_core::wire::extension::MAX_METADATA;
 use rivulet_core::wire::handshake::HANDSHAKE_LEN;
-use rivulet_core::wire::{BlockRequest, Handshake, HandshakeError, Message, MessageError};
+use rivulet_core::wire::ut_metadata::METADATA_PIECE;
+use rivulet_core::wire::{
+    BlockRequest, ExtHandshake, Handshake, HandshakeError, Message, MessageError, MetadataMsg,
+};
 use rivulet_fuzz_support::budget::{BudgetAlloc, largest_allocation};
 use rivulet_fuzz_support::{config, mutate};
 
@@ -50,8 +55,12 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         request().prop_map(Message::Cancel),
         any::<u16>().prop_map(Message::Port),
-        // Ids we do not speak carry no payload in our encoding; 0..=9 are taken.
-        (10u8..=255).prop_map(Message::Unknown),
+        (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..600))
+            .prop_map(|(id, payload)| Message::Extended { id, payload }),
+        // Ids we do not speak carry no payload in our encoding; 0..=9 and 20 are taken.
+        (10u8..=255)
+            .prop_filter("extended", |id| *id != 20)
+            .prop_map(Message::Unknown),
     ]
 }
 
@@ -213,4 +222,76 @@ fn four_gib_length_prefix_is_refused_before_allocating() {
         Err(MessageError::TooLong { len: u32::MAX, .. })
     ));
     assert!(largest <= SLACK, "allocated {largest} bytes");
+}
+
+fn ut_metadata_msg() -> impl Strategy<Value = MetadataMsg> {
+    prop_oneof![
+        (0u32..1024).prop_map(|piece| MetadataMsg::Request { piece }),
+        (0u32..1024).prop_map(|piece| MetadataMsg::Reject { piece }),
+        (
+            0u32..1024,
+            1u64..=MAX_METADATA,
+            proptest::collection::vec(any::<u8>(), 0..=METADATA_PIECE)
+        )
+            .prop_map(|(piece, total_size, data)| MetadataMsg::Data {
+                piece,
+                total_size,
+                data
+            }),
+    ]
+}
+
+fn ext_handshake() -> impl Strategy<Value = ExtHandshake> {
+    (
+        proptest::option::of(1u8..=255),
+        proptest::option::of(1u64..=MAX_METADATA),
+        proptest::option::of("[ -~]{0,30}"),
+    )
+        .prop_map(|(ut_metadata, metadata_size, client)| ExtHandshake {
+            ut_metadata,
+            metadata_size,
+            client,
+        })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn fuzz_ut_metadata_round_trip(m in ut_metadata_msg()) {
+        prop_assert_eq!(MetadataMsg::decode(&m.encode()).expect("own message decodes"), m);
+    }
+
+    #[test]
+    fn fuzz_ut_metadata_mutated((m, edits) in (ut_metadata_msg(), mutate::edits())) {
+        let wire = mutate::apply(&m.encode(), &edits);
+        let (r, largest) = largest_allocation(|| MetadataMsg::decode(&wire));
+        prop_assert!(largest <= wire.len() + SLACK, "allocated {largest}");
+        if let Ok(MetadataMsg::Data { data, total_size, .. }) = r {
+            prop_assert!(data.len() <= METADATA_PIECE);
+            prop_assert!(total_size > 0 && total_size <= MAX_METADATA);
+        }
+    }
+
+    #[test]
+    fn fuzz_ext_handshake_round_trip(h in ext_handshake()) {
+        prop_assert_eq!(ExtHandshake::decode(&h.encode()).expect("own handshake decodes"), h);
+    }
+
+    #[test]
+    fn fuzz_ext_handshake_mutated((h, edits) in (ext_handshake(), mutate::edits())) {
+        let wire = mutate::apply(&h.encode(), &edits);
+        let (r, largest) = largest_allocation(|| ExtHandshake::decode(&wire));
+        prop_assert!(largest <= wire.len() + SLACK, "allocated {largest}");
+        if let Ok(h) = r {
+            prop_assert!(h.metadata_size.is_none_or(|s| s > 0 && s <= MAX_METADATA));
+            prop_assert!(h.ut_metadata != Some(0));
+        }
+    }
+
+    #[test]
+    fn fuzz_extension_payload_random(p in proptest::collection::vec(any::<u8>(), 0..128)) {
+        let _ = ExtHandshake::decode(&p);
+        let _ = MetadataMsg::decode(&p);
+    }
 }

@@ -139,7 +139,10 @@ pub struct Aria2Leecher {
 impl Aria2Leecher {
     /// Starts downloading `torrent` into `out`, bound to `bind`.
     pub fn start(dir: &Path, torrent: &Path, out: &Path, bind: Ipv4Addr) -> Aria2Leecher {
-        Self::start_with(dir, torrent, out, bind, None)
+        let udp = crate::torrent::TorrentInfo::read(torrent)
+            .announce
+            .is_some_and(|a| a.starts_with("udp://"));
+        Self::spawn(dir, torrent.as_os_str(), udp, out, bind, None)
     }
 
     /// [`Aria2Leecher::start`] finding its peers through the DHT, joined through `entry`.
@@ -150,12 +153,19 @@ impl Aria2Leecher {
         bind: Ipv4Addr,
         entry: SocketAddr,
     ) -> Aria2Leecher {
-        Self::start_with(dir, torrent, out, bind, Some(entry))
+        Self::spawn(dir, torrent.as_os_str(), false, out, bind, Some(entry))
     }
 
-    fn start_with(
+    /// Starts downloading the magnet link `link` (its metadata fetched from the swarm first)
+    /// into `out`, bound to `bind`; its trackers must be HTTP.
+    pub fn start_magnet(dir: &Path, link: &str, out: &Path, bind: Ipv4Addr) -> Aria2Leecher {
+        Self::spawn(dir, link.as_ref(), false, out, bind, None)
+    }
+
+    fn spawn(
         dir: &Path,
-        torrent: &Path,
+        target: &std::ffi::OsStr,
+        udp: bool,
         out: &Path,
         bind: Ipv4Addr,
         dht_entry: Option<SocketAddr>,
@@ -163,9 +173,6 @@ impl Aria2Leecher {
         let port = free_port(bind);
         let log = dir.join(format!("aria2-leech-{port}.log"));
         let mut cmd = base_command(bind, port, &log);
-        let udp = crate::torrent::TorrentInfo::read(torrent)
-            .announce
-            .is_some_and(|a| a.starts_with("udp://"));
         if let Some(entry) = dht_entry {
             let dht_port = free_port(bind);
             cmd.arg("--enable-dht=true")
@@ -191,7 +198,7 @@ impl Aria2Leecher {
                 "--auto-save-interval=0",
                 "--log-level=info",
             ])
-            .arg(torrent);
+            .arg(target);
         let proc = Proc::spawn(
             "aria2 leecher",
             cmd,

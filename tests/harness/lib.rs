@@ -16,6 +16,7 @@ pub mod fixture;
 pub mod hostile_tracker;
 pub mod libtorrent;
 pub mod make_torrent;
+pub mod metadata_liar;
 pub mod mount;
 pub mod netns;
 pub mod plugin_libs;

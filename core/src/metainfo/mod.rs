@@ -6,6 +6,8 @@
 //! metadata (BEP 52) is checked in [`v2`].
 
 mod files;
+mod info_bytes;
+mod magnet;
 pub mod merkle;
 mod optional;
 pub mod path;
@@ -14,6 +16,8 @@ pub mod unique;
 pub mod v2;
 pub mod value;
 
+pub use info_bytes::{InfoBytes, torrent_file};
+pub use magnet::{MAX_MAGNET_LEN, Magnet, MagnetError};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -157,6 +161,8 @@ pub struct Metainfo {
     pub comment: Option<String>,
     pub created_by: Option<String>,
     pub creation_date: Option<i64>,
+    /// The `info` dictionary as it was encoded (served to peers that fetch metadata).
+    pub info_bytes: InfoBytes,
 }
 
 /// Why a .torrent was refused. Every variant reads as one line.
@@ -341,6 +347,7 @@ impl Metainfo {
             comment: opt.comment,
             created_by: opt.created_by,
             creation_date: opt.creation_date,
+            info_bytes: InfoBytes(info.raw().into()),
         })
     }
 

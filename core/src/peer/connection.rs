@@ -73,6 +73,7 @@ pub(crate) async fn run<H: PeerHandler, S: Transport>(
         tx: PeerTx { tx, conn },
         close,
         incoming,
+        extensions: remote.extensions(),
     };
     let id = match handler.attach(link) {
         Ok(id) => id,

@@ -20,6 +20,8 @@ pub(crate) struct PeerLink {
     /// Dropping it ends the connection.
     pub close: CancelSource,
     pub incoming: bool,
+    /// The peer announced the extension protocol (BEP 10) in its handshake.
+    pub extensions: bool,
 }
 
 /// A connection registered with its handler.

@@ -9,20 +9,23 @@ use std::time::Duration;
 
 use super::{Inner, SessionError};
 use crate::data_lock::DataLock;
-use crate::metainfo::{InfoHash, Metainfo};
+use crate::metainfo::{InfoHash, Magnet, Metainfo};
 use crate::plugin::{StorageSpec, Tracker};
 use crate::torrent::{Plugins, TorrentConfig};
 
-/// What a torrent is added from. A magnet link (metadata still to fetch) is the next kind.
+/// What a torrent is added from.
 #[derive(Clone, Debug)]
 pub enum TorrentSource {
     Metainfo(Arc<Metainfo>),
+    /// A magnet link: the metadata is fetched from the swarm (or the session's cache) first.
+    Magnet(Magnet),
 }
 
 impl TorrentSource {
     pub fn info_hash(&self) -> InfoHash {
         match self {
             TorrentSource::Metainfo(m) => m.info_hash,
+            TorrentSource::Magnet(m) => m.info_hash,
         }
     }
 }
@@ -56,9 +59,9 @@ pub struct AddTorrent {
 /// The configuration, plugin instances and data lock of a torrent to add.
 pub(super) fn compose(
     inner: &Inner,
+    meta: &Arc<Metainfo>,
     add: &AddTorrent,
 ) -> Result<(TorrentConfig, Plugins, DataLock), SessionError> {
-    let TorrentSource::Metainfo(meta) = &add.source;
     let settings = &inner.settings;
     let registry = &inner.registry;
     std::fs::create_dir_all(&add.data_dir).map_err(|source| SessionError::DataDir {

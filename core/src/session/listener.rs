@@ -110,7 +110,13 @@ async fn route(session: Weak<Inner>, mut stream: TcpStream, addr: SocketAddr, sl
         .ok()
         .and_then(|t| t.get(&hash).map(|h| h.torrent.clone()));
     let Some(torrent) = torrent else {
-        tracing::debug!("incoming {addr} wants a torrent we do not have");
+        match inner.pending_fetch(&hash) {
+            Some(fetch) => match inner.env.budget.take() {
+                Some(slot) => fetch.accept(stream, addr, remote, slot),
+                None => tracing::debug!("incoming {addr}: session peer budget spent"),
+            },
+            None => tracing::debug!("incoming {addr} wants a torrent we do not have"),
+        }
         return;
     };
     if !torrent.welcomes(addr) {

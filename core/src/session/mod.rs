@@ -5,6 +5,7 @@
 
 mod compose;
 mod listener;
+mod magnet;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -19,10 +20,11 @@ use crate::metainfo::InfoHash;
 use crate::peer_sources::dht_node::{self, DhtNode};
 use crate::plugin::registry::Registry;
 use crate::plugin::{PiecePicker, PluginError, StorageError};
-use crate::rt::{self, CancelSource, Tasks};
+use crate::rt::{self, Cancel, CancelSource, Tasks};
 use crate::torrent::{EngineError, Env, PeerBudget, RateLimiter, TorrentHandle};
 
 pub use compose::{AddTorrent, Mode, TorrentSource};
+pub use magnet::{Pending, cached_torrent_path};
 
 /// Connections across all torrents at most: each torrent has its own `max_peers` within it.
 const MIN_PEER_BUDGET: usize = 500;
@@ -76,6 +78,10 @@ pub enum SessionError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Lock(#[from] crate::data_lock::LockError),
+    #[error("fetching the metadata of {0} was cancelled")]
+    Cancelled(String),
+    #[error("the metadata peers sent is verified but unusable: {0}")]
+    Metadata(crate::metainfo::MetainfoError),
 }
 
 pub(crate) struct Inner {
@@ -86,6 +92,9 @@ pub(crate) struct Inner {
     torrents: Mutex<HashMap<InfoHash, TorrentHandle>>,
     tasks: Tasks,
     stop: CancelSource,
+    stopped: Cancel,
+    /// Magnet links whose metadata is being fetched.
+    pending: Mutex<HashMap<InfoHash, magnet::PendingFetch>>,
     events_file: Mutex<Option<EventFile>>,
     /// The DHT node, unless the settings turn it off.
     dht: Option<Arc<DhtNode>>,
@@ -155,6 +164,8 @@ impl Session {
             torrents: Mutex::new(HashMap::new()),
             tasks: Tasks::default(),
             stop,
+            stopped: stopped.clone(),
+            pending: Mutex::new(HashMap::new()),
             events_file: Mutex::new(events_file),
             dht: dht.as_ref().map(|(node, _)| node.clone()),
         });
@@ -193,13 +204,36 @@ impl Session {
     }
 
     /// Adds a torrent and starts it: opens its storage, checks what it holds, then downloads,
-    /// seeds or serves reads as `add.mode` says.
+    /// seeds or serves reads as `add.mode` says. A magnet link's metadata is fetched first
+    /// (listed by [`Session::pending`] meanwhile) unless an earlier add cached it.
     pub async fn add(&self, add: AddTorrent) -> Result<TorrentHandle, SessionError> {
         let hash = add.source.info_hash();
         if self.get(&hash).is_some() {
             return Err(SessionError::Duplicate(hash.hex()));
         }
-        let (cfg, plugins, lock) = compose::compose(&self.inner, &add)?;
+        let (meta, add) = match &add.source {
+            TorrentSource::Metainfo(meta) => (meta.clone(), add),
+            TorrentSource::Magnet(link) => {
+                let (meta, found) = magnet::resolve(&self.inner, link, &add.peers).await?;
+                let meta = Arc::new(meta);
+                let mut peers = add.peers.clone();
+                for p in link.peers.iter().chain(&found) {
+                    if !peers.contains(p) {
+                        peers.push(*p);
+                    }
+                }
+                let source = TorrentSource::Metainfo(meta.clone());
+                (
+                    meta,
+                    AddTorrent {
+                        source,
+                        peers,
+                        ..add
+                    },
+                )
+            }
+        };
+        let (cfg, plugins, lock) = compose::compose(&self.inner, &meta, &add)?;
         let name = cfg.meta.name.clone();
         let torrent = crate::torrent::Torrent::new(cfg, plugins, self.inner.env.clone(), lock);
         let handle = TorrentHandle { torrent };
@@ -263,7 +297,18 @@ impl Session {
     }
 
     /// Stops a torrent and takes it out of the session; its data stays unless `delete_data`.
+    /// For a magnet link still fetching its metadata, cancels the fetch (its `add` fails with
+    /// [`SessionError::Cancelled`]).
     pub async fn remove(&self, hash: &InfoHash, delete_data: bool) -> Result<(), SessionError> {
+        if self.cancel_pending(hash) {
+            self.inner
+                .env
+                .events
+                .sink()
+                .for_torrent(&hash.hex())
+                .emit(Event::Removed);
+            return Ok(());
+        }
         let handle = self
             .inner
             .torrents
@@ -304,6 +349,7 @@ impl Session {
             .map(|mut t| t.drain().map(|(_, h)| h).collect())
             .unwrap_or_default();
         futures::future::join_all(torrents.iter().map(|t| t.shutdown())).await;
+        // Ends every pending magnet fetch too: each `add` waiting on one fails as cancelled.
         self.inner.stop.cancel();
         self.inner.tasks.join(Duration::from_secs(2)).await;
         self.inner.env.events.close();

@@ -23,15 +23,17 @@ mod schedule;
 mod state;
 mod swarm;
 
-pub(crate) use env::{Env, PeerBudget};
+pub(crate) use env::{Env, PeerBudget, PeerSlot};
 pub use env::{Plugins, TorrentConfig};
 pub use error::{EngineError, ReadError};
 pub use handle::{PeerInfo, Stats, TorrentHandle};
+pub(crate) use peers::MessageBudget;
 pub(crate) use rate::RateLimiter;
 pub use recheck::{DataError, check_files_present};
 pub(crate) use runner::Torrent;
 pub use state::Phase;
 pub use swarm::PeerSource;
+pub(crate) use swarm::Swarm;
 
 /// Where the resume file of `meta` lives under `state_dir`.
 pub fn resume_path(

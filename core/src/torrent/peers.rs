@@ -97,6 +97,8 @@ pub(crate) struct PeerState {
     /// When data last moved either way; `None` if it never has. Peers that exchange data keep
     /// their slots; the others make room for newcomers first.
     pub last_data: Option<Instant>,
+    /// The extensions (BEP 10) it speaks.
+    pub ext: super::state::PeerExtensions,
 }
 
 impl PeerState {
@@ -137,6 +139,7 @@ impl PeerState {
             choked_requests: 0,
             connected_at: Instant::now(),
             last_data: None,
+            ext: Default::default(),
         }
     }
 

@@ -37,6 +37,8 @@ pub enum PeerSource {
     Incoming,
     /// `get_peers` on the DHT (BEP 5).
     Dht,
+    /// `x.pe` in a magnet link.
+    Magnet,
 }
 
 /// Where to dial next.
@@ -48,6 +50,9 @@ pub(crate) struct Candidate {
     pub source: PeerSource,
     /// Ever connected: proven peers are kept over unproven ones when the table is full.
     pub proven: bool,
+    /// Had every piece when it was last connected: not redialed while we are complete too
+    /// (a finished mount redialed its seeders every 3-11 s, each connection ending at once).
+    pub seed: bool,
 }
 
 #[derive(Default)]
@@ -100,6 +105,7 @@ impl Swarm {
         if let Some(c) = self.known.get_mut(&peer.addr) {
             c.connecting = false;
             c.next_try = Instant::now() + REDIAL_AFTER;
+            c.seed = peer.has.is_full();
         }
         Some(peer)
     }
@@ -146,6 +152,7 @@ impl Swarm {
                     connecting: false,
                     source,
                     proven: false,
+                    seed: false,
                 },
             );
             added += 1;
@@ -171,12 +178,14 @@ impl Swarm {
         }
     }
 
-    /// Up to `room` addresses due for a dial, marked as being dialed.
-    pub fn due(&mut self, room: usize, now: Instant) -> Vec<SocketAddr> {
+    /// Up to `room` addresses due for a dial, marked as being dialed; known seeds are left
+    /// out when `complete` (we are one too: neither has anything for the other).
+    pub fn due(&mut self, room: usize, now: Instant, complete: bool) -> Vec<SocketAddr> {
         let mut pick: Vec<SocketAddr> = self
             .known
             .iter()
             .filter(|(a, c)| !c.connecting && c.next_try <= now && !self.banned.contains(&a.ip()))
+            .filter(|(_, c)| !(complete && c.seed))
             .map(|(a, _)| *a)
             .filter(|a| !self.is_connected(*a))
             .take(room)
@@ -250,7 +259,7 @@ mod tests {
         let a: SocketAddr = "10.0.0.2:7".parse().unwrap();
         s.add_candidates(PeerSource::Manual, &[a], "127.0.0.1:1".parse().unwrap());
         let now = Instant::now();
-        assert_eq!(s.due(5, now), vec![a]);
+        assert_eq!(s.due(5, now, false), vec![a]);
         s.dial_failed(a, false);
         let first = s.known[&a].next_try.saturating_duration_since(now);
         assert!(first <= Duration::from_millis(1500), "{first:?}");
@@ -258,5 +267,20 @@ mod tests {
         s.dial_failed(a, false);
         let second = s.known[&a].next_try.saturating_duration_since(now);
         assert!(second > first);
+    }
+
+    #[test]
+    fn a_seed_is_not_redialed_while_we_are_complete() {
+        let mut s = Swarm::default();
+        let a: SocketAddr = "10.0.0.3:7".parse().unwrap();
+        s.add_candidates(PeerSource::Tracker, &[a], "127.0.0.1:1".parse().unwrap());
+        s.known.get_mut(&a).unwrap().seed = true;
+        let later = Instant::now() + REDIAL_AFTER;
+        assert!(s.due(5, later, true).is_empty());
+        assert_eq!(
+            s.due(5, later, false),
+            vec![a],
+            "redialed once we miss pieces again"
+        );
     }
 }

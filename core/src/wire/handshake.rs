@@ -25,12 +25,20 @@ pub enum HandshakeError {
 }
 
 impl Handshake {
+    /// Ours: announces the extension protocol (BEP 10), which we always speak.
     pub fn new(info_hash: [u8; 20], peer_id: [u8; 20]) -> Self {
+        let mut reserved = [0; 8];
+        reserved[super::extension::RESERVED_BYTE] |= super::extension::RESERVED_BIT;
         Handshake {
-            reserved: [0; 8],
+            reserved,
             info_hash,
             peer_id,
         }
+    }
+
+    /// Whether the peer speaks the extension protocol (BEP 10).
+    pub fn extensions(&self) -> bool {
+        self.reserved[super::extension::RESERVED_BYTE] & super::extension::RESERVED_BIT != 0
     }
 
     pub fn encode(&self) -> [u8; HANDSHAKE_LEN] {

@@ -30,7 +30,13 @@ pub enum Message {
     },
     Cancel(BlockRequest),
     Port(u16),
-    /// A message id we do not speak (extensions); skipped.
+    /// A BEP 10 extension message: the extended id (0 is the extension handshake) and its
+    /// payload.
+    Extended {
+        id: u8,
+        payload: Vec<u8>,
+    },
+    /// A message id we do not speak; skipped.
     Unknown(u8),
 }
 
@@ -114,6 +120,13 @@ impl Message {
                 want(p.len() == 2, "2")?;
                 Message::Port(u16::from_be_bytes([p[0], p[1]]))
             }
+            20 => {
+                want(!p.is_empty(), "at least 1")?;
+                let ext = p[0];
+                let mut payload = body;
+                payload.drain(..2);
+                Message::Extended { id: ext, payload }
+            }
             other => Message::Unknown(other),
         })
     }
@@ -156,6 +169,7 @@ impl Message {
             ),
             Message::Cancel(q) => put(Some(8), &[&r(q)]),
             Message::Port(p) => put(Some(9), &[&p.to_be_bytes()]),
+            Message::Extended { id, payload } => put(Some(20), &[&[*id], payload]),
             Message::Unknown(id) => put(Some(*id), &[]),
         }
     }
@@ -174,6 +188,7 @@ impl Message {
             Message::Piece { .. } => "piece",
             Message::Cancel(_) => "cancel",
             Message::Port(_) => "port",
+            Message::Extended { .. } => "extended",
             Message::Unknown(_) => "unknown-message",
         }
     }
@@ -225,6 +240,10 @@ mod tests {
             },
             Message::Cancel(q),
             Message::Port(6881),
+            Message::Extended {
+                id: 3,
+                payload: b"d8:msg_typei0e5:piecei0ee".to_vec(),
+            },
         ]
     }
 

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing, logging, and one module per command.
 
 mod info;
+mod magnet;
 mod mount;
 mod progress;
 mod remote;
@@ -35,14 +36,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show what a .torrent file holds.
+    /// Show what a .torrent file (or a magnet link, once its metadata is fetched) holds.
     Info {
-        /// The .torrent file.
+        /// The .torrent file, or a magnet link.
         torrent: PathBuf,
+        /// Also write the .torrent to this file (for a magnet link: its fetched metadata).
+        #[arg(long)]
+        save: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// Download a torrent into a directory; exits 0 once every piece is verified.
     Download {
-        /// The .torrent file.
+        /// The .torrent file, or a magnet link.
         torrent: PathBuf,
         /// Directory the torrent's files are written under.
         #[arg(short, long)]
@@ -231,7 +237,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Info { torrent } => read_torrent(&torrent).and_then(|m| print(&info::render(&m))),
+        Command::Info {
+            torrent,
+            save,
+            engine,
+        } => rivulet_core::rt::block_on(magnet::info(torrent, save, engine)),
         Command::Download {
             torrent,
             output,

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::bail;
 use rivulet_core::config::{DEFAULT_LISTEN_PORT, Settings};
-use rivulet_core::metainfo::Metainfo;
 use rivulet_core::plugin::registry::PluginStatus;
 use rivulet_core::session::{AddTorrent, Mode, Session, SessionError, TorrentSource};
 use rivulet_core::torrent::{DataError, EngineError, TorrentHandle, check_files_present};
@@ -87,14 +86,14 @@ pub(super) async fn session(args: &EngineArgs, settings: Settings) -> anyhow::Re
 async fn start(
     args: &EngineArgs,
     settings: Settings,
-    meta: Arc<Metainfo>,
+    source: TorrentSource,
     data_dir: PathBuf,
     mode: Mode,
     read_timeout: Option<u64>,
 ) -> anyhow::Result<(Session, TorrentHandle)> {
     let session = session(args, settings).await?;
     let add = AddTorrent {
-        source: TorrentSource::Metainfo(meta),
+        source,
         data_dir,
         mode,
         read_timeout: read_timeout.map(Duration::from_secs),
@@ -116,13 +115,20 @@ pub async fn download(
     args: EngineArgs,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let meta = Arc::new(load_torrent(&torrent)?);
+    let source = super::magnet::source(&torrent)?;
     let settings = settings(&args)?;
     let data_dir = output.unwrap_or_else(|| settings.download_dir.clone());
     let stop = signals::termination()?;
     let mode = Mode::Download { seed };
-    let (session, handle) =
-        start(&args, settings, meta.clone(), data_dir.clone(), mode, None).await?;
+    let started = futures_select(
+        start(&args, settings, source, data_dir.clone(), mode, None),
+        stop.recv(),
+    );
+    let (session, handle) = match started.await {
+        Some(started) => started?,
+        None => anyhow::bail!("interrupted before the download started"),
+    };
+    let meta = handle.meta().clone();
     let progress = Progress::start(handle.clone(), quiet);
     let done = futures_select(handle.wait_complete(), stop.recv()).await;
     let result = match done {
@@ -174,7 +180,8 @@ pub async fn seed(
     let settings = settings(&args)?;
     let stop = signals::termination()?;
     let mode = Mode::Seed { download_missing };
-    let (session, handle) = match start(&args, settings, meta, data, mode, None).await {
+    let source = TorrentSource::Metainfo(meta);
+    let (session, handle) = match start(&args, settings, source, data, mode, None).await {
         Err(e) => match e.downcast::<SessionError>() {
             Ok(SessionError::Engine(EngineError::Data(bad))) => return Err(refuse_to_seed(bad)),
             Ok(other) => return Err(other.into()),

@@ -292,6 +292,7 @@ mod tests {
             private: false,
             comment: None,
             created_by: None,
+            info_bytes: Default::default(),
         }
     }
 

@@ -321,7 +321,8 @@ impl Torrent {
                 .cfg
                 .max_peers
                 .saturating_sub(s.swarm.peers.len() + s.swarm.connecting());
-            let due = s.swarm.due(room, Instant::now());
+            let complete = s.complete();
+            let due = s.swarm.due(room, Instant::now(), complete);
             let mut slots = Vec::new();
             for addr in due {
                 match self.env.budget.take() {

@@ -34,10 +34,11 @@ impl PeerHandler for Torrent {
                 let conn = link.conn;
                 let peer =
                     PeerState::new(conn, link.addr, link.peer_id, link.tx, link.close, pieces);
-                Ok(Attached {
-                    key: s.add_peer(peer, &mut fx),
-                    conn,
-                })
+                let key = s.add_peer(peer, &mut fx);
+                if link.extensions {
+                    s.greet_extensions(key, &mut fx);
+                }
+                Ok(Attached { key, conn })
             }
         };
         carry_out(fx.list, &self.events);

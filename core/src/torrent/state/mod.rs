@@ -7,7 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod extended;
 mod outcomes;
+
+pub(crate) use extended::PeerExtensions;
 
 use super::assembly::Accepted;
 use super::choker::Choker;
@@ -229,6 +232,7 @@ impl TorrentState {
         }
         match msg {
             Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::Extended { id, payload } => self.on_extended(key, id, &payload, fx)?,
             Message::Choke => {
                 peer.peer_choking = true;
                 let reqs: Vec<_> = peer.requests.keys().copied().collect();

@@ -1,0 +1,273 @@
+//! Adding a magnet link: its metadata from the cache when an earlier add fetched it, else
+//! fetched from the swarm (the link's trackers and `x.pe` peers, the add's peers, and any
+//! other source through [`Session::feed_pending`]) while the session lists it as pending;
+//! then the verified metadata is cached as a `.torrent` and the torrent is added as any other.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Inner, Session, SessionError};
+use crate::events::Event;
+use crate::metadata::Fetch;
+use crate::metainfo::{InfoHash, Magnet, Metainfo, torrent_file};
+use crate::rt;
+use crate::torrent::PeerSource;
+
+/// A magnet link whose metadata is still being fetched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub info_hash: InfoHash,
+    /// The link's `dn`, if it had one.
+    pub name: Option<String>,
+    /// Peers connected to the fetch now.
+    pub peers: usize,
+}
+
+pub(super) struct PendingFetch {
+    name: Option<String>,
+    fetch: Arc<Fetch>,
+}
+
+/// Takes a fetch out of the pending list and stops it when dropped.
+struct Unlist<'a> {
+    inner: &'a Inner,
+    fetch: Arc<Fetch>,
+}
+
+impl Drop for Unlist<'_> {
+    fn drop(&mut self) {
+        self.fetch.cancel();
+        if let Ok(mut p) = self.inner.pending.lock()
+            && p.get(&self.fetch.info_hash)
+                .is_some_and(|f| Arc::ptr_eq(&f.fetch, &self.fetch))
+        {
+            p.remove(&self.fetch.info_hash);
+        }
+    }
+}
+
+impl Inner {
+    /// The fetch of a pending magnet link, for a peer that dialed us for it.
+    pub(super) fn pending_fetch(&self, hash: &InfoHash) -> Option<Arc<Fetch>> {
+        self.pending.lock().ok()?.get(hash).map(|f| f.fetch.clone())
+    }
+}
+
+/// Where the metadata of `hash` is cached: `<state_dir>/metadata/<hex>.torrent`.
+pub fn cached_torrent_path(state_dir: &Path, hash: &InfoHash) -> PathBuf {
+    state_dir
+        .join("metadata")
+        .join(format!("{}.torrent", hash.hex()))
+}
+
+/// The cached metadata of `magnet`, if a readable copy with the right info-hash is there.
+fn from_cache(path: &Path, magnet: &Magnet) -> Option<Metainfo> {
+    if !path.exists() {
+        return None;
+    }
+    match Metainfo::from_file(path) {
+        Ok(m) if m.info_hash == magnet.info_hash => Some(m),
+        Ok(_) => {
+            tracing::warn!(
+                "{}: cached metadata of another torrent, ignored",
+                path.display()
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!("{}: {e}; fetching the metadata again", path.display());
+            None
+        }
+    }
+}
+
+fn write_cache(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // Written aside and renamed: a crash leaves the old copy or none, never half of one.
+    let tmp = path.with_extension("torrent.part");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Session {
+    /// Magnet links whose metadata is being fetched.
+    pub fn pending(&self) -> Vec<Pending> {
+        self.inner
+            .pending
+            .lock()
+            .map(|p| {
+                p.iter()
+                    .map(|(hash, f)| Pending {
+                        info_hash: *hash,
+                        name: f.name.clone(),
+                        peers: f.fetch.connected(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Gives peers for a pending magnet link's metadata fetch (the DHT, say); false if `hash`
+    /// is not pending.
+    pub fn feed_pending(&self, hash: &InfoHash, source: PeerSource, peers: &[SocketAddr]) -> bool {
+        match self.inner.pending_fetch(hash) {
+            Some(f) => {
+                f.add_peers(source, peers);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The verified metadata of `magnet` without adding the torrent (`rivulet info`): from
+    /// the cache, or fetched (pending meanwhile) and cached. `peers` are dialed besides the
+    /// link's own.
+    pub async fn fetch_metadata(
+        &self,
+        magnet: &Magnet,
+        peers: &[SocketAddr],
+    ) -> Result<Metainfo, SessionError> {
+        resolve(&self.inner, magnet, peers).await.map(|(m, _)| m)
+    }
+
+    /// Cancels a pending fetch; false if `hash` is not pending.
+    pub(super) fn cancel_pending(&self, hash: &InfoHash) -> bool {
+        let fetch = self
+            .inner
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut p| p.remove(hash));
+        match fetch {
+            Some(f) => {
+                f.fetch.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Adds the link's trackers the cached torrent does not have (an earlier link may have named
+/// others), each as a tier of its own after the torrent's.
+fn add_trackers(meta: &mut Metainfo, trackers: &[String]) {
+    for t in trackers {
+        if !meta.trackers.iter().flatten().any(|known| known == t) {
+            meta.trackers.push(vec![t.clone()]);
+        }
+    }
+}
+
+/// The verified metadata of `magnet` (cached or fetched) and the peers found on the way.
+pub(super) async fn resolve(
+    inner: &Arc<Inner>,
+    magnet: &Magnet,
+    extra_peers: &[SocketAddr],
+) -> Result<(Metainfo, Vec<SocketAddr>), SessionError> {
+    let hash = magnet.info_hash;
+    let events = inner.env.events.sink().for_torrent(&hash.hex());
+    let path = cached_torrent_path(&inner.settings.state_dir, &hash);
+    let (p, m) = (path.clone(), magnet.clone());
+    if let Some(mut meta) = rt::blocking(move || from_cache(&p, &m)).await {
+        add_trackers(&mut meta, &magnet.trackers);
+        return Ok((meta, Vec::new()));
+    }
+    let fetch = Fetch::new(magnet, inner.env.clone());
+    {
+        let mut pending = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.contains_key(&hash) {
+            return Err(SessionError::Duplicate(hash.hex()));
+        }
+        pending.insert(
+            hash,
+            PendingFetch {
+                name: magnet.name.clone(),
+                fetch: fetch.clone(),
+            },
+        );
+    }
+    // However this ends (done, cancelled, or the caller dropping the `add`), the fetch stops
+    // and is no longer listed.
+    let _unlist = Unlist {
+        inner,
+        fetch: fetch.clone(),
+    };
+    events.emit(Event::MetadataFetching {
+        name: magnet.name.clone(),
+    });
+    let trackers = magnet
+        .trackers
+        .iter()
+        .filter_map(|url| {
+            inner
+                .registry
+                .tracker_for_url(url)
+                .map_err(|e| tracing::warn!("skipping tracker {url}: {e}"))
+                .ok()
+        })
+        .collect();
+    fetch.add_peers(PeerSource::Magnet, &magnet.peers);
+    fetch.add_peers(PeerSource::Manual, extra_peers);
+    let fetched = rt::race(fetch.run(trackers), inner.stopped.cancelled()).await;
+    // Still listed: not removed by `Session::remove` meanwhile.
+    let still_pending = inner.pending_fetch(&hash).is_some();
+    let info = match fetched {
+        rt::Either::Left(Some(info)) if still_pending => info,
+        _ => {
+            events.emit(Event::MetadataFailed {
+                error: "cancelled".into(),
+            });
+            return Err(SessionError::Cancelled(hash.hex()));
+        }
+    };
+    let bytes = torrent_file(&info, &magnet.trackers);
+    let meta = match Metainfo::from_bytes(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            events.emit(Event::MetadataFailed {
+                error: e.to_string(),
+            });
+            return Err(SessionError::Metadata(e));
+        }
+    };
+    events.emit(Event::MetadataFetched {
+        name: meta.name.clone(),
+        size: info.len() as u64,
+    });
+    rt::blocking(move || {
+        if let Err(e) = write_cache(&path, &bytes) {
+            tracing::warn!("cannot cache metadata in {}: {e}", path.display());
+        }
+    })
+    .await;
+    Ok((meta, fetch.known_peers()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_torrent_gains_the_trackers_of_a_later_link_once() {
+        let info = format!(
+            "d6:lengthi4e4:name1:f12:piece lengthi4e6:pieces20:{}e",
+            "x".repeat(20)
+        );
+        let bytes = torrent_file(info.as_bytes(), &["http://a/announce".to_string()]);
+        let mut meta = Metainfo::from_bytes(&bytes).unwrap();
+        add_trackers(
+            &mut meta,
+            &["http://a/announce".to_string(), "udp://b:1".to_string()],
+        );
+        assert_eq!(
+            meta.trackers,
+            vec![
+                vec!["http://a/announce".to_string()],
+                vec!["udp://b:1".to_string()]
+            ]
+        );
+    }
+}
