@@ -232,3 +232,57 @@ fn a_peer_without_the_extension_protocol_does_not_stall_the_metadata_fetch() {
         "the BEP 3-only peer was never dialed"
     );
 }
+
+#[test]
+fn magnet_links_posted_to_a_server_or_dropped_in_its_watch_folder_are_fetched_and_mounted() {
+    let work = WorkDir::new("magnet-serve");
+    let (posted, dropped) = (Fixture::multi_small(), Fixture::single());
+    let posted_swarm = Swarm::start(&work, posted, SeederOptions::default());
+    let dropped_swarm = Swarm::start(&work, dropped, SeederOptions::default());
+    let watch = work.subdir("watch");
+    let mnt = work.subdir("mnt");
+    let mut serve = rivulet_tests::serve::Serve::start(
+        &work,
+        "serve",
+        &[
+            "--watch",
+            watch.to_str().unwrap(),
+            "--mount",
+            mnt.to_str().unwrap(),
+        ],
+    );
+    let link = magnet(posted, &posted_swarm.tracker.url(Announce::Http), &[]);
+    let answer = serve.post("/api/torrents", link.as_bytes());
+    assert!(
+        [201, 202].contains(&answer.status),
+        "POST of a magnet link: {} {}",
+        answer.status,
+        answer.body
+    );
+    assert_eq!(answer.json()["info_hash"], posted.info_hash_hex().as_str());
+    std::fs::write(
+        watch.join("dropped.magnet"),
+        magnet(dropped, &dropped_swarm.tracker.url(Announce::Http), &[]) + "\n",
+    )
+    .unwrap();
+    for fixture in [posted, dropped] {
+        rivulet_tests::process::wait_for(BOUND, "the magnet's torrent in the mount", || {
+            mnt.join(fixture.name()).exists()
+        });
+        assert_same_files(fixture, &mnt, "a magnet link's files through serve --mount");
+    }
+    let listed = serve.get("/api/torrents").json();
+    let files = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["files"].as_array().map_or(0, Vec::len))
+        .sum::<usize>();
+    assert_eq!(
+        files,
+        posted.files.len() + dropped.files.len(),
+        "both torrents listed with their files: {listed}"
+    );
+    serve.proc_mut().signal(libc::SIGTERM);
+    assert!(serve.proc_mut().wait_exit(BOUND).success());
+}

@@ -102,9 +102,9 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
-    /// Add a .torrent file to a running `rivulet serve`.
+    /// Add a .torrent file or a magnet link to a running `rivulet serve`.
     Add {
-        /// The .torrent file.
+        /// The .torrent file, or a magnet link.
         torrent: PathBuf,
         #[command(flatten)]
         remote: remote::RemoteArgs,

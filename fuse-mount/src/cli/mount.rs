@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use rivulet_core::metainfo::InfoHash;
+use rivulet_core::rt::Tasks;
 use rivulet_core::session::watch::{WatchChange, WatchConfig, Watcher};
 use rivulet_core::session::{AddTorrent, Mode, TorrentSource};
 use rivulet_core::torrent::TorrentHandle;
@@ -15,12 +16,12 @@ use serde_json::json;
 
 use super::progress::Progress;
 use super::setup::{futures_select, session, settings};
-use super::{EngineArgs, load_torrent, signals};
+use super::{EngineArgs, signals};
 
 #[derive(Args)]
 pub struct MountArgs {
-    /// The .torrent files to mount (none is fine with --watch), then the mount point: an
-    /// existing empty directory to show the torrents' files in.
+    /// The .torrent files or magnet links to mount (none is fine with --watch), then the
+    /// mount point: an existing empty directory to show the torrents' files in.
     #[arg(value_name = "SOURCE", required = true, num_args = 1..)]
     pub paths: Vec<PathBuf>,
     /// Where pieces are kept, each torrent as a download into this folder would place it
@@ -94,13 +95,21 @@ pub async fn run(mut m: MountArgs, quiet: bool) -> anyhow::Result<()> {
         bail!("name the mount point");
     };
     if m.paths.is_empty() && m.watch.is_none() {
-        bail!("nothing to mount: name a .torrent file, or a folder to watch with --watch");
+        bail!(
+            "nothing to mount: name a .torrent file or magnet link, or a folder to watch with \
+             --watch"
+        );
     }
-    let metas = m
+    let sources = m
         .paths
         .iter()
-        .map(|t| load_torrent(t).map(Arc::new))
+        .map(|t| super::magnet::source(t))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // Torrents known now are in the tree before the kernel shows the mount; magnet links
+    // join it once their metadata is verified (root listings wait for them, bounded).
+    let (metas, magnets): (Vec<_>, Vec<_>) = sources
+        .into_iter()
+        .partition(|s| matches!(s, TorrentSource::Metainfo(_)));
     // Before the engine starts: a mount point that cannot be used must not cost a tracker
     // announce and a cache directory first.
     rivulet_fuse::check_mount_point(&mountpoint)?;
@@ -117,12 +126,8 @@ pub async fn run(mut m: MountArgs, quiet: bool) -> anyhow::Result<()> {
         read_timeout: m.read_timeout.map(Duration::from_secs),
         peers: m.engine.peers.clone(),
     };
-    let added = futures::future::join_all(
-        metas
-            .iter()
-            .map(|meta| session.add(template.add(TorrentSource::Metainfo(meta.clone())))),
-    )
-    .await;
+    let added =
+        futures::future::join_all(metas.into_iter().map(|s| session.add(template.add(s)))).await;
     let handles = match added.into_iter().collect::<Result<Vec<TorrentHandle>, _>>() {
         Ok(handles) => handles,
         Err(e) => {
@@ -133,6 +138,24 @@ pub async fn run(mut m: MountArgs, quiet: bool) -> anyhow::Result<()> {
     let torrents = rivulet_fuse::Torrents::new(Duration::from_secs(read_timeout));
     for handle in &handles {
         torrents.add(handle.clone(), handle.meta().clone());
+    }
+    let fetching = Tasks::default();
+    for source in magnets {
+        let (pending, session, torrents) = (torrents.pending(), session.clone(), torrents.clone());
+        let add = template.add(source);
+        fetching.spawn(async move {
+            let what = match &add.source {
+                TorrentSource::Magnet(link) => link.to_string(),
+                TorrentSource::Metainfo(meta) => meta.name.clone(),
+            };
+            match session.add(add).await {
+                Ok(h) => {
+                    torrents.add(h.clone(), h.meta().clone());
+                }
+                Err(e) => eprintln!("rivulet: not mounting {what}: {e}"),
+            }
+            drop(pending);
+        });
     }
     // Listings of the root wait until the watch folder's torrents are in.
     let pending = m.watch.is_some().then(|| torrents.pending());

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
+use rivulet_core::metainfo::Magnet;
 use serde::Deserialize;
 use surf::http::Method;
 
@@ -137,8 +138,12 @@ pub async fn run(args: RemoteArgs, action: Action) -> anyhow::Result<()> {
     };
     let (answer, text) = match action {
         Action::Add(path) => {
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            // A magnet link is sent as the text it is; the server fetches its metadata.
+            let bytes = match path.to_str().filter(|s| Magnet::is_magnet(s)) {
+                Some(link) => link.as_bytes().to_vec(),
+                None => std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+            };
             let a = c.send(Method::Post, "/api/torrents", Some(bytes)).await?;
             let t: Torrent = serde_json::from_slice(&a)?;
             let text = format!("added {}  {}\n", t.info_hash, t.name);

@@ -6,23 +6,46 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use rivulet_core::metainfo::InfoHash;
+use rivulet_core::metainfo::{InfoHash, Magnet};
 use rivulet_core::session::SessionError;
+use serde_json::Value;
 
 use super::library::{self, Library, LibraryError};
 use super::limits::MAX_UPLOAD;
 use super::reply::{self, Reply};
 
 pub fn list(lib: &Library) -> Reply {
-    let all: Vec<_> = lib
+    let mut all: Vec<Value> = lib
         .torrents()
         .iter()
-        .map(|t| library::view(t, false))
+        .map(|t| serde_json::to_value(library::view(t, false)).unwrap_or(Value::Null))
         .collect();
+    all.extend(
+        lib.pending()
+            .iter()
+            .map(|p| pending_view(&p.info_hash, p.name.as_deref())),
+    );
     reply::json(StatusCode::OK, &all)
 }
 
-/// `POST /api/torrents`: the body is a `.torrent` file; answers 201 with the torrent.
+/// A magnet link whose metadata is still on its way, as the list shows it.
+fn pending_view(hash: &InfoHash, name: Option<&str>) -> Value {
+    serde_json::json!({
+        "info_hash": hash.hex(),
+        "name": name.unwrap_or_default(),
+        "state": "fetching metadata",
+        "progress": 0.0,
+        "bytes_have": 0,
+        "bytes_total": 0,
+        "download_rate": 0,
+        "upload_rate": 0,
+        "peers": 0,
+        "files": [],
+    })
+}
+
+/// `POST /api/torrents`: the body is a `.torrent` file or a magnet link; answers 201 with the
+/// torrent, or 202 when a magnet link's metadata is still being fetched.
 pub async fn add(lib: &Library, req: Request<Incoming>) -> Reply {
     let too_large = || {
         reply::error(
@@ -40,10 +63,18 @@ pub async fn add(lib: &Library, req: Request<Incoming>) -> Reply {
         Err(e) => return reply::error(StatusCode::BAD_REQUEST, &format!("upload failed: {e}")),
     };
     if is_magnet(&body) {
-        return reply::error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "magnet links are not supported yet; upload the .torrent file",
-        );
+        let text = String::from_utf8_lossy(&body);
+        let link = match Magnet::parse(text.trim()) {
+            Ok(link) => link,
+            Err(e) => return reply::error(StatusCode::BAD_REQUEST, &e.to_string()),
+        };
+        let pending = pending_view(&link.info_hash, link.name.as_deref());
+        return match lib.add_magnet(link).await {
+            Ok(Some(handle)) => reply::json(StatusCode::CREATED, &library::view(&handle, false)),
+            // Still fetching its metadata: accepted, listed as pending meanwhile.
+            Ok(None) => reply::json(StatusCode::ACCEPTED, &pending),
+            Err(e) => error(&e),
+        };
     }
     match lib.add_bytes(body.to_vec()).await {
         Ok(handle) => reply::json(StatusCode::CREATED, &library::view(&handle, false)),

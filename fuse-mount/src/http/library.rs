@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use rivulet_core::metainfo::{InfoHash, Metainfo, MetainfoError};
+use rivulet_core::metainfo::{InfoHash, Magnet, Metainfo, MetainfoError, torrent_file};
 use rivulet_core::reader::Readers;
-use rivulet_core::rt;
-use rivulet_core::session::{AddTorrent, Mode, Session, SessionError, TorrentSource};
+use rivulet_core::rt::{self, Tasks};
+use rivulet_core::session::{AddTorrent, Mode, Pending, Session, SessionError, TorrentSource};
 use rivulet_core::torrent::{Phase, Stats, TorrentHandle};
 use serde::Serialize;
 
@@ -37,7 +38,13 @@ pub struct Library {
     /// Dialled for every torrent besides what trackers return (`--peer`).
     peers: Vec<SocketAddr>,
     readers: Mutex<HashMap<InfoHash, Readers<TorrentHandle>>>,
+    /// Magnet links being added in the background.
+    fetches: Tasks,
 }
+
+/// How long adding a magnet link through the API waits for its metadata before answering
+/// that the fetch goes on (202); a seeder on the same network answers in about a second.
+pub const MAGNET_WAIT: Duration = Duration::from_secs(20);
 
 /// A torrent as the API lists it.
 #[derive(Serialize)]
@@ -145,6 +152,7 @@ impl Library {
             data_dir,
             peers,
             readers: Mutex::new(HashMap::new()),
+            fetches: Tasks::default(),
         })
     }
 
@@ -163,20 +171,41 @@ impl Library {
     pub async fn add_bytes(&self, bytes: Vec<u8>) -> Result<TorrentHandle, LibraryError> {
         let meta = Arc::new(Metainfo::from_bytes(&bytes)?);
         let handle = self.add(meta.clone()).await?;
-        let path = self.saved_path(&meta.info_hash);
-        let target = path.clone();
-        let saved = rt::blocking(move || {
-            if let Some(dir) = target.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            std::fs::write(&target, bytes)
-        })
-        .await;
-        if let Err(source) = saved {
-            // Offered now, but forgotten at the next start: say so rather than fail the add.
-            tracing::warn!("{}", LibraryError::Save { path, source });
-        }
+        keep(self.saved_path(&meta.info_hash), bytes).await;
         Ok(handle)
+    }
+
+    /// Adds a magnet link: its metadata is fetched in the background (kept as a `.torrent` for
+    /// the next start once verified). Gives the torrent if that took at most [`MAGNET_WAIT`],
+    /// `None` if the fetch is still going (the torrent is then listed as pending).
+    pub async fn add_magnet(&self, link: Magnet) -> Result<Option<TorrentHandle>, LibraryError> {
+        let hash = link.info_hash;
+        if self.session.get(&hash).is_some()
+            || self.session.pending().iter().any(|p| p.info_hash == hash)
+        {
+            return Err(SessionError::Duplicate(hash.hex()).into());
+        }
+        let (tx, rx) = rt::bounded(1);
+        let (session, saved) = (self.session.clone(), self.saved_path(&hash));
+        let add = self.add_request(TorrentSource::Magnet(link));
+        self.fetches.spawn(async move {
+            let added = session.add(add).await;
+            if let Ok(h) = &added {
+                let meta = h.meta();
+                let trackers: Vec<String> = meta.trackers.iter().flatten().cloned().collect();
+                keep(saved, torrent_file(&meta.info_bytes, &trackers)).await;
+            }
+            let _ = tx.try_send(added);
+        });
+        match rt::timeout(MAGNET_WAIT, rx.recv()).await {
+            Ok(Ok(added)) => Ok(Some(added?)),
+            Ok(Err(_)) | Err(_) => Ok(None),
+        }
+    }
+
+    /// Magnet links whose metadata is still being fetched.
+    pub fn pending(&self) -> Vec<Pending> {
+        self.session.pending()
     }
 
     /// How every torrent of the server is added, through the API, a restart or a watch folder.
@@ -258,6 +287,22 @@ impl Library {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InfoHash, Readers<TorrentHandle>>> {
         self.readers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Keeps a `.torrent` for the next start; a failure is said, not fatal (offered now, but
+/// forgotten at the next start).
+async fn keep(path: PathBuf, bytes: Vec<u8>) {
+    let target = path.clone();
+    let saved = rt::blocking(move || {
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&target, bytes)
+    })
+    .await;
+    if let Err(source) = saved {
+        tracing::warn!("{}", LibraryError::Save { path, source });
     }
 }
 
