@@ -260,3 +260,30 @@ fn a_private_torrent_is_never_looked_up_on_the_dht() {
     );
     s.shutdown(Duration::from_secs(10));
 }
+
+#[test]
+fn a_magnet_link_with_no_tracker_fetches_its_metadata_and_data_from_a_seeder_found_through_the_dht()
+{
+    assert_isolated_network();
+    let work = WorkDir::new("dht-magnet");
+    let fixture = Fixture::multi_small();
+    let torrent = trackerless_torrent(fixture, work.path());
+    let (router, seeder) = libtorrent_swarm(&work, fixture, &torrent);
+    // The link alone: no tracker, no peer address, no .torrent anywhere for the leecher.
+    let link = format!("magnet:?xt=urn:btih:{}", fixture.info_hash_hex());
+    let mut run = leecher(
+        &work,
+        Path::new(&link),
+        "magnet",
+        &work.subdir("state"),
+        |d| d.dht_bootstrap(router.addr),
+    );
+    run.wait_success(BOUND);
+    assert_same_files(fixture, &work.join("magnet"), "a trackerless magnet link");
+    assert!(
+        run.events().has("metadata_fetched"),
+        "no metadata_fetched event:\n{}",
+        run.events().tail(20)
+    );
+    assert_connected_to(&run, seeder.addr, "the magnet leecher");
+}

@@ -1,7 +1,8 @@
 //! The DHT as a peer source: for a public torrent, `get_peers` on the session's node at once and
 //! then every few minutes, each batch of addresses handed to the swarm as it arrives, followed by
 //! `announce_peer` with our TCP port. Never for a private torrent (BEP 27: its peers come from
-//! its trackers only).
+//! its trackers only). A magnet link's info-hash is looked up the same way while its metadata
+//! is fetched, so a link with no tracker at all finds its swarm.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use mainline::async_dht::AsyncDht;
 
 use super::dht_node::{DhtNode, guarded};
 use crate::events::Event;
-use crate::rt::{self, Either, Receiver};
+use crate::metainfo::InfoHash;
+use crate::rt::{self, Cancel, Either, Receiver};
 use crate::torrent::{PeerSource, Phase, Torrent};
 
 /// Between lookups while we have peers. libtorrent re-announces every 15 minutes; peers found
@@ -83,6 +85,24 @@ async fn run(t: Arc<Torrent>, node: Arc<DhtNode>, wake: Receiver<()>) {
             return;
         }
     }
+}
+
+/// Looks a magnet link's info-hash up again and again (at once, then every
+/// [`STARVING_INTERVAL`]) while its metadata is fetched, handing each batch of peers to `feed`;
+/// never returns while the node lives (the caller drops it once the metadata is in).
+pub(crate) async fn find_for_metadata(
+    node: &DhtNode,
+    info_hash: InfoHash,
+    stopped: &Cancel,
+    mut feed: impl FnMut(&[SocketAddr]),
+) {
+    if let Some(dht) = node.wait(stopped).await {
+        let id = Id::from(info_hash.0);
+        while lookup(&dht, id, &mut feed).await.is_some() {
+            rt::sleep(STARVING_INTERVAL).await;
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// One `get_peers` lookup for `info_hash`, handing every node's batch of peers to `batch` as

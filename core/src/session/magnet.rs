@@ -11,6 +11,7 @@ use super::{Inner, Session, SessionError};
 use crate::events::Event;
 use crate::metadata::Fetch;
 use crate::metainfo::{InfoHash, Magnet, Metainfo, torrent_file};
+use crate::peer_sources::dht::find_for_metadata;
 use crate::rt;
 use crate::torrent::PeerSource;
 
@@ -211,7 +212,18 @@ pub(super) async fn resolve(
         .collect();
     fetch.add_peers(PeerSource::Magnet, &magnet.peers);
     fetch.add_peers(PeerSource::Manual, extra_peers);
-    let fetched = rt::race(fetch.run(trackers), inner.stopped.cancelled()).await;
+    // The DHT looks for the swarm too; the lookups end with the fetch.
+    let dht = async {
+        match &inner.dht {
+            Some(node) => {
+                let feed = |peers: &[SocketAddr]| fetch.add_peers(PeerSource::Dht, peers);
+                find_for_metadata(node, hash, &inner.stopped, feed).await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let stopped_or_found = rt::race(inner.stopped.cancelled(), dht);
+    let fetched = rt::race(fetch.run(trackers), stopped_or_found).await;
     // Still listed: not removed by `Session::remove` meanwhile.
     let still_pending = inner.pending_fetch(&hash).is_some();
     let info = match fetched {
