@@ -66,6 +66,10 @@ pub enum Event {
         addr: String,
         reason: String,
     },
+    /// A fast-extension peer (BEP 6) said it has every piece (have-all, not a bitfield).
+    PeerHasAll {
+        addr: String,
+    },
     PeerBanned {
         addr: String,
         reason: String,

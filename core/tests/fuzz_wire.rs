@@ -1,6 +1,6 @@
 //! Generated-input tests of the peer wire parsers: `Message::read` and `Message::decode`,
 //! `Handshake::decode`/`read`, `Bitfield::from_wire`, and the BEP 10 extension handshake and
-//! BEP 9 ut_metadata messages. Round trips for every message, random
+//! BEP 9 ut_metadata messages, and the fast extension's (BEP 6) messages. Round trips for every message, random
 //! and mutated byte streams, and length prefixes up to 4 GiB that must be refused before
 //! anything of that size is allocated.
 //!
@@ -55,11 +55,17 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         request().prop_map(Message::Cancel),
         any::<u16>().prop_map(Message::Port),
+        any::<u32>().prop_map(Message::Suggest),
+        Just(Message::HaveAll),
+        Just(Message::HaveNone),
+        request().prop_map(Message::Reject),
+        any::<u32>().prop_map(Message::AllowedFast),
         (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..600))
             .prop_map(|(id, payload)| Message::Extended { id, payload }),
-        // Ids we do not speak carry no payload in our encoding; 0..=9 and 20 are taken.
+        // Ids we do not speak carry no payload in our encoding; 0..=9, 13..=17 (BEP 6) and 20
+        // are taken.
         (10u8..=255)
-            .prop_filter("extended", |id| *id != 20)
+            .prop_filter("spoken", |id| *id != 20 && !(13..=17).contains(id))
             .prop_map(Message::Unknown),
     ]
 }

@@ -68,12 +68,22 @@ impl RawPeer {
         info_hash: &[u8; 20],
         timeout: Duration,
     ) -> std::io::Result<[u8; 20]> {
-        self.send(&wire::handshake(info_hash))?;
-        let mut hs = [0u8; 68];
-        self.read_exact(&mut hs, timeout)?;
+        let hs = self.exchange_handshakes(&wire::handshake(info_hash), timeout)?;
         wire::handshake_info_hash(&hs).ok_or_else(|| {
             std::io::Error::new(ErrorKind::InvalidData, "not a BitTorrent handshake")
         })
+    }
+
+    /// Sends handshake `ours` and returns the remote's 68 bytes.
+    pub fn exchange_handshakes(
+        &mut self,
+        ours: &[u8],
+        timeout: Duration,
+    ) -> std::io::Result<[u8; 68]> {
+        self.send(ours)?;
+        let mut hs = [0u8; 68];
+        self.read_exact(&mut hs, timeout)?;
+        Ok(hs)
     }
 
     /// The next message as (id, payload); `None` for a keep-alive.

@@ -9,13 +9,32 @@ pub const HAVE: u8 = 4;
 pub const BITFIELD: u8 = 5;
 pub const REQUEST: u8 = 6;
 pub const PIECE: u8 = 7;
+/// Fast extension (BEP 6) message ids.
+pub const HAVE_ALL: u8 = 0x0E;
+pub const REJECT_REQUEST: u8 = 0x10;
 
 /// The 68-byte handshake for `info_hash` with a random `-FP0001-` peer id.
 pub fn handshake(info_hash: &[u8; 20]) -> Vec<u8> {
+    handshake_reserved(info_hash, [0u8; 8])
+}
+
+/// [`handshake`] announcing the fast extension (BEP 6: bit 0x04 of the last reserved byte).
+pub fn fast_handshake(info_hash: &[u8; 20]) -> Vec<u8> {
+    handshake_reserved(info_hash, [0, 0, 0, 0, 0, 0, 0, FAST_BIT])
+}
+
+/// Whether a 68-byte handshake announces the fast extension.
+pub fn announces_fast(hs: &[u8; 68]) -> bool {
+    hs[27] & FAST_BIT != 0
+}
+
+const FAST_BIT: u8 = 0x04;
+
+fn handshake_reserved(info_hash: &[u8; 20], reserved: [u8; 8]) -> Vec<u8> {
     let mut hs = Vec::with_capacity(68);
     hs.push(PROTOCOL.len() as u8);
     hs.extend_from_slice(PROTOCOL);
-    hs.extend_from_slice(&[0u8; 8]);
+    hs.extend_from_slice(&reserved);
     hs.extend_from_slice(info_hash);
     hs.extend_from_slice(b"-FP0001-");
     hs.extend_from_slice(&rand::random::<[u8; 12]>());

@@ -74,6 +74,8 @@ pub(crate) async fn run<H: PeerHandler, S: Transport>(
         close,
         incoming,
         extensions: remote.extensions(),
+        // Ours always announces it.
+        fast: remote.fast(),
     };
     let id = match handler.attach(link) {
         Ok(id) => id,

@@ -22,6 +22,8 @@ pub(crate) struct PeerLink {
     pub incoming: bool,
     /// The peer announced the extension protocol (BEP 10) in its handshake.
     pub extensions: bool,
+    /// Both sides announced the fast extension (BEP 6) in their handshakes.
+    pub fast: bool,
 }
 
 /// A connection registered with its handler.

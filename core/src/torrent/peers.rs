@@ -19,6 +19,8 @@ pub(crate) const MAX_PENDING_UPLOADS: usize = 512;
 /// Blocks we never asked for (or that fit no block) tolerated before dropping a peer. Late
 /// answers to requests we withdrew are not counted here: see [`PeerState::withdrawn`].
 pub(crate) const MAX_UNREQUESTED: u32 = 64;
+/// Allowed-fast pieces kept per peer; BEP 6 suggests 10, more is only a peer padding the list.
+pub(crate) const MAX_ALLOWED_FAST: usize = 32;
 /// Withdrawn requests remembered per peer, so their late answers are recognised as ours.
 const WITHDRAWN_MEMORY: usize = 1024;
 
@@ -99,6 +101,11 @@ pub(crate) struct PeerState {
     pub last_data: Option<Instant>,
     /// The extensions (BEP 10) it speaks.
     pub ext: super::state::PeerExtensions,
+    /// Both sides speak the fast extension (BEP 6): have-all/none, reject, allowed-fast.
+    pub fast: bool,
+    /// Pieces it lets us request while it chokes us (BEP 6 allowed-fast), at most
+    /// [`MAX_ALLOWED_FAST`].
+    pub allowed_fast: Vec<u32>,
 }
 
 impl PeerState {
@@ -140,6 +147,8 @@ impl PeerState {
             connected_at: Instant::now(),
             last_data: None,
             ext: Default::default(),
+            fast: false,
+            allowed_fast: Vec::new(),
         }
     }
 

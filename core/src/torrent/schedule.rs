@@ -14,6 +14,7 @@ use super::peers::PeerState;
 use super::pieces::PieceTracker;
 use super::readers::Readers;
 use super::swarm::Swarm;
+use crate::bitfield::Bitfield;
 use crate::plugin::PeerKey;
 use crate::wire::{BlockRequest, Message};
 
@@ -47,14 +48,20 @@ impl Scheduler<'_> {
         let Some(peer) = self.swarm.peers.get(&key) else {
             return;
         };
-        if peer.peer_choking || !peer.am_interested {
+        // A choking peer may still be asked for its allowed-fast pieces (BEP 6).
+        let choked = peer.peer_choking;
+        if (choked && peer.allowed_fast.is_empty()) || !peer.am_interested {
             return;
         }
         let room = peer.queue_target.saturating_sub(peer.requests.len());
         if room == 0 || (!force && room < REFILL_BATCH && !peer.requests.is_empty()) {
             return;
         }
-        let blocks = self.choose(key, room, fx);
+        let blocks = if choked {
+            self.choose_allowed_fast(key, room, fx)
+        } else {
+            self.choose(key, room, fx)
+        };
         let now = Instant::now();
         let Some(peer) = self.swarm.peers.get_mut(&key) else {
             return;
@@ -120,6 +127,53 @@ impl Scheduler<'_> {
         if room > 0 && out.is_empty() {
             self.endgame(key, room, &mut out);
         }
+        out
+    }
+
+    /// Up to `room` blocks of the pieces a choking peer allows us (allowed-fast): started ones
+    /// first, then new ones from the picker limited to those pieces.
+    fn choose_allowed_fast(
+        &mut self,
+        key: PeerKey,
+        mut room: usize,
+        fx: &mut Effects,
+    ) -> Vec<(u32, usize)> {
+        let mut out = Vec::new();
+        let Some(peer) = self.swarm.peers.get(&key) else {
+            return out;
+        };
+        let mut allowed = Bitfield::new(peer.has.len());
+        for &i in &peer.allowed_fast {
+            if peer.has.get(i) {
+                allowed.set(i);
+            }
+        }
+        let started: Vec<u32> = allowed
+            .ones()
+            .filter(|i| {
+                self.pieces
+                    .assemblies
+                    .get(i)
+                    .is_some_and(|a| a.owner.is_none_or(|o| o == key))
+            })
+            .collect();
+        for i in started {
+            take_missing(self.pieces, key, i, &mut room, &mut out);
+        }
+        if room == 0 || !allowed.ones().any(|i| self.pieces.can_start(i, &allowed)) {
+            return out;
+        }
+        // The picker picks among what it believes the peer has: for these picks, only the
+        // allowed pieces; its full set is restored right after.
+        let has = peer.has.clone();
+        self.pieces.picker().peer_bitfield(key, &allowed);
+        while room > 0 {
+            let Some(i) = self.start_new(key, false, fx) else {
+                break;
+            };
+            take_missing(self.pieces, key, i, &mut room, &mut out);
+        }
+        self.pieces.picker().peer_bitfield(key, &has);
         out
     }
 

@@ -4,6 +4,9 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 const PROTOCOL: &[u8; 19] = b"BitTorrent protocol";
 pub const HANDSHAKE_LEN: usize = 68;
+/// Where the fast extension (BEP 6) is announced in the reserved bytes.
+const FAST_BYTE: usize = 7;
+const FAST_BIT: u8 = 0x04;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Handshake {
@@ -25,10 +28,12 @@ pub enum HandshakeError {
 }
 
 impl Handshake {
-    /// Ours: announces the extension protocol (BEP 10), which we always speak.
+    /// Ours: announces the extension protocol (BEP 10) and the fast extension (BEP 6), which
+    /// we always speak.
     pub fn new(info_hash: [u8; 20], peer_id: [u8; 20]) -> Self {
         let mut reserved = [0; 8];
         reserved[super::extension::RESERVED_BYTE] |= super::extension::RESERVED_BIT;
+        reserved[FAST_BYTE] |= FAST_BIT;
         Handshake {
             reserved,
             info_hash,
@@ -39,6 +44,11 @@ impl Handshake {
     /// Whether the peer speaks the extension protocol (BEP 10).
     pub fn extensions(&self) -> bool {
         self.reserved[super::extension::RESERVED_BYTE] & super::extension::RESERVED_BIT != 0
+    }
+
+    /// Whether the peer speaks the fast extension (BEP 6).
+    pub fn fast(&self) -> bool {
+        self.reserved[FAST_BYTE] & FAST_BIT != 0
     }
 
     pub fn encode(&self) -> [u8; HANDSHAKE_LEN] {

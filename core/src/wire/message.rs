@@ -30,6 +30,16 @@ pub enum Message {
     },
     Cancel(BlockRequest),
     Port(u16),
+    /// Fast extension (BEP 6): a piece the sender suggests we fetch.
+    Suggest(u32),
+    /// Fast extension: the sender has every piece (instead of a bitfield).
+    HaveAll,
+    /// Fast extension: the sender has no piece (instead of a bitfield).
+    HaveNone,
+    /// Fast extension: the sender will not serve this request.
+    Reject(BlockRequest),
+    /// Fast extension: a piece we may request even while choked.
+    AllowedFast(u32),
     /// A BEP 10 extension message: the extended id (0 is the extension handshake) and its
     /// payload.
     Extended {
@@ -92,17 +102,29 @@ impl Message {
                 ][id as usize]
                     .clone()
             }
-            4 => {
+            4 | 0x0D | 0x11 => {
                 want(p.len() == 4, "4")?;
-                Message::Have(be32(p))
+                match id {
+                    4 => Message::Have(be32(p)),
+                    0x0D => Message::Suggest(be32(p)),
+                    _ => Message::AllowedFast(be32(p)),
+                }
+            }
+            0x0E | 0x0F => {
+                want(p.is_empty(), "0")?;
+                if id == 0x0E {
+                    Message::HaveAll
+                } else {
+                    Message::HaveNone
+                }
             }
             5 => Message::Bitfield(p.to_vec()),
-            6 | 8 => {
+            6 | 8 | 0x10 => {
                 want(p.len() == 12, "12")?;
-                if id == 6 {
-                    Message::Request(req(p))
-                } else {
-                    Message::Cancel(req(p))
+                match id {
+                    6 => Message::Request(req(p)),
+                    8 => Message::Cancel(req(p)),
+                    _ => Message::Reject(req(p)),
                 }
             }
             7 => {
@@ -169,6 +191,11 @@ impl Message {
             ),
             Message::Cancel(q) => put(Some(8), &[&r(q)]),
             Message::Port(p) => put(Some(9), &[&p.to_be_bytes()]),
+            Message::Suggest(i) => put(Some(0x0D), &[&i.to_be_bytes()]),
+            Message::HaveAll => put(Some(0x0E), &[]),
+            Message::HaveNone => put(Some(0x0F), &[]),
+            Message::Reject(q) => put(Some(0x10), &[&r(q)]),
+            Message::AllowedFast(i) => put(Some(0x11), &[&i.to_be_bytes()]),
             Message::Extended { id, payload } => put(Some(20), &[&[*id], payload]),
             Message::Unknown(id) => put(Some(*id), &[]),
         }
@@ -188,6 +215,11 @@ impl Message {
             Message::Piece { .. } => "piece",
             Message::Cancel(_) => "cancel",
             Message::Port(_) => "port",
+            Message::Suggest(_) => "suggest",
+            Message::HaveAll => "have-all",
+            Message::HaveNone => "have-none",
+            Message::Reject(_) => "reject-request",
+            Message::AllowedFast(_) => "allowed-fast",
             Message::Extended { .. } => "extended",
             Message::Unknown(_) => "unknown-message",
         }
@@ -240,6 +272,11 @@ mod tests {
             },
             Message::Cancel(q),
             Message::Port(6881),
+            Message::Suggest(3),
+            Message::HaveAll,
+            Message::HaveNone,
+            Message::Reject(q),
+            Message::AllowedFast(5),
             Message::Extended {
                 id: 3,
                 payload: b"d8:msg_typei0e5:piecei0ee".to_vec(),
@@ -269,6 +306,9 @@ mod tests {
         assert!(Message::decode(vec![6; 5]).is_err());
         assert!(Message::decode(vec![7, 0, 0, 0]).is_err());
         assert!(Message::decode(vec![1, 0]).is_err());
+        assert!(Message::decode(vec![0x0E, 0]).is_err());
+        assert!(Message::decode(vec![0x10; 12]).is_err());
+        assert!(Message::decode(vec![0x11, 0, 0]).is_err());
     }
 
     proptest! {

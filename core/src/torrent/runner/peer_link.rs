@@ -7,7 +7,7 @@ use crate::bitfield::Bitfield;
 use crate::peer::{Attached, DropReason, PeerHandler, PeerLink};
 use crate::torrent::effects::{Effects, carry_out};
 use crate::torrent::peers::PeerState;
-use crate::torrent::state::Phase;
+use crate::torrent::state::{Phase, Upload};
 use crate::wire::{BlockRequest, Message};
 
 impl PeerHandler for Torrent {
@@ -32,8 +32,9 @@ impl PeerHandler for Torrent {
                 Err(DropReason::NoRoom)
             } else {
                 let conn = link.conn;
-                let peer =
+                let mut peer =
                     PeerState::new(conn, link.addr, link.peer_id, link.tx, link.close, pieces);
+                peer.fast = link.fast;
                 let key = s.add_peer(peer, &mut fx);
                 if link.extensions {
                     s.greet_extensions(key, &mut fx);
@@ -57,8 +58,10 @@ impl PeerHandler for Torrent {
     }
 
     async fn serve(&self, id: Attached, r: BlockRequest) -> Option<Message> {
-        if !self.state().take_upload(id.key, id.conn, &r) {
-            return None;
+        match self.state().take_upload(id.key, id.conn, &r) {
+            Upload::Serve => {}
+            Upload::Skip => return None,
+            Upload::Reject => return Some(Message::Reject(r)),
         }
         let start = self.layout.piece_range(r.piece).start + r.offset as u64;
         let this = self.arc();

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod extended;
+mod fast;
 mod outcomes;
 
 pub(crate) use extended::PeerExtensions;
+pub(crate) use fast::Upload;
 
 use super::assembly::Accepted;
 use super::choker::Choker;
@@ -153,13 +155,10 @@ impl TorrentState {
         }
     }
 
-    /// Registers a handshaken connection and sends it our bitfield.
+    /// Registers a handshaken connection and tells it what we have.
     pub fn add_peer(&mut self, peer: PeerState, fx: &mut Effects) -> PeerKey {
-        if self.pieces.have.count() > 0 {
-            fx.send(
-                &peer.tx,
-                Message::Bitfield(self.pieces.have.as_bytes().to_vec()),
-            );
+        if let Some(m) = fast::announcement(&self.pieces.have, peer.fast) {
+            fx.send(&peer.tx, m);
         }
         fx.emit(Event::PeerConnected {
             addr: peer.addr.to_string(),
@@ -274,6 +273,11 @@ impl TorrentState {
                 self.fill(key, true, fx);
             }
             Message::Request(r) => self.on_request(key, r, fx)?,
+            Message::Suggest(_)
+            | Message::HaveAll
+            | Message::HaveNone
+            | Message::Reject(_)
+            | Message::AllowedFast(_) => self.on_fast(key, msg, fx)?,
             Message::Cancel(r) => {
                 if peer.cancelled.len() >= MAX_PENDING_UPLOADS {
                     peer.cancelled.remove(0);
@@ -309,6 +313,9 @@ impl TorrentState {
             peer.choked_requests += 1;
             if peer.choked_requests > MAX_CHOKED_REQUESTS {
                 return Err(DropReason::RequestFlood);
+            }
+            if peer.fast {
+                fx.send(&peer.tx, Message::Reject(r));
             }
             return Ok(());
         }
@@ -430,18 +437,22 @@ impl TorrentState {
         }
     }
 
-    /// Whether a queued upload may still be served; called by the writer.
-    pub fn take_upload(&mut self, key: PeerKey, conn: u64, r: &BlockRequest) -> bool {
+    /// Whether a queued upload may still be served, or is refused; called by the writer.
+    pub fn take_upload(&mut self, key: PeerKey, conn: u64, r: &BlockRequest) -> Upload {
         let have = self.pieces.have.get(r.piece);
         let Some(peer) = self.swarm.get_mut(key, conn) else {
-            return false;
+            return Upload::Skip;
         };
         peer.pending_uploads = peer.pending_uploads.saturating_sub(1);
         if let Some(i) = peer.cancelled.iter().position(|c| c == r) {
             peer.cancelled.swap_remove(i);
-            return false;
+            return Upload::refuse(peer.fast);
         }
-        have && !peer.am_choking
+        if have && !peer.am_choking {
+            Upload::Serve
+        } else {
+            Upload::refuse(peer.fast)
+        }
     }
 
     pub fn uploaded_block(&mut self, key: PeerKey, conn: u64, n: u64) {
@@ -524,5 +535,7 @@ impl TorrentState {
     }
 }
 
+#[cfg(test)]
+mod fast_tests;
 #[cfg(test)]
 mod tests;

@@ -80,7 +80,7 @@ fn meta(pieces: u32) -> Arc<Metainfo> {
     Arc::new(Metainfo::from_bytes(&t).unwrap())
 }
 
-fn torrent(pieces: u32, have: Bitfield) -> TorrentState {
+pub(super) fn torrent(pieces: u32, have: Bitfield) -> TorrentState {
     let meta = meta(pieces);
     let mut tracker = PieceTracker::new(
         meta.clone(),
@@ -94,15 +94,15 @@ fn torrent(pieces: u32, have: Bitfield) -> TorrentState {
 }
 
 /// A connected peer: its key, its connection id and what it was sent.
-struct Remote {
-    key: PeerKey,
-    conn: u64,
-    addr: SocketAddr,
-    outbox: Receiver<Outbound>,
+pub(super) struct Remote {
+    pub key: PeerKey,
+    pub conn: u64,
+    pub addr: SocketAddr,
+    pub outbox: Receiver<Outbound>,
 }
 
 impl Remote {
-    fn sent(&self) -> Vec<Message> {
+    pub fn sent(&self) -> Vec<Message> {
         let mut out = Vec::new();
         while let Ok(o) = self.outbox.try_recv() {
             if let Outbound::Msg(m) = o {
@@ -112,7 +112,7 @@ impl Remote {
         out
     }
 
-    fn requests(&self) -> Vec<BlockRequest> {
+    pub fn requests(&self) -> Vec<BlockRequest> {
         self.sent()
             .into_iter()
             .filter_map(|m| match m {
@@ -124,12 +124,22 @@ impl Remote {
 }
 
 fn connect(s: &mut TorrentState, n: u8, has: Option<Bitfield>) -> Remote {
+    connect_with(s, n, has, false)
+}
+
+/// [`connect`] for a peer that did (`fast`) or did not announce the fast extension (BEP 6).
+pub(super) fn connect_with(
+    s: &mut TorrentState,
+    n: u8,
+    has: Option<Bitfield>,
+    fast: bool,
+) -> Remote {
     static CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let conn = CONN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let addr: SocketAddr = format!("10.0.0.{n}:6881").parse().unwrap();
     let (tx, outbox) = rt::bounded(crate::peer::OUTBOX_CAP);
     let (close, _closed) = rt::cancel_pair();
-    let peer = PeerState::new(
+    let mut peer = PeerState::new(
         conn,
         addr,
         [n; 20],
@@ -137,6 +147,7 @@ fn connect(s: &mut TorrentState, n: u8, has: Option<Bitfield>) -> Remote {
         close,
         s.pieces.have.len(),
     );
+    peer.fast = fast;
     let mut fx = Effects::default();
     let key = s.add_peer(peer, &mut fx);
     let remote = Remote {
@@ -162,7 +173,7 @@ fn connect(s: &mut TorrentState, n: u8, has: Option<Bitfield>) -> Remote {
 }
 
 /// Carries out effects as the runner would (sends land in the peers' outboxes).
-fn deliver(fx: Effects) -> Vec<PieceAssembly> {
+pub(super) fn deliver(fx: Effects) -> Vec<PieceAssembly> {
     crate::torrent::effects::carry_out(fx.list, &crate::events::EventSink::disabled());
     fx.verify
 }
@@ -176,7 +187,7 @@ fn block(r: &BlockRequest) -> Message {
     }
 }
 
-fn send(
+pub(super) fn send(
     s: &mut TorrentState,
     p: &Remote,
     m: Message,
