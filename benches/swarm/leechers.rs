@@ -38,11 +38,16 @@ impl Leecher {
         }
     }
 
-    /// The leechers of this machine: rqbit only if installed.
-    pub fn available() -> Vec<Leecher> {
+    /// The leechers of this machine (rqbit only if installed), or those named in `only`
+    /// (comma-separated), for a quick comparison while tuning.
+    pub fn available(only: Option<&str>) -> Vec<Leecher> {
         let mut all = vec![Leecher::Rivulet, Leecher::Aria2, Leecher::Libtorrent];
         if Command::new("rqbit").arg("--version").output().is_ok() {
             all.push(Leecher::Rqbit);
+        }
+        if let Some(only) = only {
+            let names: Vec<&str> = only.split(',').map(str::trim).collect();
+            all.retain(|l| names.contains(&l.name()));
         }
         all
     }

@@ -7,7 +7,8 @@
 //! `bash benches/run.sh swarm [SCENARIO...]` (names of `benches/scenarios/*.toml`, default
 //! all). Prints a table and appends it to `benches/RESULTS.md`.
 //! Env: RIVULET_BENCH_RUNS (runs per leecher, default 1; the order rotates between runs),
-//! RIVULET_KEEP_TMP=1 (keep logs).
+//! RIVULET_BENCH_LEECHERS (e.g. `rivulet,libtorrent`: only these), RIVULET_KEEP_TMP=1 (keep
+//! logs).
 
 mod leechers;
 mod peer_list;
@@ -57,7 +58,9 @@ fn main() {
         .ok()
         .map(|v| v.parse().expect("RIVULET_BENCH_RUNS is a number"))
         .unwrap_or(1);
-    let leechers = Leecher::available();
+    let only = std::env::var("RIVULET_BENCH_LEECHERS").ok();
+    let leechers = Leecher::available(only.as_deref());
+    assert!(!leechers.is_empty(), "no leecher left to run");
     eprintln!(
         "leechers: {}",
         leechers
@@ -134,7 +137,7 @@ fn run_scenario(path: &Path, leechers: &[Leecher], runs: usize) -> Vec<Row> {
                 excess: stats.down.load(Ordering::SeqCst).saturating_sub(total),
                 wasted: o.wasted,
             };
-            eprint!("{}", report::table(std::slice::from_ref(&row)));
+            eprintln!("{}", report::line(&row));
             rows.push(row);
         }
     }
