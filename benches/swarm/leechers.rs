@@ -91,9 +91,10 @@ impl Leecher {
                 let mut cmd = Command::new("rqbit");
                 cmd.args([
                     "--disable-dht",
-                    "--disable-upnp",
+                    "--disable-dht-persistence",
                     "download",
                     "--exit-on-finish",
+                    "--disable-http-api",
                 ])
                 .arg("--output-folder")
                 .arg(out)
