@@ -15,7 +15,7 @@ use crate::tracker::Tracker;
 
 /// Options every aria2 of the harness shares: loopback only, no discovery besides the tracker,
 /// plaintext handshakes accepted, no session files.
-fn base_command(bind: Ipv4Addr, port: u16, log: &Path) -> Command {
+pub fn base_command(bind: Ipv4Addr, port: u16, log: &Path) -> Command {
     let mut cmd = Command::new("aria2c");
     cmd.arg(format!("--listen-port={port}"))
         .arg(format!("--interface={bind}"))

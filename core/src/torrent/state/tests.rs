@@ -494,3 +494,42 @@ fn requests_while_choked_are_tolerated_briefly_then_the_peer_is_dropped() {
         "asking is not exchanging"
     );
 }
+
+#[test]
+fn a_peer_at_its_share_of_started_pieces_duplicates_nothing_while_pieces_remain_unstarted() {
+    let pieces = 64;
+    let mut s = torrent(pieces, Bitfield::new(pieces));
+    let a = connect(&mut s, 1, Some(Bitfield::full(pieces)));
+    let b = connect(&mut s, 2, Some(Bitfield::full(pieces)));
+    let asked_of_b: HashSet<BlockRequest> = b.requests().into_iter().collect();
+    assert!(!asked_of_b.is_empty());
+    // `a` answers the first block of each of its pieces: room in its pipeline, but it holds its
+    // share of started pieces and the rest of each is asked already.
+    for r in a.requests() {
+        if r.offset == 0 {
+            send(&mut s, &a, block(&r)).0.unwrap();
+        }
+    }
+    let dup: Vec<BlockRequest> = a
+        .requests()
+        .into_iter()
+        .filter(|r| asked_of_b.contains(r))
+        .collect();
+    assert!(
+        dup.is_empty(),
+        "blocks asked of both peers with {} pieces unstarted: {dup:?}",
+        pieces as usize - s.pieces.assemblies.len()
+    );
+}
+
+#[test]
+fn once_every_piece_is_started_a_second_peer_is_asked_for_blocks_in_flight() {
+    let pieces = 2;
+    let mut s = torrent(pieces, Bitfield::new(pieces));
+    let a = connect(&mut s, 1, Some(Bitfield::full(pieces)));
+    let asked_of_a: HashSet<BlockRequest> = a.requests().into_iter().collect();
+    let b = connect(&mut s, 2, Some(Bitfield::full(pieces)));
+    let endgame = b.requests();
+    assert!(!endgame.is_empty(), "no endgame at the end of the download");
+    assert!(endgame.iter().all(|r| asked_of_a.contains(r)));
+}

@@ -1,0 +1,166 @@
+//! Swarm benchmark: every leecher (rivulet, aria2, libtorrent, rqbit if installed) downloads
+//! the same data, one after the other, from the same seeders of a scenario, each seeder behind
+//! a proxy that gives it its round-trip time, upload rate and, optionally, a point at which it
+//! leaves (see `proxy`). The leechers learn the proxies from a tracker of the benchmark's own.
+//!
+//! Run inside a network namespace that holds only `lo`:
+//! `bash benches/run.sh swarm [SCENARIO...]` (names of `benches/scenarios/*.toml`, default
+//! all). Prints a table and appends it to `benches/RESULTS.md`.
+//! Env: RIVULET_BENCH_RUNS (runs per leecher, default 1; the order rotates between runs),
+//! RIVULET_BENCH_LEECHERS (e.g. `rivulet,libtorrent`: only these), RIVULET_KEEP_TMP=1 (keep
+//! logs).
+
+mod leechers;
+mod peer_list;
+mod proxy;
+mod report;
+mod scenario;
+mod seeders;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rivulet_tests::ports::{LOCALHOST, free_addr, own_loopback};
+use rivulet_tests::verify::assert_same_files;
+use rivulet_tests::workdir::WorkDir;
+
+use leechers::Leecher;
+use proxy::{Proxy, RunStats};
+use report::Row;
+use scenario::{Scenario, SeederSpec};
+
+/// Where seeders "announce": nothing listens there, they are found through their proxies only.
+const NO_TRACKER: &str = "http://127.0.0.1:9/announce";
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let names: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let paths = if names.is_empty() {
+        let mut all: Vec<PathBuf> = std::fs::read_dir(root.join("benches/scenarios"))
+            .expect("benches/scenarios")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        all.sort();
+        all
+    } else {
+        names
+            .iter()
+            .map(|n| root.join(format!("benches/scenarios/{n}.toml")))
+            .collect()
+    };
+    let runs: usize = std::env::var("RIVULET_BENCH_RUNS")
+        .ok()
+        .map(|v| v.parse().expect("RIVULET_BENCH_RUNS is a number"))
+        .unwrap_or(1);
+    let only = std::env::var("RIVULET_BENCH_LEECHERS").ok();
+    let leechers = Leecher::available(only.as_deref());
+    assert!(!leechers.is_empty(), "no leecher left to run");
+    eprintln!(
+        "leechers: {}",
+        leechers
+            .iter()
+            .map(|l| l.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut rows = Vec::new();
+    for path in &paths {
+        rows.extend(run_scenario(path, &leechers, runs));
+    }
+    let table = report::table(&rows);
+    println!("\n{table}");
+    let command = format!("bash benches/run.sh swarm {}", names.join(" "));
+    report::append(&root.join("benches/RESULTS.md"), command.trim(), &table);
+}
+
+fn run_scenario(path: &Path, leechers: &[Leecher], runs: usize) -> Vec<Row> {
+    let sc = Scenario::load(path);
+    let fixture = sc.fixture();
+    let total = fixture.total_length();
+    let specs = sc.each_seeder();
+    let stem = path.file_stem().map_or("x".into(), |s| s.to_string_lossy());
+    let work = WorkDir::new(&format!("bench-swarm-{stem}"));
+    eprintln!(
+        "{}: {} MiB from {} seeders",
+        sc.name,
+        total >> 20,
+        specs.len()
+    );
+    let seed_torrent = fixture.torrent(NO_TRACKER, "swarm-seed", work.path());
+    let seeders = seeders::start(&work.subdir("seeders"), fixture, &seed_torrent, &specs);
+    let full_swarm =
+        Duration::from_secs_f64(total as f64 / specs.iter().map(SeederSpec::rate).sum::<f64>());
+    let stats = Arc::new(RunStats::default());
+    let proxies: Vec<Proxy> = specs
+        .iter()
+        .zip(&seeders.addrs)
+        .map(|(s, &a)| {
+            Proxy::start(
+                free_addr(own_loopback()),
+                a,
+                s.link(full_swarm),
+                stats.clone(),
+            )
+        })
+        .collect();
+    let addrs: Vec<_> = proxies.iter().map(|p| p.addr).collect();
+    let url = peer_list::serve(free_addr(LOCALHOST), &addrs);
+    let torrent = fixture.torrent(&url, "swarm-leech", work.path());
+    let bound = caps_allow(&specs, total, full_swarm);
+
+    let mut rows = Vec::new();
+    for run in 0..runs {
+        for i in 0..leechers.len() {
+            let leecher = leechers[(i + run) % leechers.len()];
+            proxies.iter().for_each(Proxy::reset);
+            stats.reset();
+            let dir = work.subdir(&format!("{}-{run}", leecher.name()));
+            let out = dir.join("out");
+            let o = leecher.run(&dir, &torrent, &out, fixture);
+            assert_same_files(fixture, &out, leecher.name());
+            // Drops the copy (and its page cache) before the next leecher writes it again.
+            let _ = std::fs::remove_dir_all(&out);
+            let first = stats.first_connect().unwrap_or(o.launch);
+            let row = Row {
+                scenario: sc.name.clone(),
+                leecher: leecher.name(),
+                wall: (o.exit - o.launch).as_secs_f64(),
+                transfer: o.exit.saturating_duration_since(first).as_secs_f64(),
+                bound,
+                size: total,
+                excess: stats.down.load(Ordering::SeqCst).saturating_sub(total),
+                wasted: o.wasted,
+            };
+            eprintln!("{}", report::line(&row));
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+/// Seconds the seeders' caps need for `total` bytes, with leaving seeders dropping out on
+/// time: the floor any leecher's transfer time can reach (round trips ignored).
+fn caps_allow(specs: &[SeederSpec], total: u64, full_swarm: Duration) -> f64 {
+    let mut rate: f64 = specs.iter().map(SeederSpec::rate).sum();
+    let mut leaving: Vec<(f64, f64)> = specs
+        .iter()
+        .filter_map(|s| Some((s.leaves_at(full_swarm)?.as_secs_f64(), s.rate())))
+        .collect();
+    leaving.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut t, mut left) = (0.0, total as f64);
+    for (at, r) in leaving {
+        if left <= rate * (at - t) {
+            break;
+        }
+        left -= rate * (at - t);
+        t = at;
+        rate -= r;
+    }
+    t + left / rate
+}
