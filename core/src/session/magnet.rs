@@ -216,7 +216,10 @@ pub(super) async fn resolve(
     let dht = async {
         match &inner.dht {
             Some(node) => {
-                let feed = |peers: &[SocketAddr]| fetch.add_peers(PeerSource::Dht, peers);
+                let feed = |peers: &[SocketAddr]| {
+                    events.emit(Event::DhtPeers { peers: peers.len() });
+                    fetch.add_peers(PeerSource::Dht, peers);
+                };
                 find_for_metadata(node, hash, &inner.stopped, feed).await
             }
             None => std::future::pending().await,
