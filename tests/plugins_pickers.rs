@@ -25,8 +25,9 @@ use rivulet_tests::tracker::Announce;
 use rivulet_tests::workdir::WorkDir;
 
 /// Most a run may stray from increasing order and still count as sequential (pieces in flight
-/// together finish in any order): a random order has about 0.5.
-const NEARLY_SORTED: f64 = 0.02;
+/// together finish in any order, and the pieces a still-choking aria2 seeder allows us (BEP 6
+/// allowed-fast, 8 of 289 here: 0.029) come first): a random order has about 0.5.
+const NEARLY_SORTED: f64 = 0.06;
 /// Least a rarest-first run must stray from increasing order. The expected value is 0.5; a
 /// random permutation of 288 pieces falls below 0.3 with negligible probability.
 const SHUFFLED: f64 = 0.3;
