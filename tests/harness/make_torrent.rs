@@ -54,15 +54,7 @@ pub fn multi_file(
         .into_iter()
         .collect(),
     );
-    let top = Value::Dict(
-        [
-            (b"announce".to_vec(), bytes(announce.as_bytes())),
-            (b"info".to_vec(), info),
-        ]
-        .into_iter()
-        .collect(),
-    );
-    serde_bencode::to_bytes(&top).expect("encode torrent")
+    encode(announce, info)
 }
 
 /// Writes `files` below `root/<name>`, each path component as its raw bytes.
@@ -105,6 +97,11 @@ pub fn zeros(name: &str, length: u64, piece_length: u64, announce: &str) -> Vec<
         .into_iter()
         .collect(),
     );
+    encode(announce, info)
+}
+
+/// A `.torrent` of `info` announcing to `announce`.
+fn encode(announce: &str, info: Value) -> Vec<u8> {
     let top = Value::Dict(
         [
             (b"announce".to_vec(), bytes(announce.as_bytes())),

@@ -300,25 +300,18 @@ impl Session {
     /// For a magnet link still fetching its metadata, cancels the fetch (its `add` fails with
     /// [`SessionError::Cancelled`]).
     pub async fn remove(&self, hash: &InfoHash, delete_data: bool) -> Result<(), SessionError> {
-        if self.cancel_pending(hash) {
-            self.inner
-                .env
-                .events
-                .sink()
-                .for_torrent(&hash.hex())
-                .emit(Event::Removed);
-            return Ok(());
-        }
-        let handle = self
-            .inner
-            .torrents
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(hash)
-            .ok_or_else(|| SessionError::NoSuchTorrent(hash.hex()))?;
-        handle.shutdown().await;
-        if delete_data && let Some(root) = handle.torrent.data_root() {
-            rt::blocking(move || compose::delete_data(&root)).await;
+        if !self.cancel_pending(hash) {
+            let handle = self
+                .inner
+                .torrents
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(hash)
+                .ok_or_else(|| SessionError::NoSuchTorrent(hash.hex()))?;
+            handle.shutdown().await;
+            if delete_data && let Some(root) = handle.torrent.data_root() {
+                rt::blocking(move || compose::delete_data(&root)).await;
+            }
         }
         self.inner
             .env
