@@ -50,6 +50,9 @@ $SUDO timeout --kill-after=30 "${RIVULET_TEST_TIMEOUT:-3000}" \
   unshare --net --pid --fork --mount-proc -- \
   sh -c 'ip link set lo up && exec cargo test --workspace --offline --no-fail-fast "$@"' sh "$@" 2>&1 \
   | tee "$log" || status=$?
+# A failing test's panic message sits far up a long log: repeat every failure section (cargo's
+# "failures:" block, up to its result line) at the end, where a truncated CI log still shows it.
+awk '/^failures:$/ { on = 1 } on { print } /^test result:/ { on = 0 }' "$log" | tail -n 400
 # cargo prints one result line per test binary, the last often a doc-test run of 0 tests: end
 # with the totals, so the closing line says what ran.
 awk '/^test result:/ { p += $4; f += $6; i += $8 }

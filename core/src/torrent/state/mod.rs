@@ -422,8 +422,12 @@ impl TorrentState {
             return;
         };
         // Checking the whole bitfield per message is too slow for big torrents; a peer that has
-        // any piece we lack is interesting, and once complete nobody is.
-        let want = !complete && (peer.am_interested || peer.has.ones().any(|i| !have.get(i)));
+        // any piece we lack is interesting, and once complete nobody is, unless the storage may
+        // evict pieces: a seeder we told "not interested" chokes us, and after an eviction it
+        // unchokes only at its next choke round (aria2: 10 s, as long as a read's timeout).
+        let keep = complete && self.pieces.evicting && peer.am_interested;
+        let want =
+            keep || (!complete && (peer.am_interested || peer.has.ones().any(|i| !have.get(i))));
         if want != peer.am_interested {
             peer.am_interested = want;
             fx.send(

@@ -533,3 +533,51 @@ fn once_every_piece_is_started_a_second_peer_is_asked_for_blocks_in_flight() {
     assert!(!endgame.is_empty(), "no endgame at the end of the download");
     assert!(endgame.iter().all(|r| asked_of_a.contains(r)));
 }
+
+/// Fetches every piece from `seeder` (which unchoked us) and verifies it.
+fn download_all(s: &mut TorrentState, seeder: &Remote) {
+    while !s.complete() {
+        let reqs = seeder.requests();
+        assert!(
+            !reqs.is_empty(),
+            "nothing asked with the torrent incomplete"
+        );
+        for r in reqs {
+            let (res, done) = send(s, seeder, block(&r));
+            res.unwrap();
+            for asm in done {
+                let mut fx = Effects::default();
+                s.piece_verified(&asm, &mut fx);
+                deliver(fx);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_complete_torrent_whose_storage_may_evict_stays_interested_and_refetches_at_once() {
+    for evicting in [false, true] {
+        let mut s = torrent(2, Bitfield::new(2));
+        s.pieces.evicting = evicting;
+        let seeder = connect(&mut s, 1, Some(Bitfield::full(2)));
+        download_all(&mut s, &seeder);
+        let sent = seeder.sent();
+        // Persistent storage: the seeder is dropped as a fellow seed (its outbox is closed).
+        assert_eq!(
+            sent.contains(&Message::NotInterested),
+            !evicting,
+            "evicting {evicting}: {sent:?}"
+        );
+        if evicting {
+            let mut fx = Effects::default();
+            s.piece_evicted(1, &mut fx);
+            s.fill_all(&mut fx);
+            deliver(fx);
+            let again = seeder.requests();
+            assert!(
+                !again.is_empty() && again.iter().all(|r| r.piece == 1),
+                "the evicted piece is asked of the still-unchoking seeder: {again:?}"
+            );
+        }
+    }
+}
