@@ -128,9 +128,6 @@ fn pad_files_are_never_stored_and_links_are_created_on_download() {
         seed_addr,
         &work.join("seed.jsonl"),
     );
-    seed.wait_events(Duration::from_secs(30), "the seed to listen", |e| {
-        e.has("listening")
-    });
     let out = work.subdir("out");
     let mut dl = Download::new(&t, &out)
         .listen(free_addr(LOCALHOST))

@@ -142,9 +142,6 @@ fn rivulet_seeds_a_libtorrent_hybrid_torrent_to_libtorrent() {
         seed_addr,
         &work.join("seed.jsonl"),
     );
-    seed.wait_events(Duration::from_secs(30), "the seed to listen", |e| {
-        e.has("listening")
-    });
     let out = work.subdir("out");
     let leech_port = free_addr(LOCALHOST).port().to_string();
     let cmd = libtorrent(&[

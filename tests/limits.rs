@@ -80,9 +80,7 @@ fn a_crowd_of_200_peers_stays_within_max_peers_memory_and_fds() {
             config.to_str().expect("utf-8 path"),
         ],
     );
-    seed.wait_events(Duration::from_secs(60), "the seed to listen", |e| {
-        e.has("listening")
-    });
+    seed.wait_listening();
     let idle_fds = fd_count(seed.proc.pid()).expect("seed fds");
     let sampler = Sampler::start(seed.proc.pid());
     tracker.wait_lists(&fixture.meta.info_hash, addr, Duration::from_secs(30));

@@ -21,16 +21,13 @@ fn start_seed(work: &WorkDir, fixture: &Fixture, tracker: &Tracker) -> Running {
     fixture.copy_payload(&data);
     let torrent = fixture.torrent(&tracker.http_url(), "http", work.path());
     let listen = free_addr(LOCALHOST);
-    let mut seed = rivulet::seed(
+    let seed = rivulet::seed(
         work.path(),
         &torrent,
         &data,
         listen,
         &work.join("seed-events.jsonl"),
     );
-    seed.wait_events(Duration::from_secs(60), "the seed to listen", |e| {
-        e.has("listening")
-    });
     tracker.wait_lists(&fixture.meta.info_hash, listen, Duration::from_secs(30));
     seed
 }

@@ -104,9 +104,7 @@ fn seed_of_a_changed_byte_is_refused_even_where_a_resume_file_vouched_for_it() {
         &events,
         &["--state-dir", work.join("state").to_str().unwrap()],
     );
-    first.wait_events(Duration::from_secs(60), "the seed to listen", |e| {
-        e.has("listening")
-    });
+    first.wait_listening();
     first.terminate(Duration::from_secs(15));
 
     let a = OpenOptions::new()

@@ -231,12 +231,15 @@ impl Download {
     }
 }
 
-/// `rivulet seed TORRENT --data DIR --listen ADDR --events FILE`, started in the background.
+/// `rivulet seed TORRENT --data DIR --listen ADDR --events FILE`, started in the background;
+/// returns once it listens.
 pub fn seed(dir: &Path, torrent: &Path, data: &Path, listen: SocketAddr, events: &Path) -> Running {
-    seed_with(dir, torrent, data, listen, events, &[])
+    let mut seed = seed_with(dir, torrent, data, listen, events, &[]);
+    seed.wait_listening();
+    seed
 }
 
-/// [`seed`] with more arguments (`--max-peers N`, `--config F`, ...).
+/// [`seed`] with more arguments (`--max-peers N`, `--config F`, ...), not waited for.
 pub fn seed_with(
     dir: &Path,
     torrent: &Path,
@@ -305,6 +308,13 @@ impl Running {
                 .as_deref()
                 .expect("this run was started without --events"),
         )
+    }
+
+    /// Waits for the `listening` event (a seed or mount ready for peers).
+    pub fn wait_listening(&mut self) {
+        self.wait_events(Duration::from_secs(60), "rivulet to listen", |e| {
+            e.has("listening")
+        });
     }
 
     /// Waits until `cond` holds for the events so far; panics (with the log and the last
