@@ -4,14 +4,20 @@
 //! the merkle roots, files on piece boundaries) and downloads through its v1 half from a
 //! libtorrent seeder, byte for byte, without storing the pad files libtorrent put between the
 //! files; `rivulet seed` serves it to libtorrent, which checks it against both halves. A
-//! v2-only torrent is described by `rivulet info` and refused by `rivulet download`
-//! with a clear "not supported yet".
+//! v2-only torrent (its swarm found by the truncated v2 info-hash, pieces checked by their
+//! merkle roots) downloads from libtorrent, through the mount, and is seeded to libtorrent;
+//! a piece a seeder corrupted on disk fails its merkle check, the seeder is blamed and the
+//! piece comes from an honest one.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use rivulet_tests::ports::{LOCALHOST, free_addr};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::FileExt;
+
+use rivulet_tests::mount::MountCmd;
+use rivulet_tests::ports::{LOCALHOST, free_addr, own_loopback};
 use rivulet_tests::process::{Proc, wait_for};
 use rivulet_tests::rivulet::{self, Download};
 use rivulet_tests::workdir::{WorkDir, tree};
@@ -20,9 +26,9 @@ use rivulet_tests::workdir::{WorkDir, tree};
 /// on PATH.
 const PYTHON: &str = "/usr/bin/python3";
 
-/// `create ROOT NAME PIECE OUT hybrid|v2`: a torrent of ROOT/NAME. `seed TORRENT SAVE PORT
-/// [PEER_PORT]`: seeds it on 127.0.0.1:PORT (after fetching it from 127.0.0.1:PEER_PORT if
-/// given), says "seeding" once it has all the data, checked.
+/// `create ROOT NAME PIECE OUT hybrid|v2`: a torrent of ROOT/NAME. `seed TORRENT SAVE IP:PORT
+/// [PEER_PORT]`: seeds it on IP:PORT (after fetching it from 127.0.0.1:PEER_PORT if given),
+/// says "seeding" once it has all the data, checked.
 const LIBTORRENT: &str = r#"
 import sys, time, libtorrent as lt
 if sys.argv[1] == "create":
@@ -34,8 +40,8 @@ if sys.argv[1] == "create":
     lt.set_piece_hashes(t, root)
     open(out, "wb").write(lt.bencode(t.generate()))
 else:
-    torrent, save, port = sys.argv[2:5]
-    s = lt.session({"listen_interfaces": "127.0.0.1:" + port, "enable_dht": False,
+    torrent, save, listen = sys.argv[2:5]
+    s = lt.session({"listen_interfaces": listen, "enable_dht": False,
                     "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
                     "allow_multiple_connections_per_ip": True})
     h = s.add_torrent({"ti": lt.torrent_info(torrent), "save_path": save})
@@ -87,40 +93,57 @@ fn create(work: &WorkDir, root: &Path, kind: &str) -> std::path::PathBuf {
     out
 }
 
-#[test]
-fn a_libtorrent_hybrid_torrent_downloads_through_v1_from_a_libtorrent_seeder() {
-    let work = WorkDir::new("hybrid-download");
-    let seed_data = work.subdir("seed");
-    let files = payload(&seed_data);
-    let torrent = create(&work, &seed_data, "hybrid");
-    let info = rivulet::info(work.path(), &torrent);
-    assert!(info.status.success(), "info refused: {}", info.stderr);
-    assert!(info.stdout.contains("hybrid"), "{}", info.stdout);
-
-    let seed_addr = free_addr(LOCALHOST);
-    let port = seed_addr.port().to_string();
-    let cmd = libtorrent(&[
-        "seed",
-        torrent.to_str().expect("utf-8"),
-        seed_data.to_str().expect("utf-8"),
-        &port,
-    ]);
-    let mut seeder = Proc::spawn("libtorrent seeder", cmd, &work.join("seeder.log"));
+/// libtorrent seeding `torrent` from `data` on a free address of `ip`, once it has checked its
+/// data; with `peer`, it also connects to that port of 127.0.0.1.
+fn lt_seeder(
+    work: &WorkDir,
+    torrent: &Path,
+    data: &Path,
+    ip: Ipv4Addr,
+    peer: Option<u16>,
+) -> (Proc, SocketAddr) {
+    let addr = free_addr(ip);
+    let mut args = vec![
+        "seed".to_string(),
+        torrent.to_str().expect("utf-8").to_string(),
+        data.to_str().expect("utf-8").to_string(),
+        addr.to_string(),
+    ];
+    args.extend(peer.map(|p| p.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let tag = format!("seeder-{}.log", addr.port());
+    let mut seeder = Proc::spawn("libtorrent seeder", libtorrent(&args), &work.join(&tag));
     wait_for(Duration::from_secs(30), "libtorrent to seed", || {
         seeder.assert_running("libtorrent seeder");
         seeder.log_tail(200).contains("seeding")
     });
+    (seeder, addr)
+}
 
+fn assert_payload(out: &Path, files: &[(&str, Vec<u8>)]) {
+    for (p, data) in files {
+        let got = std::fs::read(out.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        assert!(got == *data, "{p} differs");
+    }
+}
+
+/// `rivulet download` of a libtorrent-made `kind` torrent from a libtorrent seeder.
+fn downloads_from_libtorrent(kind: &str, shown: &str) {
+    let work = WorkDir::new(&format!("{kind}-download"));
+    let seed_data = work.subdir("seed");
+    let files = payload(&seed_data);
+    let torrent = create(&work, &seed_data, kind);
+    let info = rivulet::info(work.path(), &torrent);
+    assert!(info.status.success(), "info refused: {}", info.stderr);
+    assert!(info.stdout.contains(shown), "{}", info.stdout);
+    let (_seeder, seed_addr) = lt_seeder(&work, &torrent, &seed_data, LOCALHOST, None);
     let out = work.subdir("out");
     let mut dl = Download::new(&torrent, &out)
         .listen(free_addr(LOCALHOST))
         .peer(seed_addr)
         .spawn(work.path(), "download");
     dl.wait_success(Duration::from_secs(60));
-    for (p, data) in &files {
-        let got = std::fs::read(out.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
-        assert!(got == *data, "{p} differs");
-    }
+    assert_payload(&out, &files);
     let written = tree(&out);
     assert!(
         !written.iter().any(|p| p.contains(".pad")),
@@ -129,11 +152,22 @@ fn a_libtorrent_hybrid_torrent_downloads_through_v1_from_a_libtorrent_seeder() {
 }
 
 #[test]
-fn rivulet_seeds_a_libtorrent_hybrid_torrent_to_libtorrent() {
-    let work = WorkDir::new("hybrid-seed");
+fn a_libtorrent_hybrid_torrent_downloads_through_v1_from_a_libtorrent_seeder() {
+    downloads_from_libtorrent("hybrid", "hybrid");
+}
+
+#[test]
+fn a_libtorrent_v2_only_torrent_downloads_from_a_libtorrent_seeder() {
+    downloads_from_libtorrent("v2", "v2 only");
+}
+
+/// `rivulet seed` of a libtorrent-made `kind` torrent to a libtorrent leecher, which checks
+/// every piece against its own copy of the torrent.
+fn seeds_to_libtorrent(kind: &str) {
+    let work = WorkDir::new(&format!("{kind}-seed"));
     let seed_data = work.subdir("seed");
     let files = payload(&seed_data);
-    let torrent = create(&work, &seed_data, "hybrid");
+    let torrent = create(&work, &seed_data, kind);
     let seed_addr = free_addr(LOCALHOST);
     let mut seed = rivulet::seed(
         work.path(),
@@ -143,49 +177,95 @@ fn rivulet_seeds_a_libtorrent_hybrid_torrent_to_libtorrent() {
         &work.join("seed.jsonl"),
     );
     let out = work.subdir("out");
-    let leech_port = free_addr(LOCALHOST).port().to_string();
-    let cmd = libtorrent(&[
-        "seed",
-        torrent.to_str().expect("utf-8"),
-        out.to_str().expect("utf-8"),
-        &leech_port,
-        &seed_addr.port().to_string(),
-    ]);
-    let mut leecher = Proc::spawn("libtorrent leecher", cmd, &work.join("leecher.log"));
-    wait_for(Duration::from_secs(60), "libtorrent to complete", || {
-        leecher.assert_running("libtorrent leecher");
-        leecher.log_tail(200).contains("seeding")
-    });
+    // The leecher says "seeding" once it holds every piece, checked.
+    let (_leecher, _) = lt_seeder(&work, &torrent, &out, LOCALHOST, Some(seed_addr.port()));
     seed.terminate(Duration::from_secs(15));
-    for (p, data) in &files {
-        let got = std::fs::read(out.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
-        assert!(got == *data, "{p} differs");
-    }
+    assert_payload(&out, &files);
 }
 
 #[test]
-fn a_v2_only_torrent_is_described_but_not_downloaded_yet() {
-    let work = WorkDir::new("v2-only");
-    let root = work.subdir("data");
-    payload(&root);
-    let torrent = create(&work, &root, "v2");
-    let info = rivulet::info(work.path(), &torrent);
-    assert!(info.status.success(), "info refused: {}", info.stderr);
-    assert!(info.stdout.contains("v2 only"), "{}", info.stdout);
+fn rivulet_seeds_a_libtorrent_hybrid_torrent_to_libtorrent() {
+    seeds_to_libtorrent("hybrid");
+}
+
+#[test]
+fn rivulet_seeds_a_libtorrent_v2_only_torrent_to_libtorrent() {
+    seeds_to_libtorrent("v2");
+}
+
+#[test]
+fn a_v2_only_torrent_reads_byte_identical_through_the_mount() {
+    let work = WorkDir::new("v2-mount");
+    let seed_data = work.subdir("seed");
+    let files = payload(&seed_data);
+    let torrent = create(&work, &seed_data, "v2");
+    let (_seeder, seed_addr) = lt_seeder(&work, &torrent, &seed_data, LOCALHOST, None);
+    let mnt = work.subdir("mnt");
+    let mut mounted = MountCmd::new(&torrent, &mnt)
+        .listen(free_addr(LOCALHOST))
+        .peer(seed_addr)
+        .spawn(work.path(), "mount");
+    assert_payload(&mnt, &files);
+    mounted.terminate(Duration::from_secs(20));
+}
+
+#[test]
+fn a_v2_piece_corrupted_by_its_seeder_fails_its_merkle_check_and_comes_from_another() {
+    let work = WorkDir::new("v2-corrupt");
+    let seed_data = work.subdir("seed");
+    let files = payload(&seed_data);
+    let torrent = create(&work, &seed_data, "v2");
+    // On an address of its own: the ban it earns is per address.
+    let (_liar, liar_addr) = lt_seeder(&work, &torrent, &seed_data, own_loopback(), None);
+    // After libtorrent checked its copy, one byte in each 32 KiB piece of a.bin changes under
+    // it: it serves what is on disk (its storage maps the file) without hashing again.
+    let a = std::fs::OpenOptions::new()
+        .write(true)
+        .open(seed_data.join("pay/a.bin"))
+        .expect("open the seeder's a.bin");
+    let a_len = files[0].1.len() as u64;
+    for at in (100..a_len).step_by(32768) {
+        let byte = files[0].1[at as usize] ^ 0xff;
+        a.write_all_at(&[byte], at).expect("corrupt a.bin");
+    }
+    a.sync_all().expect("sync a.bin");
     let out = work.subdir("out");
-    let finished = rivulet::run(
-        work.path(),
-        "download",
-        Download::new(&torrent, &out).args(),
-        Duration::from_secs(20),
+    let events = work.join("events.jsonl");
+    let listen = free_addr(LOCALHOST);
+    let mut dl = Download::new(&torrent, &out)
+        .listen(listen)
+        .peer(liar_addr)
+        .events(&events)
+        .spawn(work.path(), "download");
+    dl.wait_events(Duration::from_secs(60), "a failed merkle check", |e| {
+        !e.hash_failed().is_empty()
+    });
+    // An honest seeder, which finds the download through its own connection.
+    let honest_data = work.subdir("honest");
+    payload(&honest_data);
+    let (_honest, _) = lt_seeder(
+        &work,
+        &torrent,
+        &honest_data,
+        LOCALHOST,
+        Some(listen.port()),
     );
-    finished.assert_clean_failure("download of a v2-only torrent");
+    dl.wait_success(Duration::from_secs(60));
+    assert_payload(&out, &files);
+    let ev = dl.events();
+    let failed = ev.hash_failed();
+    // a.bin is pieces 0-3 (it starts the torrent; 100,000 bytes in 32 KiB pieces).
     assert!(
-        finished
-            .stderr
-            .contains("v2-only torrents are not supported yet"),
-        "{}",
-        finished.stderr
+        failed.iter().all(|p| *p < 4),
+        "pieces outside a.bin failed: {failed:?}"
     );
-    assert!(tree(&out).is_empty(), "download wrote {:?}", tree(&out));
+    let blamed: Vec<String> = ev
+        .of("hash_failed")
+        .flat_map(|e| e["peers"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    assert!(
+        blamed.contains(&liar_addr.to_string()),
+        "blamed {blamed:?}, the liar is {liar_addr}"
+    );
 }

@@ -54,6 +54,20 @@ pub fn root_from_layer(layer: &[Hash], piece_length: u64) -> Hash {
     root(layer, pad_hash(piece_length / BLOCK))
 }
 
+/// The root of the subtree of `width` leaves (a power of two) over `data` cut into blocks, the
+/// leaves past its end zero: how a v2 piece (`width` = blocks per piece) or a file no longer than
+/// one piece (`width` = its blocks rounded up to a power of two) is checked.
+pub fn data_root(data: &[u8], width: u64) -> Hash {
+    let leaves: Vec<Hash> = data.chunks(BLOCK as usize).map(sha256).collect();
+    let mut h = root(&leaves, [0; 32]);
+    let mut covered = (leaves.len() as u64).max(1).next_power_of_two();
+    while covered < width {
+        h = pair(&h, &pad_hash(covered));
+        covered *= 2;
+    }
+    h
+}
+
 /// The SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> Hash {
     Sha256::digest(data).into()
@@ -82,5 +96,17 @@ mod tests {
             two,
             pair(&pair(&piece, &piece), &pair(&piece, &pad_hash(4)))
         );
+    }
+
+    #[test]
+    fn data_root_pads_a_short_last_piece_to_the_piece_width() {
+        // 2.5 blocks in a 8-block piece: leaves h0 h1 h2' 0 | 0 0 0 0.
+        let data: Vec<u8> = (0..(2 * BLOCK + BLOCK / 2)).map(|i| i as u8).collect();
+        let l: Vec<Hash> = data.chunks(BLOCK as usize).map(sha256).collect();
+        let four = pair(&pair(&l[0], &l[1]), &pair(&l[2], &[0; 32]));
+        assert_eq!(data_root(&data, 4), four);
+        assert_eq!(data_root(&data, 8), pair(&four, &pad_hash(4)));
+        // One short block is its own root at width 1.
+        assert_eq!(data_root(&data[..10], 1), sha256(&data[..10]));
     }
 }

@@ -11,6 +11,7 @@ mod magnet;
 pub mod merkle;
 mod optional;
 pub mod path;
+mod piece_check;
 pub mod span;
 pub mod unique;
 pub mod v2;
@@ -18,6 +19,7 @@ pub mod value;
 
 pub use info_bytes::{InfoBytes, torrent_file};
 pub use magnet::{MAX_MAGNET_LEN, Magnet, MagnetError};
+pub use piece_check::V2Piece;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -146,6 +148,9 @@ pub struct Metainfo {
     pub piece_length: u64,
     /// v1 piece hashes (empty for a v2-only torrent).
     pub piece_hashes: Vec<[u8; 20]>,
+    /// A v2-only torrent's merkle root of each piece (empty otherwise); `None` for the pieces
+    /// of a file whose layer the torrent lacks.
+    pub piece_roots: Vec<Option<V2Piece>>,
     pub files: Vec<FileEntry>,
     pub symlinks: Vec<Symlink>,
     /// Length of the byte space, pad files included.
@@ -206,8 +211,10 @@ pub enum MetainfoError {
 /// What a valid torrent asks of the engine that it cannot do yet.
 #[derive(Debug, thiserror::Error)]
 pub enum Unsupported {
-    #[error("BitTorrent v2-only torrents are not supported yet (v1 and hybrid torrents are)")]
-    V2Only,
+    #[error(
+        "v2-only torrent without the piece layers of {0} file(s): fetching them from peers (BEP 52 hash requests) is not supported yet"
+    )]
+    V2MissingLayers(usize),
     #[error(
         "pieces of {0} bytes are not supported yet for transfers (at most {MAX_TRANSFER_PIECE_LENGTH})"
     )]
@@ -278,10 +285,10 @@ impl Metainfo {
             (None, None) if pieces.is_none() => return Err(MetainfoError::BadField("pieces")),
             (None, None) => return Err(MetainfoError::NoFiles),
         };
-        let mut missing_piece_layers = 0;
-        if let Some(v2e) = &v2_entries {
-            missing_piece_layers = v2::check_layers(top.get("piece layers"), v2e, piece_length)?;
-        }
+        let layers = match &v2_entries {
+            Some(v2e) => v2::check_layers(top.get("piece layers"), v2e, piece_length)?,
+            None => v2::Layers::default(),
+        };
         if let (Some(v1e), Some(v2e)) = (&mut v1_entries, &v2_entries) {
             v2::agree(v1e, name_raw, v2e, piece_length)?;
             for (e1, e2) in v1e.iter_mut().filter(|e| !e.pad).zip(v2e) {
@@ -315,7 +322,14 @@ impl Metainfo {
             (None, None) => return Err(MetainfoError::NoFiles),
         };
         let placed = files::place(&name, multi_file, &entries, piece_length, aligned)?;
-        let total_length = placed.total_length;
+        let mut total_length = placed.total_length;
+        if version == Version::V2 {
+            // libtorrent pads a v2 torrent's last file to a whole piece as well and asks for
+            // its last piece in whole blocks: the tail padding is part of the byte space.
+            total_length = total_length
+                .checked_next_multiple_of(piece_length)
+                .ok_or(MetainfoError::TotalLength)?;
+        }
         if total_length == 0 {
             return Err(MetainfoError::Empty);
         }
@@ -323,9 +337,12 @@ impl Metainfo {
         if want > MAX_PIECES {
             return Err(MetainfoError::TooManyPieces(want));
         }
-        let piece_hashes = match version {
-            Version::V2 => Vec::new(),
-            _ => v1_hashes(pieces, want, total_length)?,
+        let (piece_hashes, piece_roots) = match version {
+            Version::V2 => (
+                Vec::new(),
+                v2::piece_roots(&placed.files, &layers, piece_length, want),
+            ),
+            _ => (v1_hashes(pieces, want, total_length)?, Vec::new()),
         };
         let opt = optional::read(top);
         Ok(Metainfo {
@@ -336,10 +353,11 @@ impl Metainfo {
             name_original,
             piece_length,
             piece_hashes,
+            piece_roots,
             files: placed.files,
             symlinks: placed.symlinks,
             total_length,
-            missing_piece_layers,
+            missing_piece_layers: layers.missing,
             trackers: opt.trackers,
             url_list: opt.url_list,
             private: info.get("private").and_then(|p| p.int()) == Some(1),
@@ -369,8 +387,8 @@ impl Metainfo {
 
     /// Whether downloading, seeding and mounting can handle this torrent.
     pub fn transferable(&self) -> Result<(), Unsupported> {
-        if self.version == Version::V2 {
-            return Err(Unsupported::V2Only);
+        if self.version == Version::V2 && self.missing_piece_layers > 0 {
+            return Err(Unsupported::V2MissingLayers(self.missing_piece_layers));
         }
         if self.piece_length > MAX_TRANSFER_PIECE_LENGTH {
             return Err(Unsupported::PieceTooLarge(self.piece_length));

@@ -203,30 +203,87 @@ fn pad_files_leave_gaps_and_symlinks_take_no_bytes() {
     );
 }
 
-#[test]
-fn v2_only_torrents_parse_but_are_not_transferable() {
-    use super::merkle::sha256;
-    let root = sha256(b"r");
-    // The root is arbitrary bytes: the torrent is built as bytes, not text.
+/// A v2-only torrent of files `(name, data)` with 16 KiB pieces, with or without its piece
+/// layers; returned with its info dictionary's bytes.
+fn v2_torrent(files: &[(&str, &[u8])], layers: bool) -> (Vec<u8>, Vec<u8>) {
+    use super::merkle::{BLOCK, data_root, sha256};
+    let mut tree = b"d".to_vec();
+    let mut layer_dict = b"d".to_vec();
+    for (name, data) in files {
+        let leaves: Vec<_> = data.chunks(BLOCK as usize).map(sha256).collect();
+        let root = data_root(data, leaves.len().next_power_of_two() as u64);
+        tree.extend(format!("{}d0:d6:lengthi{}e11:pieces root32:", s(name), data.len()).bytes());
+        tree.extend(root);
+        tree.extend(b"ee");
+        if leaves.len() > 1 {
+            layer_dict.extend(b"32:");
+            layer_dict.extend(root);
+            layer_dict.extend(format!("{}:", 32 * leaves.len()).bytes());
+            leaves.iter().for_each(|l| layer_dict.extend(l));
+        }
+    }
+    tree.push(b'e');
+    layer_dict.push(b'e');
+    let mut info = b"d9:file tree".to_vec();
+    info.extend(tree);
+    info.extend(format!("12:meta versioni2e4:name{}12:piece lengthi16384ee", s("t")).bytes());
     let mut data = b"d4:info".to_vec();
-    let mut info_bytes = format!(
-        "d9:file treed{}d0:d6:lengthi16384e11:pieces root32:",
-        s("f")
-    )
-    .into_bytes();
-    info_bytes.extend(root);
-    info_bytes.extend(
-        format!(
-            "eee12:meta versioni2e4:name{}12:piece lengthi16384ee",
-            s("f")
-        )
-        .bytes(),
-    );
-    data.extend(&info_bytes);
+    data.extend(&info);
+    if layers {
+        data.extend(b"12:piece layers");
+        data.extend(layer_dict);
+    }
     data.push(b'e');
+    (data, info)
+}
+
+#[test]
+fn v2_only_pieces_are_checked_by_their_merkle_roots() {
+    use super::merkle::sha256;
+    // a: 5000 bytes in piece 0 (the rest of it padding); b: 1.5 pieces from piece 1.
+    let a: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+    let b: Vec<u8> = (0..24576u32).map(|i| (i / 7) as u8).collect();
+    let (data, info) = v2_torrent(&[("a", &a), ("b", &b)], true);
     let m = Metainfo::from_bytes(&data).unwrap();
     assert_eq!(m.version, Version::V2);
-    assert_eq!(m.files[0].pieces_root, Some(root));
-    assert_eq!(&m.info_hash.0, &sha256(&info_bytes)[..20]);
-    assert!(matches!(m.transferable(), Err(Unsupported::V2Only)));
+    assert_eq!(&m.info_hash.0, &sha256(&info)[..20]);
+    assert_eq!(m.piece_count(), 3);
+    assert_eq!(m.files[1].offset, 16384, "b starts on a piece boundary");
+    m.transferable().unwrap();
+    let mut piece0 = a.clone();
+    piece0.resize(16384, 0);
+    assert!(m.piece_matches(0, &piece0));
+    assert!(m.piece_matches(1, &b[..16384]));
+    let mut piece2 = b[16384..].to_vec();
+    piece2.resize(16384, 0);
+    assert_eq!(
+        m.piece_len(2),
+        16384,
+        "the last piece is padded to a whole piece"
+    );
+    assert!(m.piece_matches(2, &piece2));
+    let mut bad = piece2.clone();
+    bad[100] ^= 1;
+    assert!(!m.piece_matches(2, &bad), "a flipped bit passed");
+    assert!(!m.piece_matches(1, &b[16384..]), "the wrong piece passed");
+    assert!(
+        !m.piece_matches(3, &b[..16384]),
+        "a piece past the end passed"
+    );
+}
+
+#[test]
+fn a_v2_only_torrent_without_piece_layers_parses_but_is_not_transferable() {
+    let b: Vec<u8> = (0..24576u32).map(|i| i as u8).collect();
+    let (data, _) = v2_torrent(&[("b", &b)], false);
+    let m = Metainfo::from_bytes(&data).unwrap();
+    assert_eq!(m.missing_piece_layers, 1);
+    assert!(matches!(
+        m.transferable(),
+        Err(Unsupported::V2MissingLayers(1))
+    ));
+    assert!(
+        !m.piece_matches(0, &b[..16384]),
+        "a piece with no hash passed"
+    );
 }

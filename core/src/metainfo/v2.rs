@@ -3,9 +3,13 @@
 //! the same files at the same places (libtorrent refuses one whose halves disagree: a v1 peer
 //! and a v2 peer would otherwise hand over different data for one torrent).
 
+use std::collections::HashMap;
+
+use super::FileEntry;
 use super::files::{Entry, attr, strings};
 use super::merkle::{self, Hash};
 use super::path;
+use super::piece_check::V2Piece;
 use super::value::Value;
 
 /// Largest v2 file: its merkle tree then has 2^30 leaves, libtorrent's bound too.
@@ -126,20 +130,31 @@ pub(super) fn check_piece_length(piece_length: u64) -> Result<(), V2Error> {
     Ok(())
 }
 
-/// Checks every piece layer against its file's root. Returns how many files that need a layer
-/// (those longer than one piece) have none: the torrent still loads, as in libtorrent, and the
-/// layers come from peers.
+/// The piece layers of a torrent, checked against their files' roots.
+#[derive(Default)]
+pub(super) struct Layers {
+    /// Files longer than one piece whose layer the torrent lacks: it still loads, as in
+    /// libtorrent, but their pieces can only be checked with hashes from peers.
+    pub missing: usize,
+    /// Each file's layer, by its root.
+    pub by_root: HashMap<Hash, Vec<Hash>>,
+}
+
+/// Checks every piece layer against its file's root.
 pub(super) fn check_layers(
     layers: Option<Value<'_>>,
     files: &[Entry],
     piece_length: u64,
-) -> Result<usize, V2Error> {
+) -> Result<Layers, V2Error> {
     let needs = |e: &&Entry| e.length > piece_length;
     let Some(layers) = layers else {
-        return Ok(files.iter().filter(needs).count());
+        return Ok(Layers {
+            missing: files.iter().filter(needs).count(),
+            by_root: HashMap::new(),
+        });
     };
     let entries = layers.dict().ok_or(V2Error::Layer("not a dictionary"))?;
-    let mut found = 0;
+    let mut by_root = HashMap::new();
     for (key, value) in entries {
         let file = files
             .iter()
@@ -159,14 +174,63 @@ pub(super) fn check_layers(
             .chunks_exact(32)
             .map(|c| c.try_into().expect("chunk of 32"))
             .collect();
-        if merkle::root_from_layer(&layer, piece_length).as_slice() != key {
+        let root = file.root.expect("found by its root");
+        if merkle::root_from_layer(&layer, piece_length) != root {
             return Err(V2Error::LayerRoot(path::original(
                 file.comps.iter().copied(),
             )));
         }
-        found += 1;
+        by_root.insert(root, layer);
     }
-    Ok(files.iter().filter(needs).count().saturating_sub(found))
+    // Two files with the same data share one root and one layer.
+    let missing = files
+        .iter()
+        .filter(needs)
+        .filter(|e| e.root.is_none_or(|r| !by_root.contains_key(&r)))
+        .count();
+    Ok(Layers { missing, by_root })
+}
+
+/// What each piece of a v2-only torrent must hash to, from the placed files and their layers;
+/// `None` where a file's layer is missing.
+pub(super) fn piece_roots(
+    files: &[FileEntry],
+    layers: &Layers,
+    piece_length: u64,
+    pieces: u64,
+) -> Vec<Option<V2Piece>> {
+    let mut out = vec![None; pieces as usize];
+    let blocks_per_piece = piece_length / merkle::BLOCK;
+    for f in files {
+        let Some(root) = f.pieces_root.filter(|_| f.length > 0) else {
+            continue;
+        };
+        let first = (f.offset / piece_length) as usize;
+        if f.length <= piece_length {
+            let width = f.length.div_ceil(merkle::BLOCK).next_power_of_two();
+            if let Some(slot) = out.get_mut(first) {
+                *slot = Some(V2Piece {
+                    root,
+                    data_len: f.length,
+                    width,
+                });
+            }
+            continue;
+        }
+        let Some(layer) = layers.by_root.get(&root) else {
+            continue;
+        };
+        let slots = out.iter_mut().skip(first);
+        for ((k, hash), slot) in layer.iter().enumerate().zip(slots) {
+            let start = k as u64 * piece_length;
+            *slot = Some(V2Piece {
+                root: *hash,
+                data_len: (f.length - start).min(piece_length),
+                width: blocks_per_piece,
+            });
+        }
+    }
+    out
 }
 
 /// For a hybrid torrent: the v1 list without its pad files must be the v2 list, and every

@@ -10,8 +10,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sha1::{Digest, Sha1};
-
 use super::file_stamp::{FileStamp, stamp_files};
 use super::resume::{self, Saved};
 use crate::bitfield::Bitfield;
@@ -102,7 +100,7 @@ pub(crate) fn initial_have(
         let Ok(data) = read_range(layout, storage, range) else {
             continue;
         };
-        if Sha1::digest(&data).as_slice() == meta.piece_hashes[p as usize] {
+        if meta.piece_matches(p, &data) {
             have.set(p);
             verified_pieces.set(p);
             verified += 1;

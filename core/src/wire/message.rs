@@ -13,6 +13,40 @@ pub struct BlockRequest {
     pub len: u32,
 }
 
+/// A BEP 52 hash request (also the body of its reject): `length` hashes of the layer
+/// `base_layer` levels above the blocks of the file with `pieces_root`, from `index`, with
+/// `proof_layers` uncle hashes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashRequest {
+    pub pieces_root: [u8; 32],
+    pub base_layer: u32,
+    pub index: u32,
+    pub length: u32,
+    pub proof_layers: u32,
+}
+
+impl HashRequest {
+    const LEN: usize = 48;
+
+    fn parse(p: &[u8]) -> Self {
+        HashRequest {
+            pieces_root: p[..32].try_into().expect("checked length"),
+            base_layer: be32(&p[32..]),
+            index: be32(&p[36..]),
+            length: be32(&p[40..]),
+            proof_layers: be32(&p[44..]),
+        }
+    }
+
+    fn to_bytes(self) -> Vec<u8> {
+        let mut v = self.pieces_root.to_vec();
+        for n in [self.base_layer, self.index, self.length, self.proof_layers] {
+            v.extend(n.to_be_bytes());
+        }
+        v
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     KeepAlive,
@@ -46,6 +80,10 @@ pub enum Message {
         id: u8,
         payload: Vec<u8>,
     },
+    /// BEP 52: the sender wants merkle hashes of a v2 file.
+    HashRequest(HashRequest),
+    /// BEP 52: the sender will not send the hashes asked for.
+    HashReject(HashRequest),
     /// A message id we do not speak; skipped.
     Unknown(u8),
 }
@@ -149,6 +187,15 @@ impl Message {
                 payload.drain(..2);
                 Message::Extended { id: ext, payload }
             }
+            21 | 23 => {
+                want(p.len() == HashRequest::LEN, "48")?;
+                let r = HashRequest::parse(p);
+                if id == 21 {
+                    Message::HashRequest(r)
+                } else {
+                    Message::HashReject(r)
+                }
+            }
             other => Message::Unknown(other),
         })
     }
@@ -197,6 +244,8 @@ impl Message {
             Message::Reject(q) => put(Some(0x10), &[&r(q)]),
             Message::AllowedFast(i) => put(Some(0x11), &[&i.to_be_bytes()]),
             Message::Extended { id, payload } => put(Some(20), &[&[*id], payload]),
+            Message::HashRequest(h) => put(Some(21), &[&h.to_bytes()]),
+            Message::HashReject(h) => put(Some(23), &[&h.to_bytes()]),
             Message::Unknown(id) => put(Some(*id), &[]),
         }
     }
@@ -221,6 +270,8 @@ impl Message {
             Message::Reject(_) => "reject-request",
             Message::AllowedFast(_) => "allowed-fast",
             Message::Extended { .. } => "extended",
+            Message::HashRequest(_) => "hash-request",
+            Message::HashReject(_) => "hash-reject",
             Message::Unknown(_) => "unknown-message",
         }
     }
@@ -256,6 +307,13 @@ mod tests {
             offset: 16384,
             len: 16384,
         };
+        let h = HashRequest {
+            pieces_root: [7; 32],
+            base_layer: 0,
+            index: 512,
+            length: 512,
+            proof_layers: 3,
+        };
         vec![
             Message::KeepAlive,
             Message::Choke,
@@ -281,6 +339,8 @@ mod tests {
                 id: 3,
                 payload: b"d8:msg_typei0e5:piecei0ee".to_vec(),
             },
+            Message::HashRequest(h),
+            Message::HashReject(h),
         ]
     }
 

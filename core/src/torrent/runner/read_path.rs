@@ -8,8 +8,6 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha1::{Digest, Sha1};
-
 use super::Torrent;
 use crate::events::Event;
 use crate::plugin::StorageError;
@@ -70,9 +68,7 @@ impl Torrent {
         for p in unchecked {
             let piece = self.layout.piece_range(p);
             match recheck::read_range(&self.layout, self.storage.as_ref(), piece.clone()) {
-                Ok(data)
-                    if Sha1::digest(&data).as_slice() == self.meta.piece_hashes[p as usize] =>
-                {
+                Ok(data) if self.meta.piece_matches(p, &data) => {
                     if let Ok(mut c) = self.checked.lock() {
                         c.set(p);
                     }

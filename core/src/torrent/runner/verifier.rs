@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use sha1::{Digest, Sha1};
-
 use super::Torrent;
 use crate::plugin::StorageError;
 use crate::rt::{self, Receiver};
@@ -54,8 +52,7 @@ impl Torrent {
 
     /// Verifies a whole piece against its hash and stores it.
     fn check_and_write(&self, asm: &PieceAssembly) -> Checked {
-        let want = &self.meta.piece_hashes[asm.index as usize];
-        if Sha1::digest(&asm.data).as_slice() != want {
+        if !self.meta.piece_matches(asm.index, &asm.data) {
             return Checked::HashMismatch;
         }
         match self.write_piece(asm.index, &asm.data) {

@@ -230,7 +230,13 @@ impl TorrentState {
             return Err(DropReason::MessageFlood(msg.kind()));
         }
         match msg {
-            Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::KeepAlive
+            | Message::Port(_)
+            | Message::HashReject(_)
+            | Message::Unknown(_) => {}
+            // Our torrents carry their piece layers, and we serve no proofs (BEP 52 allows a
+            // reject); a v2 peer then checks pieces against the layers it has.
+            Message::HashRequest(r) => fx.send(&peer.tx, Message::HashReject(r)),
             Message::Extended { id, payload } => self.on_extended(key, id, &payload, fx)?,
             Message::Choke => {
                 peer.peer_choking = true;
