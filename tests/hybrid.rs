@@ -16,17 +16,20 @@ use std::time::Duration;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::FileExt;
 
+use rivulet_core::metainfo::Metainfo;
 use rivulet_tests::mount::MountCmd;
 use rivulet_tests::ports::{LOCALHOST, free_addr, own_loopback};
 use rivulet_tests::process::{Proc, wait_for};
+use rivulet_tests::raw_peer::RawPeer;
 use rivulet_tests::rivulet::{self, Download};
+use rivulet_tests::tracker::Tracker;
 use rivulet_tests::workdir::{WorkDir, tree};
 
 /// python3-libtorrent is installed for Debian's python, which need not be the first python3
 /// on PATH.
 const PYTHON: &str = "/usr/bin/python3";
 
-/// `create ROOT NAME PIECE OUT hybrid|v2`: a torrent of ROOT/NAME. `seed TORRENT SAVE IP:PORT
+/// `create ROOT NAME PIECE OUT hybrid|v2 [TRACKER]`: a torrent of ROOT/NAME. `seed TORRENT SAVE IP:PORT
 /// [PEER_PORT]`: seeds it on IP:PORT (after fetching it from 127.0.0.1:PEER_PORT if given),
 /// says "seeding" once it has all the data, checked.
 const LIBTORRENT: &str = r#"
@@ -37,6 +40,8 @@ if sys.argv[1] == "create":
     lt.add_files(fs, root + "/" + name)
     flags = lt.create_torrent.v2_only if kind == "v2" else 0
     t = lt.create_torrent(fs, int(piece), flags=flags)
+    if len(sys.argv) > 7:
+        t.add_tracker(sys.argv[7])
     lt.set_piece_hashes(t, root)
     open(out, "wb").write(lt.bencode(t.generate()))
 else:
@@ -80,12 +85,17 @@ fn payload(root: &Path) -> Vec<(&'static str, Vec<u8>)> {
 }
 
 fn create(work: &WorkDir, root: &Path, kind: &str) -> std::path::PathBuf {
+    create_with(work, root, kind, &[])
+}
+
+/// [`create`] with more arguments (a tracker URL).
+fn create_with(work: &WorkDir, root: &Path, kind: &str, extra: &[&str]) -> std::path::PathBuf {
     let out = work.join(&format!("{kind}.torrent"));
     let root_s = root.to_str().expect("utf-8 path");
     let out_s = out.to_str().expect("utf-8 path");
-    let st = libtorrent(&["create", root_s, "pay", "32768", out_s, kind])
-        .status()
-        .expect("run python3-libtorrent");
+    let mut args = vec!["create", root_s, "pay", "32768", out_s, kind];
+    args.extend(extra);
+    let st = libtorrent(&args).status().expect("run python3-libtorrent");
     assert!(
         st.success(),
         "libtorrent could not create the {kind} torrent"
@@ -268,4 +278,39 @@ fn a_v2_piece_corrupted_by_its_seeder_fails_its_merkle_check_and_comes_from_anot
         blamed.contains(&liar_addr.to_string()),
         "blamed {blamed:?}, the liar is {liar_addr}"
     );
+}
+
+#[test]
+fn a_hybrid_torrent_joins_its_v1_and_its_v2_swarm() {
+    let work = WorkDir::new("hybrid-swarms");
+    let seed_data = work.subdir("seed");
+    payload(&seed_data);
+    // The info dictionary, so both hashes, does not depend on the tracker named outside it.
+    let plain = Metainfo::from_file(&create(&work, &seed_data, "hybrid")).expect("parse");
+    let hashes: Vec<[u8; 20]> = plain.swarm_hashes().iter().map(|h| h.0).collect();
+    assert_eq!(hashes.len(), 2, "a hybrid torrent has two swarms");
+    let tracker = Tracker::start(&work.subdir("tracker"), &hashes);
+    let torrent = create_with(&work, &seed_data, "hybrid", &[&tracker.http_url()]);
+    let seed_addr = free_addr(LOCALHOST);
+    let mut seed = rivulet::seed(
+        work.path(),
+        &torrent,
+        &seed_data,
+        seed_addr,
+        &work.join("seed.jsonl"),
+    );
+    for hash in &hashes {
+        tracker.wait_lists(hash, seed_addr, Duration::from_secs(30));
+    }
+    // A peer of the v2 swarm asks by the truncated v2 hash and is answered with it.
+    let mut v2_peer = RawPeer::connect(seed_addr).expect("connect to the seed");
+    let answered = v2_peer
+        .handshake(&hashes[1], Duration::from_secs(10))
+        .expect("handshake by the v2 hash");
+    assert_eq!(answered, hashes[1]);
+    let bitfield = v2_peer
+        .wait_message(5, Duration::from_secs(10))
+        .expect("the seed's bitfield");
+    assert!(!bitfield.is_empty());
+    seed.terminate(Duration::from_secs(15));
 }

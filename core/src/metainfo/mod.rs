@@ -380,6 +380,16 @@ impl Metainfo {
         (self.total_length - start).min(self.piece_length)
     }
 
+    /// The info-hashes peers know this torrent by: a hybrid torrent's swarm is split between
+    /// its v1 hash and its v2 hash truncated to 20 bytes (BEP 52); the v1 one comes first.
+    pub fn swarm_hashes(&self) -> Vec<InfoHash> {
+        let mut out = vec![self.info_hash];
+        if let (Version::Hybrid, Some(v2)) = (self.version, &self.info_hash_v2) {
+            out.push(InfoHash(v2[..20].try_into().expect("20 of 32 bytes")));
+        }
+        out
+    }
+
     /// The v2 info-hash in hex, for v2 and hybrid torrents.
     pub fn info_hash_v2_hex(&self) -> Option<String> {
         self.info_hash_v2.as_ref().map(|h| hex(h))

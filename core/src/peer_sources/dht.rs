@@ -33,15 +33,18 @@ pub(crate) fn start(t: &Arc<Torrent>, node: Arc<DhtNode>) {
     if t.meta.private {
         return;
     }
-    let wake = t.source_wake();
-    t.tasks.spawn(run(t.clone(), node, wake));
+    // A hybrid torrent is in two swarms: its v1 and its (truncated) v2 info-hash.
+    for hash in t.meta.swarm_hashes() {
+        let wake = t.source_wake();
+        t.tasks.spawn(run(t.clone(), node.clone(), hash, wake));
+    }
 }
 
-async fn run(t: Arc<Torrent>, node: Arc<DhtNode>, wake: Receiver<()>) {
+async fn run(t: Arc<Torrent>, node: Arc<DhtNode>, hash: InfoHash, wake: Receiver<()>) {
     let Some(dht) = node.wait(&t.stopped).await else {
         return;
     };
-    let info_hash = Id::from(t.meta.info_hash.0);
+    let info_hash = Id::from(hash.0);
     loop {
         // Paused, or done and not seeding: nothing to look up or announce until that changes.
         while t.phase() == Phase::Paused || (t.state().complete() && !t.cfg.seed) {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::events::Event;
+use crate::metainfo::InfoHash;
 use crate::plugin::{AnnounceEvent, AnnounceRequest, AnnounceResponse, Tracker};
 use crate::rt::{self, Either, Receiver};
 use crate::torrent::{PeerSource, Phase, Torrent};
@@ -18,7 +19,12 @@ const MIN_INTERVAL: Duration = Duration::from_secs(30);
 const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-fn request(t: &Torrent, event: AnnounceEvent, timeout: Duration) -> AnnounceRequest {
+fn request(
+    t: &Torrent,
+    hash: InfoHash,
+    event: AnnounceEvent,
+    timeout: Duration,
+) -> AnnounceRequest {
     let (uploaded, downloaded, left) = {
         let s = t.state();
         (
@@ -28,7 +34,7 @@ fn request(t: &Torrent, event: AnnounceEvent, timeout: Duration) -> AnnounceRequ
         )
     };
     AnnounceRequest {
-        info_hash: t.meta.info_hash.0,
+        info_hash: hash.0,
         peer_id: t.env.peer_id,
         port: t.env.listen_addr.port(),
         uploaded,
@@ -67,18 +73,22 @@ fn next_announce(r: &AnnounceResponse, starving: bool) -> Duration {
     }
 }
 
-/// Starts announcing `t` to its trackers: one task per tier, in the torrent's task group.
+/// Starts announcing `t` to its trackers: one task per tier and swarm (a hybrid torrent is
+/// announced under its v1 and its v2 info-hash, as libtorrent does), in the torrent's task
+/// group.
 pub(crate) fn start(t: &Arc<Torrent>) {
     let tiers = t.tiers.lock().map(|x| x.len()).unwrap_or(0);
-    for tier in 0..tiers {
-        let wake = t.source_wake();
-        t.tasks.spawn(run_tier(t.clone(), tier, wake));
+    for hash in t.meta.swarm_hashes() {
+        for tier in 0..tiers {
+            let wake = t.source_wake();
+            t.tasks.spawn(run_tier(t.clone(), tier, hash, wake));
+        }
     }
 }
 
 /// Announces on behalf of tier `tier` until the torrent stops, then says `stopped` if it had
 /// said `started`; `wake` interrupts the wait (completion, pause, resume).
-async fn run_tier(t: Arc<Torrent>, tier: usize, wake: Receiver<()>) {
+async fn run_tier(t: Arc<Torrent>, tier: usize, hash: InfoHash, wake: Receiver<()>) {
     let mut event = AnnounceEvent::Started;
     let mut backoff = Duration::from_secs(15);
     let mut was_complete = t.state().complete();
@@ -86,7 +96,7 @@ async fn run_tier(t: Arc<Torrent>, tier: usize, wake: Receiver<()>) {
         // Paused: say goodbye once, then wait to be resumed.
         while t.phase() == Phase::Paused {
             if event != AnnounceEvent::Started {
-                announce_tier_stopped(&t, tier).await;
+                announce_tier_stopped(&t, tier, hash).await;
                 event = AnnounceEvent::Started;
             }
             if let Either::Right(()) = rt::race(wake.recv(), t.stopped.cancelled()).await {
@@ -100,7 +110,7 @@ async fn run_tier(t: Arc<Torrent>, tier: usize, wake: Receiver<()>) {
             .unwrap_or_default();
         let mut wait = None;
         for (i, tr) in trackers.iter().enumerate() {
-            let req = request(&t, event, ANNOUNCE_TIMEOUT);
+            let req = request(&t, hash, event, ANNOUNCE_TIMEOUT);
             match announce_one(tr.clone(), req).await {
                 Ok(r) => {
                     t.events.emit(Event::TrackerReply {
@@ -144,7 +154,7 @@ async fn run_tier(t: Arc<Torrent>, tier: usize, wake: Receiver<()>) {
         let woke = rt::race(t.stopped.cancelled(), rt::timeout(wait, wake.recv())).await;
         if let Either::Left(()) = woke {
             if event != AnnounceEvent::Started {
-                announce_tier_stopped(&t, tier).await;
+                announce_tier_stopped(&t, tier, hash).await;
             }
             return;
         }
@@ -157,14 +167,14 @@ async fn run_tier(t: Arc<Torrent>, tier: usize, wake: Receiver<()>) {
 }
 
 /// Tells the first tracker of `tier` that we leave.
-async fn announce_tier_stopped(t: &Arc<Torrent>, tier: usize) {
+async fn announce_tier_stopped(t: &Arc<Torrent>, tier: usize, hash: InfoHash) {
     let first = t
         .tiers
         .lock()
         .ok()
         .and_then(|tiers| tiers.get(tier).and_then(|x| x.first().cloned()));
     if let Some(tr) = first {
-        let req = request(t, AnnounceEvent::Stopped, STOPPED_TIMEOUT);
+        let req = request(t, hash, AnnounceEvent::Stopped, STOPPED_TIMEOUT);
         let _ = rt::timeout(
             STOPPED_TIMEOUT + Duration::from_secs(1),
             announce_one(tr, req),

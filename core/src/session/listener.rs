@@ -104,11 +104,12 @@ async fn route(session: Weak<Inner>, mut stream: TcpStream, addr: SocketAddr, sl
         return;
     };
     let hash = InfoHash(remote.info_hash);
-    let torrent = inner
-        .torrents
-        .lock()
-        .ok()
-        .and_then(|t| t.get(&hash).map(|h| h.torrent.clone()));
+    // A hybrid torrent is also asked for by its truncated v2 hash (its v2 swarm).
+    let torrent = inner.torrents.lock().ok().and_then(|t| {
+        t.get(&hash)
+            .or_else(|| t.values().find(|h| h.meta().swarm_hashes().contains(&hash)))
+            .map(|h| h.torrent.clone())
+    });
     let Some(torrent) = torrent else {
         match inner.pending_fetch(&hash) {
             Some(fetch) => match inner.env.budget.take() {

@@ -388,7 +388,8 @@ impl Torrent {
             if t.phase() != Phase::Live {
                 return;
             }
-            let ours = Handshake::new(t.meta.info_hash.0, t.env.peer_id);
+            // Answered with the hash asked for: a hybrid torrent's v2 peers ask by its v2 hash.
+            let ours = Handshake::new(remote.info_hash, t.env.peer_id);
             if ours.write(&mut stream).await.is_err() {
                 return;
             }
