@@ -42,6 +42,7 @@ fn request(t: &Torrent, event: AnnounceEvent, timeout: Duration) -> AnnounceRequ
         },
         key: t.announce_key,
         timeout,
+        local_ip: t.env.local_ip(),
     }
 }
 
