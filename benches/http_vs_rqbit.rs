@@ -260,6 +260,7 @@ fn main() {
         &tracker,
         SeederOptions {
             upload_limit: SEEDER_RATE,
+            ..SeederOptions::default()
         },
     );
     let seeder_addr: SocketAddr = seeder.addr;

@@ -38,6 +38,7 @@ fn liars_sending_one_bad_block_each_are_banned_and_the_honest_seeder_never_is() 
         fixture,
         SeederOptions {
             upload_limit: 4 << 20,
+            ..SeederOptions::default()
         },
     );
     let liars: Vec<FakePeer> = (0..LIARS)

@@ -66,6 +66,7 @@ fn floods_are_dropped_and_the_download_ends_near_its_unattacked_time() {
         fixture,
         SeederOptions {
             upload_limit: 2 << 20,
+            ..SeederOptions::default()
         },
     );
     let (calm, _, _) = timed_download(&work, &swarm, "unattacked", |_| Vec::new());

@@ -44,6 +44,7 @@ fn download_killed_five_times_then_finished_is_exact_and_refetches_nothing() {
         fixture,
         SeederOptions {
             upload_limit: 6 << 20,
+            ..SeederOptions::default()
         },
     );
     let torrent = swarm.torrent(&work, Announce::Http);
@@ -108,6 +109,7 @@ fn mount_killed_with_a_reader_active_then_remounted_reads_exactly() {
         fixture,
         SeederOptions {
             upload_limit: 8 << 20,
+            ..SeederOptions::default()
         },
     );
     let torrent = swarm.torrent(&work, Announce::Http);

@@ -94,6 +94,7 @@ fn a_video_streams_over_http_while_downloading_and_the_api_and_clients_manage_it
     // Slow enough that the download is still going while the players run.
     let opts = SeederOptions {
         upload_limit: 250_000,
+        ..SeederOptions::default()
     };
     let swarm = Swarm::start(&work, fixture, opts);
     let serve = Serve::start(&work, "serve", &[]);

@@ -113,7 +113,10 @@ fn three_torrents_share_a_mount_the_watch_folder_adds_and_removes_and_a_restart_
                 f,
                 &torrent,
                 &tracker,
-                SeederOptions { upload_limit },
+                SeederOptions {
+                    upload_limit,
+                    ..SeederOptions::default()
+                },
             )
         })
         .collect();

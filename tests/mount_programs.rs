@@ -120,6 +120,7 @@ fn two_readers_of_different_files_both_progress_and_finish_right() {
     // Slow enough that both reads are in flight together for a few seconds.
     let opts = SeederOptions {
         upload_limit: 4 << 20,
+        ..SeederOptions::default()
     };
     let swarm = Swarm::start(&work, fixture, opts);
     let mount = lazy_mount(&work, &swarm);

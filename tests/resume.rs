@@ -28,6 +28,7 @@ fn resume_after_kill_9() {
         fixture,
         SeederOptions {
             upload_limit: 8 << 20,
+            ..SeederOptions::default()
         },
     );
     let torrent = swarm.torrent(&work, Announce::Http);

@@ -45,7 +45,10 @@ fn seed_with_aria2(work: &WorkDir, fixtures: &[&'static Fixture], upload_limit: 
         .iter()
         .map(|f| {
             let torrent = f.torrent(&tracker.http_url(), "seed", work.path());
-            let opts = SeederOptions { upload_limit };
+            let opts = SeederOptions {
+                upload_limit,
+                ..SeederOptions::default()
+            };
             Aria2Seeder::start(work.path(), f, &torrent, &tracker, opts)
         })
         .collect();

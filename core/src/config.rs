@@ -62,7 +62,8 @@ pub struct Settings {
     // The config crate drops empty lists, so an empty default must come from serde.
     #[serde(default)]
     pub plugin_dirs: Vec<PathBuf>,
-    /// Address the peer listener binds.
+    /// Address the peer listener binds; a specific IP is also where outgoing connections leave
+    /// from (peers, trackers, DHT).
     pub listen: SocketAddr,
     /// Connected peers per torrent.
     pub max_peers: u32,

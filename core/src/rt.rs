@@ -6,9 +6,15 @@
 //! Blocking work (storage, hashing, flushes, subprocesses, event-file writes) runs through
 //! [`blocking`], which caps how many such calls run at once: async-std's blocking pool grows a
 //! thread per waiting call, and a burst of uploads from a slow disk would otherwise make hundreds.
+//!
+//! Outgoing TCP connections are made here too ([`connect_from`]): one that must leave from the
+//! address a session listens on is bound before it connects, which the runtime's own `connect`
+//! cannot do.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -19,8 +25,41 @@ pub(crate) use async_std::net::{TcpListener, TcpStream};
 /// A TCP listener for front ends outside core (the HTTP API), so they need not name the runtime.
 pub struct Listener(TcpListener);
 
-/// An accepted TCP connection, as `futures::io` reader and writer.
+/// A TCP connection, accepted or made, as `futures::io` reader and writer; for front ends and
+/// plugins outside core (the HTTP API, the HTTP tracker client).
 pub struct Conn(TcpStream);
+
+/// Connects to `addr`, leaving from `local` when given (port chosen by the system), else from
+/// whatever address the routing table picks.
+///
+/// The socket is non-blocking before it connects and the connect completes on the reactor, so
+/// no thread waits on it: dials time out after seconds, and parking a blocking-pool thread per
+/// dial would starve the storage work that shares the pool's cap.
+pub(crate) async fn connect_from(local: Option<IpAddr>, addr: SocketAddr) -> io::Result<TcpStream> {
+    let Some(ip) = local else {
+        return TcpStream::connect(addr).await;
+    };
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::new(ip, 0).into()).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("binding the outgoing connection to {ip}: {e}"),
+        )
+    })?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let pending = async_io::Async::new(std::net::TcpStream::from(socket))?;
+    pending.writable().await?;
+    if let Some(e) = pending.get_ref().take_error()? {
+        return Err(e);
+    }
+    Ok(TcpStream::from(pending.into_inner()?))
+}
 
 impl Listener {
     pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<Listener> {
@@ -36,6 +75,13 @@ impl Listener {
         // Small responses (headers, JSON) go out at once instead of waiting for an ACK.
         let _ = stream.set_nodelay(true);
         Ok((Conn(stream), peer))
+    }
+}
+
+impl Conn {
+    /// An outgoing connection to `addr`, from `local` when given (see [`connect_from`]).
+    pub async fn connect(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<Conn> {
+        connect_from(local, addr).await.map(Conn)
     }
 }
 
@@ -296,6 +342,30 @@ mod tests {
             source.cancel();
             assert_eq!(tasks.join(Duration::from_millis(200)).await, 1);
             assert_eq!(tasks.live(), 0);
+        });
+    }
+
+    #[test]
+    fn a_bound_connect_leaves_from_its_address_and_reports_a_refusal() {
+        block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let to = listener.local_addr().unwrap();
+            let from: IpAddr = "127.0.0.2".parse().unwrap();
+            let (dialed, accepted) =
+                futures::future::join(connect_from(Some(from), to), listener.accept()).await;
+            assert_eq!(dialed.unwrap().local_addr().unwrap().ip(), from);
+            assert_eq!(accepted.unwrap().1.ip(), from);
+
+            let (routed, accepted) =
+                futures::future::join(connect_from(None, to), listener.accept()).await;
+            assert!(routed.is_ok());
+            assert_eq!(accepted.unwrap().1.ip(), to.ip());
+
+            drop(listener);
+            let refused = connect_from(Some(from), to).await.unwrap_err();
+            assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+            let unbindable = connect_from(Some("192.0.2.1".parse().unwrap()), to).await;
+            assert!(unbindable.unwrap_err().to_string().contains("192.0.2.1"));
         });
     }
 

@@ -421,6 +421,7 @@ fn tracker_plugin_is_chosen_by_scheme_and_round_trips_announces() {
         num_want: 50,
         key: 0xdead_beef,
         timeout: Duration::from_millis(1500),
+        local_ip: Some("127.0.0.2".parse().unwrap()),
     };
     let r = t.announce(&req).unwrap();
     assert_eq!(
@@ -435,7 +436,7 @@ fn tracker_plugin_is_chosen_by_scheme_and_round_trips_announces() {
     assert_eq!((r.seeders, r.leechers), (Some(50), None));
     assert_eq!(
         r.warning.as_deref(),
-        Some("Started key=3735928559 left=3 hash0=171 id0=45")
+        Some("Started key=3735928559 left=3 hash0=171 id0=45 from=Some(127.0.0.2)")
     );
 
     req.event = AnnounceEvent::Stopped;

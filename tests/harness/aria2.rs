@@ -43,11 +43,15 @@ pub struct SeederOptions {
     /// Upload limit in bytes per second (0 = none): slows the honest peer down so that a test
     /// can watch a download in progress, or so that a faster fake peer gets requests.
     pub upload_limit: u64,
+    /// Log at debug level, which names the address of every peer that connects
+    /// ([`Aria2Seeder::incoming_peers`]).
+    pub log_peers: bool,
 }
 
 pub struct Aria2Seeder {
     proc: Proc,
     pub addr: SocketAddr,
+    log: PathBuf,
 }
 
 impl Aria2Seeder {
@@ -63,7 +67,8 @@ impl Aria2Seeder {
         let port = free_port(SEEDER_IP);
         let rpc_port = free_port(LOCALHOST);
         let addr = SocketAddr::from((SEEDER_IP, port));
-        let mut cmd = base_command(SEEDER_IP, port, &dir.join(format!("aria2-seed-{port}.log")));
+        let log = dir.join(format!("aria2-seed-{port}.log"));
+        let mut cmd = base_command(SEEDER_IP, port, &log);
         cmd.arg("--enable-rpc=true")
             .arg(format!("--rpc-listen-port={rpc_port}"))
             .arg("--rpc-listen-all=false")
@@ -77,8 +82,12 @@ impl Aria2Seeder {
                 "--allow-overwrite=false",
                 "--auto-file-renaming=false",
                 "--bt-max-peers=0",
-                "--log-level=notice",
             ])
+            .arg(if opts.log_peers {
+                "--log-level=debug"
+            } else {
+                "--log-level=notice"
+            })
             .arg(format!("--max-upload-limit={}", opts.upload_limit))
             .arg(torrent);
         let mut proc = Proc::spawn(
@@ -107,7 +116,22 @@ impl Aria2Seeder {
             );
         }
         tracker.wait_lists(&fixture.meta.info_hash, addr, Duration::from_secs(20));
-        Aria2Seeder { proc, addr }
+        Aria2Seeder { proc, addr, log }
+    }
+
+    /// The addresses peers connected from, as its log names them (needs
+    /// [`SeederOptions::log_peers`]); the JSON-RPC listener logs its connections alike.
+    pub fn incoming_peers(&self) -> Vec<SocketAddr> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let (_, rest) = l
+                    .split_once("[PeerListenCommand")?
+                    .1
+                    .split_once("Accepted the connection from ")?;
+                rest.trim_end_matches('.').parse().ok()
+            })
+            .collect()
     }
 
     pub fn assert_running(&mut self) {

@@ -37,6 +37,7 @@ pub fn download_next_to(test: &str, behaviour: Misbehaviour) -> Outcome {
         fixture,
         SeederOptions {
             upload_limit: 4 << 20,
+            ..SeederOptions::default()
         },
     );
     let fake = FakePeer::start(own_loopback(), fixture, behaviour);

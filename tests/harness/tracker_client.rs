@@ -24,6 +24,7 @@ pub fn announce_request(
         num_want: 50,
         key: 7,
         timeout,
+        local_ip: None,
     }
 }
 

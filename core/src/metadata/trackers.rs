@@ -36,6 +36,7 @@ pub(super) async fn announce(fetch: Arc<Fetch>, tracker: Arc<dyn Tracker>) {
             num_want: 200,
             key,
             timeout: ANNOUNCE_TIMEOUT,
+            local_ip: fetch.env.local_ip(),
         };
         let t = tracker.clone();
         let wait = match rt::blocking(move || t.announce(&req)).await {

@@ -48,6 +48,7 @@ fn request(
         },
         key: t.announce_key,
         timeout,
+        local_ip: t.env.local_ip(),
     }
 }
 

@@ -3,7 +3,7 @@
 //! Calls are blocking (the engine runs them on a blocking-task pool), so that the same trait
 //! works across the C ABI of a dynamic plugin. An implementation bounds its own time.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +28,11 @@ pub struct AnnounceRequest {
     pub key: u32,
     /// How long the whole call may take.
     pub timeout: Duration,
+    /// The address the announce must leave from (the session's listen address when it names
+    /// one), so that the tracker hands out an address we listen on; `None` lets the routing
+    /// table choose. A client that cannot bind to it must fail the announce, not send it from
+    /// elsewhere.
+    pub local_ip: Option<IpAddr>,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -1,7 +1,7 @@
 //! What a torrent gets from its session: identity, listen address, shared limits, the peer
 //! budget, the event bus; and how it is configured.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +11,7 @@ use super::rate::RateLimiter;
 use crate::events::EventBus;
 use crate::metainfo::Metainfo;
 use crate::plugin::{PiecePicker, Storage, Tracker};
-use crate::rt::TcpStream;
+use crate::rt::{self, TcpStream};
 
 /// How to run one torrent.
 #[derive(Clone, Debug)]
@@ -91,9 +91,17 @@ pub(crate) struct Env {
 }
 
 impl Env {
-    /// Opens an outgoing connection to a peer.
+    /// The address outgoing connections leave from: the listen address when it names one (a VPN
+    /// or one interface), so that a tracker or peer sees the address we are reachable on; `None`
+    /// for a wildcard listen, where the routing table chooses.
+    pub fn local_ip(&self) -> Option<IpAddr> {
+        let ip = self.listen_addr.ip();
+        (!ip.is_unspecified()).then_some(ip)
+    }
+
+    /// Opens an outgoing connection to a peer, from [`Env::local_ip`].
     pub async fn connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
-        let stream = TcpStream::connect(addr).await?;
+        let stream = rt::connect_from(self.local_ip(), addr).await?;
         let _ = stream.set_nodelay(true);
         Ok(stream)
     }

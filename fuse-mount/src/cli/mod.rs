@@ -153,7 +153,8 @@ pub struct EngineArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Address to accept peers on, e.g. 0.0.0.0:6881 (port 0: any free port). Default
-    /// 0.0.0.0:6881, or the next free port when another program holds it.
+    /// 0.0.0.0:6881, or the next free port when another program holds it. A specific IP (a VPN,
+    /// one interface) is also where peer connections, tracker announces and the DHT leave from.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// Write a JSON line per event (pieces, peers, trackers) to this file.

@@ -4,17 +4,23 @@
 //! by the request's timeout. Replies are capped in size, and only a bencoded reply counts: an
 //! HTML error page or a non-200 status is reported as such.
 //!
-//! Each announce has a client, and so a connection pool, of its own, dropped when it ends. A
-//! shared client put a connection whose reply was refused half-read back in its pool, and the
-//! next announce on it read the rest of the old reply into memory (4.0 GB for a hostile 4,000 MB
-//! reply; tests/oversized_reply.rs). Announces are minutes apart: keep-alive saves nothing.
+//! Each announce has a connection of its own, made by [`connector`] from the request's local
+//! address and closed when the announce ends. A shared pooled client put a connection whose
+//! reply was refused half-read back in its pool, and the next announce on it read the rest of
+//! the old reply into memory (4.0 GB for a hostile 4,000 MB reply; tests/oversized_reply.rs).
+//! Announces are minutes apart: keep-alive saves nothing.
 
+mod connector;
 mod query;
 mod reply;
+
+use std::net::IpAddr;
 
 use futures::AsyncReadExt;
 use rivulet_core::plugin::{AnnounceRequest, AnnounceResponse, Tracker, TrackerError, TrackerOpen};
 use url::Url;
+
+use crate::connector::{Connector, Unreachable};
 
 /// Larger replies are refused; a real one is a few KiB.
 const MAX_REPLY: u64 = 2 * 1024 * 1024;
@@ -39,11 +45,10 @@ impl HttpTracker {
         })
     }
 
-    /// Status and (capped) body of a GET.
-    async fn get(&self, url: &Url) -> Result<(u16, Vec<u8>), TrackerError> {
-        // Declared first, so dropped last: the response's connection goes back to this pool
-        // and is closed with it.
-        let client = surf::Client::new();
+    /// Status and (capped) body of a GET, over a connection from `local`.
+    async fn get(&self, url: &Url, local: Option<IpAddr>) -> Result<(u16, Vec<u8>), TrackerError> {
+        // The response owns the connection: it is closed when `res` is dropped, at the end.
+        let client = surf::Client::with_http_client(Connector { local });
         let mut res = client
             .get(url.as_str())
             .await
@@ -63,32 +68,16 @@ impl HttpTracker {
         Ok((status, body))
     }
 
-    /// A failed request in plain words. surf's connection pool hides why a connection could
-    /// not be made ("An error occured while creating a new object"): a plain connect to the
-    /// same address says (refused, no route, unknown host). Only after a failure, on the
-    /// announce's blocking thread.
+    /// A failed request in plain words, naming the tracker.
     fn why_unreachable(&self, e: &surf::Error) -> String {
         let url = &self.url;
-        let addrs = match self.base.socket_addrs(|| self.base.port_or_known_default()) {
-            Ok(a) => a,
-            Err(err) => return format!("cannot resolve the host of {url}: {err}"),
-        };
-        let mut last = None;
-        for addr in addrs {
-            match std::net::TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) {
-                Ok(_) => return format!("{url}: {e}"),
-                Err(err) => last = Some(err),
-            }
-        }
-        match last {
-            Some(err) => format!("cannot connect to {url}: {err}"),
-            None => format!("cannot resolve the host of {url}: no address"),
+        match e.downcast_ref::<Unreachable>() {
+            Some(Unreachable::Resolve(err)) => format!("cannot resolve the host of {url}: {err}"),
+            Some(Unreachable::Connect(err)) => format!("cannot connect to {url}: {err}"),
+            None => format!("{url}: {e}"),
         }
     }
 }
-
-/// How long the plain connect that explains a failure may take.
-const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Tracker for HttpTracker {
     fn url(&self) -> &str {
@@ -97,9 +86,11 @@ impl Tracker for HttpTracker {
 
     fn announce(&self, req: &AnnounceRequest) -> Result<AnnounceResponse, TrackerError> {
         let url = query::announce_url(&self.base, req);
-        let (status, body) =
-            rivulet_core::rt::block_on(rivulet_core::rt::timeout(req.timeout, self.get(&url)))
-                .map_err(|_| TrackerError::Timeout)??;
+        let (status, body) = rivulet_core::rt::block_on(rivulet_core::rt::timeout(
+            req.timeout,
+            self.get(&url, req.local_ip),
+        ))
+        .map_err(|_| TrackerError::Timeout)??;
         if status != 200 {
             // Some trackers send their failure reason with an error status: prefer it.
             return match reply::parse(&body) {

@@ -57,6 +57,7 @@ mod tests {
             num_want: 50,
             key: 0xdead,
             timeout: Duration::from_secs(1),
+            local_ip: None,
         }
     }
 

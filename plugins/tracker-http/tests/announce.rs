@@ -202,3 +202,33 @@ fn a_closed_port_is_unreachable_in_plain_words_and_other_schemes_unsupported() {
         Err(TrackerError::Unsupported(_))
     ));
 }
+
+#[test]
+fn an_announce_leaves_from_its_local_address_or_fails_naming_it() {
+    let body = b"d8:intervali60e5:peers0:e";
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/announce", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut s, from) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).is_ok_and(|n| n == 1) {
+            head.push(byte[0]);
+        }
+        s.write_all(&http("200 OK", "text/plain", body)).unwrap();
+        from
+    });
+    let t = HttpTracker::open(&url).unwrap();
+    let mut req = request(b"-RV0001-ffffffffffff", 6881, Duration::from_secs(5));
+    req.local_ip = Some("127.0.0.3".parse().unwrap());
+    t.announce(&req).unwrap();
+    assert_eq!(server.join().unwrap().ip().to_string(), "127.0.0.3");
+
+    // Not an address of this host: the announce fails rather than leave from another one.
+    req.local_ip = Some("192.0.2.1".parse().unwrap());
+    let said = t.announce(&req).unwrap_err().to_string();
+    assert!(
+        said.contains(&format!("cannot connect to {url}")) && said.contains("192.0.2.1"),
+        "{said}"
+    );
+}

@@ -6,7 +6,7 @@
 mod exchange;
 mod packet;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -139,8 +139,21 @@ impl Tracker for UdpTracker {
     fn announce(&self, req: &AnnounceRequest) -> Result<AnnounceResponse, TrackerError> {
         let deadline = Instant::now() + req.timeout;
         let tracker = self.resolve(deadline)?;
-        let socket = UdpSocket::bind("0.0.0.0:0")
-            .map_err(|e| TrackerError::Unreachable(format!("binding a UDP socket: {e}")))?;
+        // From the session's listen address when it names one: the tracker records the
+        // datagram's source as our address.
+        let local = match req.local_ip {
+            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Some(ip @ IpAddr::V4(_)) => ip,
+            Some(ip @ IpAddr::V6(_)) => {
+                return Err(TrackerError::Unsupported(format!(
+                    "{}: announcing from the IPv6 address {ip}: IPv6 UDP trackers are not supported",
+                    self.url
+                )));
+            }
+        };
+        let socket = UdpSocket::bind(SocketAddr::new(local, 0)).map_err(|e| {
+            TrackerError::Unreachable(format!("binding a UDP socket to {local}: {e}"))
+        })?;
         let ex = Exchange {
             socket: &socket,
             tracker,

@@ -141,6 +141,7 @@ mod tests {
             num_want: u32::MAX,
             key: 6,
             timeout: Duration::from_secs(1),
+            local_ip: None,
         };
         let p = announce(0xabcd, 9, &req, b"/ann?x=1");
         assert_eq!(p.len(), 98 + 2 + 8);

@@ -220,3 +220,30 @@ fn urls_that_are_not_ipv4_udp_are_refused() {
     let e = UdpTracker::open("udp://[::1]:6969").err().unwrap();
     assert!(e.to_string().contains("IPv6"), "{e}");
 }
+
+#[test]
+fn an_announce_leaves_from_its_local_address_or_fails_naming_it() {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let t = UdpTracker::open(&format!("udp://{}", sock.local_addr().unwrap())).unwrap();
+    let mut req = request(b"-RV0001-gggggggggggg", 6881, Duration::from_millis(300));
+    req.local_ip = Some("127.0.0.3".parse().unwrap());
+    // Nobody answers: only where the connect request came from matters.
+    assert!(matches!(t.announce(&req), Err(TrackerError::Timeout)));
+    let mut buf = [0; 64];
+    let (_, from) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(from.ip().to_string(), "127.0.0.3");
+
+    req.local_ip = Some("192.0.2.1".parse().unwrap());
+    let e = t.announce(&req).unwrap_err();
+    assert!(
+        matches!(e, TrackerError::Unreachable(ref m) if m.contains("192.0.2.1")),
+        "{e}"
+    );
+    req.local_ip = Some("::1".parse().unwrap());
+    let e = t.announce(&req).unwrap_err();
+    assert!(
+        matches!(e, TrackerError::Unsupported(ref m) if m.contains("IPv6")),
+        "{e}"
+    );
+}

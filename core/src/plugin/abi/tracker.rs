@@ -35,6 +35,10 @@ pub struct AnnounceRequestRef {
     pub num_want: u32,
     pub key: u32,
     pub timeout_ms: u64,
+    /// Where the announce must leave from: `family` 0 (and the rest zero) for "the routing
+    /// table chooses", else 4 or 6 with port 0. Its size changes the tracker fingerprint, so a
+    /// plugin built before it existed is refused rather than handed a request it would misread.
+    pub local_ip: PeerAddr,
 }
 
 impl AnnounceRequestRef {
@@ -55,6 +59,9 @@ impl AnnounceRequestRef {
             num_want: r.num_want,
             key: r.key,
             timeout_ms: u64::try_from(r.timeout.as_millis()).unwrap_or(u64::MAX),
+            local_ip: r
+                .local_ip
+                .map_or(PeerAddr::NONE, |ip| PeerAddr::new(&SocketAddr::new(ip, 0))),
         }
     }
 
@@ -76,11 +83,22 @@ impl AnnounceRequestRef {
             num_want: self.num_want,
             key: self.key,
             timeout: Duration::from_millis(self.timeout_ms),
+            local_ip: match self.local_ip.family {
+                0 => None,
+                family => Some(
+                    self.local_ip
+                        .to_socket_addr()
+                        .ok_or_else(|| {
+                            Fault::invalid(&format!("local address with address family {family}"))
+                        })?
+                        .ip(),
+                ),
+            },
         })
     }
 }
 
-/// One peer: `family` 4 (first 4 bytes of `ip` used) or 6.
+/// One peer, or a local address: `family` 4 (first 4 bytes of `ip` used) or 6.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr {
@@ -92,6 +110,15 @@ pub struct PeerAddr {
 }
 
 impl PeerAddr {
+    /// No address (family 0).
+    const NONE: PeerAddr = PeerAddr {
+        family: 0,
+        ip: [0; 16],
+        port: 0,
+        flowinfo: 0,
+        scope_id: 0,
+    };
+
     fn new(a: &SocketAddr) -> Self {
         match a {
             SocketAddr::V4(v4) => {
@@ -334,5 +361,60 @@ mod tests {
             ..PeerAddr::new(&v4)
         };
         assert_eq!(bad.to_socket_addr(), None);
+    }
+
+    #[test]
+    fn the_local_address_crosses_and_none_stays_none() {
+        let mut req = AnnounceRequest {
+            info_hash: [1; 20],
+            peer_id: [2; 20],
+            port: 6881,
+            uploaded: 0,
+            downloaded: 0,
+            left: 0,
+            event: AnnounceEvent::None,
+            num_want: 0,
+            key: 0,
+            timeout: Duration::from_secs(1),
+            local_ip: None,
+        };
+        for ip in [
+            None,
+            Some("127.0.0.2".parse().unwrap()),
+            Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        ] {
+            req.local_ip = ip;
+            let back = AnnounceRequestRef::new(&req).to_request().unwrap();
+            assert_eq!(back.local_ip, ip);
+        }
+        let mut raw = AnnounceRequestRef::new(&req);
+        raw.local_ip.family = 9;
+        assert!(raw.to_request().is_err());
+    }
+
+    /// The tracker fingerprint of ABI 2 before requests carried a local address: a plugin built
+    /// then would not see the field, and would announce from wherever the routing table chose.
+    const BEFORE_LOCAL_IP: u64 = 0xe416_319c_6ec6_879a;
+
+    #[test]
+    fn a_tracker_plugin_built_before_the_local_address_is_refused() {
+        use crate::plugin::LoadFailure;
+        use crate::plugin::inspect::check_stamp;
+        let refused = check_stamp(
+            crate::plugin::abi::descriptor::ABI_VERSION,
+            KIND_TRACKER,
+            BEFORE_LOCAL_IP,
+        );
+        assert!(
+            matches!(
+                refused,
+                Err(LoadFailure::Fingerprint {
+                    found: BEFORE_LOCAL_IP,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        assert!(refused.unwrap_err().to_string().contains("rebuild it"));
     }
 }

@@ -1,5 +1,5 @@
 //! A tracker that answers from the request: peers at the request's port on 127.0.0.1 and ::1,
-//! the event and key echoed in the warning, a failure for `Stopped`, a timeout for a zero
+//! the event, key and local address echoed in the warning, a failure for `Stopped`, a timeout for a zero
 //! timeout.
 
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -50,8 +50,8 @@ impl Tracker for EchoTracker {
             seeders: Some(req.num_want),
             leechers: None,
             warning: Some(format!(
-                "{:?} key={} left={} hash0={} id0={}",
-                req.event, req.key, req.left, req.info_hash[0], req.peer_id[0]
+                "{:?} key={} left={} hash0={} id0={} from={:?}",
+                req.event, req.key, req.left, req.info_hash[0], req.peer_id[0], req.local_ip
             )),
         })
     }
