@@ -58,6 +58,11 @@ pub enum Event {
     DhtPeers {
         peers: usize,
     },
+    /// A connected peer named `peers` new addresses through peer exchange (BEP 11).
+    PexPeers {
+        from: String,
+        peers: usize,
+    },
     PeerConnected {
         addr: String,
         client: String,

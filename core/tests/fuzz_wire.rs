@@ -252,12 +252,18 @@ fn ext_handshake() -> impl Strategy<Value = ExtHandshake> {
         proptest::option::of(1u8..=255),
         proptest::option::of(1u64..=MAX_METADATA),
         proptest::option::of("[ -~]{0,30}"),
+        proptest::option::of(1u8..=255),
+        proptest::option::of(1u16..),
     )
-        .prop_map(|(ut_metadata, metadata_size, client)| ExtHandshake {
-            ut_metadata,
-            metadata_size,
-            client,
-        })
+        .prop_map(
+            |(ut_metadata, metadata_size, client, ut_pex, listen_port)| ExtHandshake {
+                ut_metadata,
+                ut_pex,
+                listen_port,
+                metadata_size,
+                client,
+            },
+        )
 }
 
 proptest! {
@@ -292,6 +298,8 @@ proptest! {
         if let Ok(h) = r {
             prop_assert!(h.metadata_size.is_none_or(|s| s > 0 && s <= MAX_METADATA));
             prop_assert!(h.ut_metadata != Some(0));
+            prop_assert!(h.ut_pex != Some(0));
+            prop_assert!(h.listen_port != Some(0));
         }
     }
 

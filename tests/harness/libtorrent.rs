@@ -1,8 +1,13 @@
 //! libtorrent (Debian's python3-libtorrent) as a real peer and DHT node: a small Python script
 //! runs one libtorrent session on a loopback address of its own, optionally seeding a torrent,
 //! and prints what happens as JSON lines (`listening`, `seeding`, `dht_announce` when another
-//! node announces a peer to it, `dht_get_peers` when one looks an info-hash up through it). The
+//! node announces a peer to it, `dht_get_peers` when one looks an info-hash up through it,
+//! `peers` with its connected peers and where it learnt of each whenever that changes). The
 //! test waits on those lines.
+//!
+//! [`LibtorrentNode::start_peer`] runs one as a plain swarm member instead: no DHT, dialling
+//! the peers it is given, optionally in upload mode (it asks nobody for data), which is how the
+//! peer exchange tests make a peer that knows others but has nothing to give.
 //!
 //! libtorrent's DHT refuses loopback and same-IP nodes by default; the script turns off
 //! `dht_restrict_routing_ips`, `dht_restrict_search_ips`, `dht_enforce_node_id` and
@@ -35,7 +40,7 @@ def say(event, **kw):
 s = lt.session({
     "listen_interfaces": "%s:%d" % (cfg["ip"], cfg["port"]),
     "outgoing_interfaces": cfg["ip"],
-    "enable_dht": True,
+    "enable_dht": cfg.get("dht", True),
     "dht_bootstrap_nodes": cfg["bootstrap"],
     "dht_restrict_routing_ips": False,
     "dht_restrict_search_ips": False,
@@ -48,6 +53,9 @@ s = lt.session({
     "enable_incoming_utp": False,
     "enable_outgoing_utp": False,
     "allow_multiple_connections_per_ip": True,
+    # A peer in upload mode and a seeder stay connected: the peer exchange tests need the
+    # middle peer to keep the seeder in its list.
+    "close_redundant_connections": cfg.get("dht", True),
     "alert_mask": lt.alert.category_t.dht_notification
         | lt.alert.category_t.status_notification
         | lt.alert.category_t.error_notification,
@@ -57,10 +65,31 @@ if cfg["torrent"]:
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(cfg["torrent"])
     atp.save_path = cfg["data"]
+    if cfg.get("upload_mode"):
+        atp.flags |= lt.torrent_flags.upload_mode
     handle = s.add_torrent(atp)
+    if cfg.get("download_limit"):
+        handle.set_download_limit(cfg["download_limit"])
+    for peer in cfg.get("connect", []):
+        ip, port = peer.rsplit(":", 1)
+        handle.connect_peer((ip, int(port)))
+
+SOURCES = ("tracker", "dht", "pex", "lsd", "resume_data")
+def peer_list():
+    out = []
+    for p in handle.get_peer_info():
+        if p.flags & lt.peer_info.connecting or p.flags & lt.peer_info.handshake:
+            continue
+        out.append({
+            "addr": "%s:%d" % p.ip,
+            "source": [n for n in SOURCES if p.source & getattr(lt.peer_info, n)],
+            "outgoing": bool(p.flags & lt.peer_info.outgoing_connection),
+        })
+    return sorted(out, key=lambda p: p["addr"])
 
 seeding = False
 last_announce = 0.0
+last_peers = None
 while True:
     s.wait_for_alert(200)
     for a in s.pop_alerts():
@@ -81,7 +110,11 @@ while True:
             say("seeding")
         # libtorrent announces once at start (before its DHT has any node) and then every 15
         # minutes: repeat it until the test is over.
-        if seeding and time.time() - last_announce > 3:
+        peers = peer_list()
+        if peers != last_peers:
+            say("peers", peers=peers)
+            last_peers = peers
+        if cfg.get("dht", True) and seeding and time.time() - last_announce > 3:
             handle.force_dht_announce()
             last_announce = time.time()
 "#;
@@ -90,6 +123,17 @@ while True:
 pub struct Seed<'a> {
     pub torrent: &'a Path,
     pub data: &'a Path,
+}
+
+/// A plain swarm member; see [`LibtorrentNode::start_peer`].
+pub struct SwarmPeer<'a> {
+    pub torrent: &'a Path,
+    pub data: &'a Path,
+    pub seeding: bool,
+    pub upload_mode: bool,
+    pub connect: Vec<SocketAddr>,
+    /// Bytes a second it downloads at most; 0 for no limit.
+    pub download_limit: u32,
 }
 
 /// A running libtorrent session; killed on drop.
@@ -110,7 +154,6 @@ impl LibtorrentNode {
         seed: Option<Seed>,
     ) -> LibtorrentNode {
         let port = free_port(ip);
-        let addr = SocketAddr::from((ip, port));
         let cfg = json!({
             "ip": ip.to_string(),
             "port": port,
@@ -118,6 +161,31 @@ impl LibtorrentNode {
             "torrent": seed.as_ref().map(|s| s.torrent.display().to_string()),
             "data": seed.as_ref().map(|s| s.data.display().to_string()),
         });
+        Self::spawn(dir, ip, port, cfg, seed.is_some())
+    }
+
+    /// Starts a swarm member on `ip` without the DHT, sharing `torrent` with its data in `data`
+    /// (seeding, if `seeding`, once it has checked it), dialling `connect`; in upload mode it
+    /// requests no data from anyone. It keeps connections libtorrent would close as redundant
+    /// (seed to upload-only peer). Returns once it listens (and seeds).
+    pub fn start_peer(dir: &Path, ip: Ipv4Addr, peer: SwarmPeer) -> LibtorrentNode {
+        let port = free_port(ip);
+        let cfg = json!({
+            "ip": ip.to_string(),
+            "port": port,
+            "bootstrap": "",
+            "dht": false,
+            "torrent": peer.torrent.display().to_string(),
+            "data": peer.data.display().to_string(),
+            "connect": peer.connect.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "upload_mode": peer.upload_mode,
+            "download_limit": peer.download_limit,
+        });
+        Self::spawn(dir, ip, port, cfg, peer.seeding)
+    }
+
+    fn spawn(dir: &Path, ip: Ipv4Addr, port: u16, cfg: Value, seeding: bool) -> LibtorrentNode {
+        let addr = SocketAddr::from((ip, port));
         let mut cmd = Command::new(PYTHON);
         cmd.arg("-c").arg(SCRIPT).arg(cfg.to_string());
         let out = dir.join(format!("libtorrent-{ip}-{port}.out"));
@@ -126,7 +194,7 @@ impl LibtorrentNode {
         node.wait_event(Duration::from_secs(30), "libtorrent to listen", |e| {
             e["event"] == "listening"
         });
-        if seed.is_some() {
+        if seeding {
             node.wait_event(Duration::from_secs(60), "libtorrent to seed", |e| {
                 e["event"] == "seeding"
             });
@@ -162,6 +230,17 @@ impl LibtorrentNode {
                 self.proc.log_tail(3000)
             );
         }
+    }
+
+    /// Waits until a connected peer satisfies `cond` (given its `peers` entry: `addr`,
+    /// `source` names, `outgoing`).
+    pub fn wait_peer(&mut self, timeout: Duration, what: &str, cond: impl Fn(&Value) -> bool) {
+        self.wait_event(timeout, what, |e| {
+            e["event"] == "peers"
+                && e["peers"]
+                    .as_array()
+                    .is_some_and(|peers| peers.iter().any(&cond))
+        });
     }
 
     /// Waits until a node announced `peer` (its IP and TCP port) for `info_hash_hex` to this one.

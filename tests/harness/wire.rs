@@ -30,6 +30,21 @@ pub fn announces_fast(hs: &[u8; 68]) -> bool {
 
 const FAST_BIT: u8 = 0x04;
 
+/// The extension protocol's message id (BEP 10); its handshake is extended id 0.
+pub const EXTENDED: u8 = 20;
+
+/// [`handshake`] announcing the extension protocol (BEP 10: bit 0x10 of reserved byte 5).
+pub fn extension_handshake(info_hash: &[u8; 20]) -> Vec<u8> {
+    handshake_reserved(info_hash, [0, 0, 0, 0, 0, 0x10, 0, 0])
+}
+
+/// An extension message: extended id `ext_id` (0: the extension handshake) and its payload.
+pub fn extended(ext_id: u8, payload: &[u8]) -> Vec<u8> {
+    let mut body = vec![ext_id];
+    body.extend_from_slice(payload);
+    message(EXTENDED, &body)
+}
+
 fn handshake_reserved(info_hash: &[u8; 20], reserved: [u8; 8]) -> Vec<u8> {
     let mut hs = Vec::with_capacity(68);
     hs.push(PROTOCOL.len() as u8);

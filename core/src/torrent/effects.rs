@@ -5,12 +5,15 @@
 //! lock short (no socket, channel or file under it) and lets the state be tested with no
 //! sockets at all: a test calls a method and looks at the effects.
 
+use std::net::SocketAddr;
+
 use crate::events::Event;
 use crate::peer::{Outbound, PeerTx, Refused};
 use crate::rt::Sender;
 use crate::wire::{BlockRequest, Message};
 
 use super::assembly::PieceAssembly;
+use super::swarm::PeerSource;
 
 #[derive(Debug)]
 pub(crate) enum Effect {
@@ -20,6 +23,8 @@ pub(crate) enum Effect {
     Wake(Sender<()>),
     /// The download completed: tell the trackers, save the resume file.
     Completed,
+    /// Peer addresses learnt from a peer: candidates to add and dial.
+    Found(PeerSource, Vec<SocketAddr>),
 }
 
 /// Effects collected under the lock, in the order they were decided.
@@ -41,6 +46,10 @@ impl Effects {
 
     pub fn emit(&mut self, e: Event) {
         self.list.push(Effect::Emit(e));
+    }
+
+    pub fn found(&mut self, source: PeerSource, addrs: Vec<SocketAddr>) {
+        self.list.push(Effect::Found(source, addrs));
     }
 
     pub fn wake(&mut self, tx: &Sender<()>) {
@@ -76,6 +85,7 @@ impl Effects {
 pub(crate) struct Outcome {
     pub overflowed: Vec<PeerTx>,
     pub completed: bool,
+    pub found: Vec<(PeerSource, Vec<SocketAddr>)>,
 }
 
 /// Carries out sends, wakes and events; returns what needs the state again.
@@ -95,6 +105,7 @@ pub(crate) fn carry_out(list: Vec<Effect>, events: &crate::events::EventSink) ->
                 let _ = w.try_send(());
             }
             Effect::Completed => out.completed = true,
+            Effect::Found(source, addrs) => out.found.push((source, addrs)),
         }
     }
     out

@@ -99,6 +99,8 @@ pub(crate) struct PeerState {
     /// When data last moved either way; `None` if it never has. Peers that exchange data keep
     /// their slots; the others make room for newcomers first.
     pub last_data: Option<Instant>,
+    /// It dialled us: `addr`'s port is not where it listens (see `ext.listen_port`).
+    pub incoming: bool,
     /// The extensions (BEP 10) it speaks.
     pub ext: super::state::PeerExtensions,
     /// Both sides speak the fast extension (BEP 6): have-all/none, reject, allowed-fast.
@@ -146,6 +148,7 @@ impl PeerState {
             choked_requests: 0,
             connected_at: Instant::now(),
             last_data: None,
+            incoming: false,
             ext: Default::default(),
             fast: false,
             allowed_fast: Vec::new(),

@@ -39,6 +39,8 @@ pub enum PeerSource {
     Dht,
     /// `x.pe` in a magnet link.
     Magnet,
+    /// A connected peer's ut_pex message (BEP 11).
+    Pex,
 }
 
 /// Where to dial next.

@@ -2,8 +2,8 @@
 //! extension handshake (message 20, extended id 0) in which each side names the extensions it
 //! speaks and the message id it wants each one sent under.
 //!
-//! Only what we use is read (`m.ut_metadata`, `metadata_size`, `v`); everything else in the
-//! dictionary is skipped. The payload is walked by [`crate::metainfo::span::value_end`] (depth
+//! Only what we use is read (`m.ut_metadata`, `m.ut_pex`, `metadata_size`, `p`, `v`);
+//! everything else in the dictionary is skipped. The payload is walked by [`crate::metainfo::span::value_end`] (depth
 //! limit) before serde_bencode decodes it.
 
 use std::collections::BTreeMap;
@@ -22,6 +22,8 @@ pub const RESERVED_BYTE: usize = 5;
 pub const RESERVED_BIT: u8 = 0x10;
 /// The extended id we ask peers to send ut_metadata messages under.
 pub const OUR_UT_METADATA: u8 = 1;
+/// The extended id we ask peers to send ut_pex (BEP 11) messages under.
+pub const OUR_UT_PEX: u8 = 2;
 /// Largest info dictionary we fetch or accept. 16 MiB holds 800k piece hashes (800 GiB in
 /// 1 MiB pieces, 12 TiB in 16 MiB pieces) and file lists far past any real torrent; a peer
 /// naming more is refused before anything is allocated.
@@ -32,6 +34,10 @@ pub const MAX_METADATA: u64 = 16 << 20;
 pub struct ExtHandshake {
     /// The id the peer wants ut_metadata messages sent under; `None` if it does not speak it.
     pub ut_metadata: Option<u8>,
+    /// The id the peer wants ut_pex messages sent under; `None` if it does not speak it.
+    pub ut_pex: Option<u8>,
+    /// The TCP port the peer listens on (`p`): where others reach a peer that dialed us.
+    pub listen_port: Option<u16>,
     /// The size of the info dictionary, if the peer has it.
     pub metadata_size: Option<u64>,
     /// The peer's client name (`v`).
@@ -53,6 +59,7 @@ struct Raw {
     #[serde(default)]
     m: BTreeMap<ByteBuf, RawId>,
     metadata_size: Option<i64>,
+    p: Option<RawId>,
     v: Option<ByteBuf>,
 }
 
@@ -61,6 +68,8 @@ struct RawOut<'a> {
     m: BTreeMap<&'a str, i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata_size: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     v: Option<&'a str>,
 }
@@ -76,9 +85,12 @@ enum RawId {
 
 impl ExtHandshake {
     /// Ours: ut_metadata under [`OUR_UT_METADATA`], and the metadata size once we have it.
+    /// A torrent adds ut_pex and its listen port (see `greet_extensions`).
     pub fn ours(metadata_size: Option<u64>) -> ExtHandshake {
         ExtHandshake {
             ut_metadata: Some(OUR_UT_METADATA),
+            ut_pex: None,
+            listen_port: None,
             metadata_size,
             client: Some(format!("Rivulet {}", env!("CARGO_PKG_VERSION"))),
         }
@@ -86,12 +98,12 @@ impl ExtHandshake {
 
     pub fn encode(&self) -> Vec<u8> {
         let raw = RawOut {
-            m: self
-                .ut_metadata
-                .map(|id| ("ut_metadata", id as i64))
+            m: [("ut_metadata", self.ut_metadata), ("ut_pex", self.ut_pex)]
                 .into_iter()
+                .filter_map(|(name, id)| Some((name, id? as i64)))
                 .collect(),
             metadata_size: self.metadata_size.map(|s| s as i64),
+            p: self.listen_port.map(i64::from),
             v: self.client.as_deref(),
         };
         serde_bencode::to_bytes(&raw).unwrap_or_default()
@@ -102,8 +114,14 @@ impl ExtHandshake {
         let raw: Raw = serde_bencode::from_bytes(&payload[..end])
             .map_err(|e| ExtensionError::Decode(one_line(&e.to_string())))?;
         // Id 0 means "disabled"; ids past 255 cannot be sent.
-        let ut_metadata = match raw.m.get(&ByteBuf::from(b"ut_metadata".to_vec())) {
+        let id = |name: &[u8]| match raw.m.get(&ByteBuf::from(name.to_vec())) {
             Some(RawId::Id(id)) => u8::try_from(*id).ok().filter(|&id| id != 0),
+            _ => None,
+        };
+        let (ut_metadata, ut_pex) = (id(b"ut_metadata"), id(b"ut_pex"));
+        // A port we cannot use is as good as none: the handshake is still worth having.
+        let listen_port = match raw.p {
+            Some(RawId::Id(p)) => u16::try_from(p).ok().filter(|&p| p != 0),
             _ => None,
         };
         let metadata_size = match raw.metadata_size {
@@ -113,6 +131,8 @@ impl ExtHandshake {
         };
         Ok(ExtHandshake {
             ut_metadata,
+            ut_pex,
+            listen_port,
             metadata_size,
             client: raw.v.map(|v| one_line(&String::from_utf8_lossy(&v))),
         })
@@ -133,7 +153,10 @@ mod tests {
 
     #[test]
     fn our_handshake_reads_back() {
-        let h = ExtHandshake::ours(Some(12345));
+        let mut h = ExtHandshake::ours(Some(12345));
+        assert_eq!(ExtHandshake::decode(&h.encode()).unwrap(), h);
+        h.ut_pex = Some(OUR_UT_PEX);
+        h.listen_port = Some(6881);
         assert_eq!(ExtHandshake::decode(&h.encode()).unwrap(), h);
     }
 
@@ -142,6 +165,8 @@ mod tests {
         let p = b"d1:md6:ut_pexi2e11:ut_metadatai3e5:otherli1eee13:metadata_sizei99e1:pi6881e1:v5:aria2e";
         let h = ExtHandshake::decode(p).unwrap();
         assert_eq!(h.ut_metadata, Some(3));
+        assert_eq!(h.ut_pex, Some(2));
+        assert_eq!(h.listen_port, Some(6881));
         assert_eq!(h.metadata_size, Some(99));
         assert_eq!(h.client.as_deref(), Some("aria2"));
     }

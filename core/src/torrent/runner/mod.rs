@@ -255,6 +255,9 @@ impl Torrent {
                 let t = self.clone();
                 self.tasks.spawn(async move { t.save_resume().await });
             }
+            for (source, addrs) in out.found {
+                self.add_peers(source, &addrs);
+            }
             if out.overflowed.is_empty() {
                 return;
             }
@@ -420,6 +423,7 @@ impl Torrent {
                     return;
                 }
                 s.tick(now, fx);
+                s.pex_round(now, fx);
                 if now.duration_since(last_choke) >= RECHOKE_EVERY {
                     s.rechoke(fx);
                     last_choke = now;

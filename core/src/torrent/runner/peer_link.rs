@@ -35,9 +35,10 @@ impl PeerHandler for Torrent {
                 let mut peer =
                     PeerState::new(conn, link.addr, link.peer_id, link.tx, link.close, pieces);
                 peer.fast = link.fast;
+                peer.incoming = link.incoming;
                 let key = s.add_peer(peer, &mut fx);
                 if link.extensions {
-                    s.greet_extensions(key, &mut fx);
+                    s.greet_extensions(key, self.env.listen_addr.port(), &mut fx);
                 }
                 Ok(Attached { key, conn })
             }

@@ -1,12 +1,15 @@
 //! The torrent's side of the extension protocol (BEP 10): our extension handshake to peers
-//! that speak it, theirs in, and serving our info dictionary to peers fetching metadata
-//! (BEP 9) from a magnet link.
+//! that speak it, theirs in, serving our info dictionary to peers fetching metadata (BEP 9)
+//! from a magnet link, and routing peer exchange (BEP 11) messages to `pex.rs`.
+
+use std::time::Instant;
 
 use super::TorrentState;
+use super::pex::PeerPex;
 use crate::peer::DropReason;
 use crate::plugin::PeerKey;
 use crate::torrent::effects::Effects;
-use crate::wire::extension::{HANDSHAKE_ID, OUR_UT_METADATA};
+use crate::wire::extension::{HANDSHAKE_ID, OUR_UT_METADATA, OUR_UT_PEX};
 use crate::wire::{ExtHandshake, Message, MetadataMsg, ut_metadata};
 
 /// Metadata pieces served per connection, as a multiple of the metadata's piece count: a peer
@@ -18,18 +21,28 @@ const SERVE_ROUNDS: u32 = 4;
 pub(crate) struct PeerExtensions {
     /// The id the peer wants ut_metadata messages sent under.
     pub ut_metadata: Option<u8>,
+    /// The id the peer wants ut_pex messages sent under (never set for a private torrent).
+    pub ut_pex: Option<u8>,
+    /// The port it listens on, from its handshake's `p`.
+    pub listen_port: Option<u16>,
     /// Metadata pieces served to it so far.
     pub served: u32,
+    pub pex: PeerPex,
 }
 
 impl TorrentState {
-    /// Sends our extension handshake to a peer that announced the extension protocol.
-    pub fn greet_extensions(&mut self, key: PeerKey, fx: &mut Effects) {
+    /// Sends our extension handshake to a peer that announced the extension protocol: with
+    /// ut_pex unless the torrent is private (BEP 27), and the port we listen on, so a peer we
+    /// dialled can pass us on.
+    pub fn greet_extensions(&mut self, key: PeerKey, listen_port: u16, fx: &mut Effects) {
         let size = self.meta.info_bytes.len() as u64;
+        let private = self.meta.private;
         let Some(peer) = self.swarm.peers.get(&key) else {
             return;
         };
-        let ours = ExtHandshake::ours((size > 0).then_some(size));
+        let mut ours = ExtHandshake::ours((size > 0).then_some(size));
+        ours.ut_pex = (!private).then_some(OUR_UT_PEX);
+        ours.listen_port = Some(listen_port).filter(|&p| p != 0);
         fx.send(
             &peer.tx,
             Message::Extended {
@@ -48,17 +61,24 @@ impl TorrentState {
         fx: &mut Effects,
     ) -> Result<(), DropReason> {
         let info = self.meta.info_bytes.clone();
+        let private = self.meta.private;
         let Some(peer) = self.swarm.peers.get_mut(&key) else {
             return Ok(());
         };
         match id {
             HANDSHAKE_ID => {
                 // A handshake we cannot read only means we will not talk extensions with it.
-                peer.ext.ut_metadata = ExtHandshake::decode(payload)
+                let h = ExtHandshake::decode(payload)
                     .map_err(|e| tracing::debug!("{}: {e}", peer.addr))
-                    .ok()
-                    .and_then(|h| h.ut_metadata);
+                    .unwrap_or_default();
+                peer.ext.ut_metadata = h.ut_metadata;
+                peer.ext.ut_pex = h.ut_pex.filter(|_| !private);
+                peer.ext.listen_port = h.listen_port;
+                if peer.ext.ut_pex.is_some() {
+                    peer.ext.pex.start(Instant::now());
+                }
             }
+            OUR_UT_PEX => self.on_pex(key, payload, Instant::now(), fx),
             OUR_UT_METADATA => {
                 let msg = MetadataMsg::decode(payload)
                     .map_err(|e| DropReason::Protocol(e.to_string()))?;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 mod extended;
 mod fast;
 mod outcomes;
+mod pex;
 
 pub(crate) use extended::PeerExtensions;
 pub(crate) use fast::Upload;
@@ -547,5 +548,7 @@ impl TorrentState {
 
 #[cfg(test)]
 mod fast_tests;
+#[cfg(test)]
+mod pex_tests;
 #[cfg(test)]
 mod tests;
