@@ -34,7 +34,7 @@ pub trait TorrentBytes: Send + Sync + 'static {
         &self,
         offset: u64,
         len: u64,
-    ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send + 'static;
+    ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send + 'static + use<Self>;
     /// Replaces `reader`'s readahead window: `range` is needed in `urgency`.
     fn prefetch(&self, reader: u64, range: Range<u64>, urgency: Duration);
     /// Withdraws `reader`'s readahead window.
@@ -51,7 +51,7 @@ impl TorrentBytes for TorrentHandle {
         &self,
         offset: u64,
         len: u64,
-    ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send + 'static + use<> {
         let handle = self.clone();
         async move { handle.read(offset, len).await }
     }
@@ -182,7 +182,7 @@ impl<T: TorrentBytes> Reader<T> {
         &self,
         offset: u64,
         len: u64,
-    ) -> impl Future<Output = Result<Vec<u8>, ReaderError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Vec<u8>, ReaderError>> + Send + 'static + use<T> {
         let end = offset.saturating_add(len).min(self.len);
         let started = (offset < end).then(|| self.start_read(offset..end));
         async move {
@@ -197,7 +197,7 @@ impl<T: TorrentBytes> Reader<T> {
     fn start_read(
         &self,
         range: Range<u64>,
-    ) -> impl Future<Output = Result<Vec<u8>, ReaderError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Vec<u8>, ReaderError>> + Send + 'static + use<T> {
         let now = Instant::now();
         let len = range.end - range.start;
         let retry = {

@@ -68,7 +68,7 @@ impl TorrentBytes for Scripted {
         &self,
         offset: u64,
         len: u64,
-    ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send + 'static + use<> {
         self.calls
             .lock()
             .unwrap()

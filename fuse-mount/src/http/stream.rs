@@ -3,8 +3,9 @@
 //! Files are named by index, so a URL can never reach outside its torrent (the name segment is
 //! for players and people and is not looked at). Bytes come through core's [`Reader`], the
 //! same one the mount uses: a player seeking over HTTP gets the same read deadline and
-//! readahead as one reading through FUSE. The body is sent a chunk at a time and the next read
-//! starts only when hyper asks for more, so a slow client holds one chunk, not the file.
+//! readahead as one reading through FUSE. The body is sent a chunk at a time, with the read of
+//! the next chunk already under way while one is sent ([`READS_AHEAD`]), so a slow client holds
+//! two chunks, not the file.
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -21,6 +22,9 @@ use super::reply::{self, Reply};
 /// Bytes per read and per body frame: whole pieces of common sizes, small enough that a
 /// stalled client pins little.
 const CHUNK: u64 = 256 * 1024;
+/// Chunk reads in flight per response: the next one is read while hyper writes the last, so
+/// the storage read and the socket write of a completed file overlap instead of taking turns.
+const READS_AHEAD: usize = 2;
 
 /// What a `Range` header asks of a file of `len` bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -144,21 +148,22 @@ fn read_failed(e: &ReaderError) -> Reply {
 
 /// `first`, then `next..end` of the file read a chunk at a time as the client takes them.
 fn body(reader: Reader<TorrentHandle>, first: Bytes, next: u64, end: u64) -> reply::Body {
-    let rest = futures::stream::unfold((reader, next), move |(reader, pos)| async move {
-        if pos >= end {
-            return None;
-        }
-        let n = (end - pos).min(CHUNK);
-        let item = reader
-            .read_at(pos, n)
-            .await
-            .map(|d| Frame::data(Bytes::from(d)))
-            .map_err(|e| std::io::Error::other(e.to_string()));
-        // After an error the stream ends: hyper closes the connection mid-body, which is how
-        // HTTP/1.1 says the rest will not come.
-        let pos = if item.is_ok() { pos + n } else { end };
-        Some((item, (reader, pos)))
-    });
+    // Reads are started in file order (the reader sees them so), at most READS_AHEAD at once.
+    let rest = futures::stream::iter((next..end).step_by(CHUNK as usize))
+        .map(move |pos| reader.read_at(pos, (end - pos).min(CHUNK)))
+        .buffered(READS_AHEAD)
+        .scan(false, |failed, read| {
+            // After an error the stream ends: hyper closes the connection mid-body, which is
+            // how HTTP/1.1 says the rest will not come.
+            if *failed {
+                return futures::future::ready(None);
+            }
+            *failed = read.is_err();
+            let frame = read
+                .map(|d| Frame::data(Bytes::from(d)))
+                .map_err(|e| std::io::Error::other(e.to_string()));
+            futures::future::ready(Some(frame))
+        });
     let stream = futures::stream::once(async move { Ok(Frame::data(first)) }).chain(rest);
     StreamBody::new(stream).boxed_unsync()
 }

@@ -105,7 +105,7 @@ impl TorrentBytes for StoppedSource {
         &self,
         _offset: u64,
         _len: u64,
-    ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send + 'static + use<> {
         std::future::ready(Err(ReadError::Stopped))
     }
     fn prefetch(&self, _reader: u64, _range: Range<u64>, _urgency: Duration) {}
@@ -190,7 +190,7 @@ impl TorrentBytes for MemorySource {
         &self,
         offset: u64,
         len: u64,
-    ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send + 'static + use<> {
         self.calls.push(Call::Read(offset..offset + len));
         let data = self.data.clone();
         async move {
@@ -228,7 +228,7 @@ impl TorrentBytes for HangingSource {
         &self,
         offset: u64,
         _len: u64,
-    ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send + 'static + use<> {
         let _ = self.started.lock().unwrap().send(offset);
         std::future::pending()
     }
