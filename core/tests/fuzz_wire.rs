@@ -1,6 +1,6 @@
 //! Generated-input tests of the peer wire parsers: `Message::read` and `Message::decode`,
 //! `Handshake::decode`/`read`, `Bitfield::from_wire`, and the BEP 10 extension handshake and
-//! BEP 9 ut_metadata messages, and the fast extension's (BEP 6) messages. Round trips for every message, random
+//! BEP 9 ut_metadata messages, the fast extension's (BEP 6) and BEP 52's hash request and reject. Round trips for every message, random
 //! and mutated byte streams, and length prefixes up to 4 GiB that must be refused before
 //! anything of that size is allocated.
 //!
@@ -12,7 +12,8 @@ use rivulet_core::wire::extension::MAX_METADATA;
 use rivulet_core::wire::handshake::HANDSHAKE_LEN;
 use rivulet_core::wire::ut_metadata::METADATA_PIECE;
 use rivulet_core::wire::{
-    BlockRequest, ExtHandshake, Handshake, HandshakeError, Message, MessageError, MetadataMsg,
+    BlockRequest, ExtHandshake, Handshake, HandshakeError, HashRequest, Message, MessageError,
+    MetadataMsg,
 };
 use rivulet_fuzz_support::budget::{BudgetAlloc, largest_allocation};
 use rivulet_fuzz_support::{config, mutate};
@@ -62,12 +63,26 @@ fn message() -> impl Strategy<Value = Message> {
         any::<u32>().prop_map(Message::AllowedFast),
         (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..600))
             .prop_map(|(id, payload)| Message::Extended { id, payload }),
-        // Ids we do not speak carry no payload in our encoding; 0..=9, 13..=17 (BEP 6) and 20
-        // are taken.
+        hash_request().prop_map(Message::HashRequest),
+        hash_request().prop_map(Message::HashReject),
+        // Ids we do not speak carry no payload in our encoding; 0..=9, 13..=17 (BEP 6), 20
+        // (BEP 10), 21 and 23 (BEP 52) are taken.
         (10u8..=255)
-            .prop_filter("spoken", |id| *id != 20 && !(13..=17).contains(id))
+            .prop_filter("spoken", |id| {
+                ![20, 21, 23].contains(id) && !(13..=17).contains(id)
+            })
             .prop_map(Message::Unknown),
     ]
+}
+
+fn hash_request() -> impl Strategy<Value = HashRequest> {
+    (any::<[u8; 32]>(), any::<[u32; 4]>()).prop_map(|(pieces_root, n)| HashRequest {
+        pieces_root,
+        base_layer: n[0],
+        index: n[1],
+        length: n[2],
+        proof_layers: n[3],
+    })
 }
 
 fn handshake() -> impl Strategy<Value = Handshake> {

@@ -12,7 +12,7 @@ pub mod ut_metadata;
 pub use extension::{ExtHandshake, ExtensionError};
 
 pub use handshake::{Handshake, HandshakeError};
-pub use message::{BlockRequest, Message, MessageError};
+pub use message::{BlockRequest, HashRequest, Message, MessageError};
 pub use pex::{PexError, PexMsg, PexPeer};
 pub use ut_metadata::{MetadataMsg, MetadataMsgError};
 
