@@ -15,7 +15,8 @@
 //! run the time from launch to the tree listed and to the first 64 KiB read (no metadata cache:
 //! a fresh state directory each time).
 //! Env: BENCH_RUNS (default 3), BENCH_FIXTURE (single = 64 MiB, default; big = 256 MiB),
-//!      BENCH_CLIENTS (default "rivulet btfs").
+//!      BENCH_CLIENTS (default "rivulet btfs"), BENCH_TRACKER (the magnet's `tr`: http, the
+//!      default, or udp).
 
 #[path = "common/mount_client.rs"]
 mod mount_client;
@@ -33,7 +34,7 @@ use rivulet_tests::fixture::Fixture;
 use rivulet_tests::libtorrent::{LibtorrentNode, Seed};
 use rivulet_tests::netns::assert_isolated_network;
 use rivulet_tests::ports::own_loopback;
-use rivulet_tests::tracker::Tracker;
+use rivulet_tests::tracker::{Announce, Tracker};
 use rivulet_tests::workdir::WorkDir;
 
 use mount_client::{Client, READ_LIMIT, Running, median, timed_read};
@@ -303,7 +304,11 @@ fn magnet_mode(fixture: &'static Fixture, runs: usize, clients: &[Client]) {
         seeder.addr,
         Duration::from_secs(60),
     );
-    let link = fixture.magnet(&tracker.http_url(), &[]);
+    let announce = match std::env::var("BENCH_TRACKER").as_deref() {
+        Ok("udp") => Announce::Udp,
+        _ => Announce::Http,
+    };
+    let link = fixture.magnet(&tracker.url(announce), &[]);
     println!(
         "# magnet mount: {} ({} bytes), libtorrent seeder {}, {runs} runs, fresh mount and state each\n# {link}",
         fixture.id,

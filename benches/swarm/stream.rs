@@ -217,15 +217,26 @@ fn sleep_until(t: Instant) {
     }
 }
 
+impl StreamRun {
+    fn failed(&self) -> bool {
+        [self.first_from_launch, self.at_60]
+            .iter()
+            .any(|v| v.is_nan())
+            || self.start.is_none()
+            || self.seek.is_none()
+    }
+}
+
 /// One run's figures on one line (progress on stderr).
 fn line(r: &StreamRun) -> String {
     let play = |p: &Option<Play>| {
         p.as_ref().map_or("failed".into(), |p| {
             format!(
-                "first read {:.3}s, {} stalls {:.2}s ({:.1} MB read)",
+                "first read {:.3}s, {} stalls {:.2}s (longest {:.2}s; {:.1} MB read)",
                 p.first,
                 p.stalls.len(),
                 p.stall_total(),
+                p.stalls.iter().copied().fold(0.0, f64::max),
                 p.bytes as f64 / 1e6
             )
         })
@@ -249,7 +260,10 @@ fn segment(r: &StreamRun, after_seek: bool) -> &Option<Play> {
 /// The side-by-side table of one scenario: medians over the runs of each client.
 pub fn table(scenario: &str, spec: &StreamSpec, runs: &[StreamRun]) -> String {
     let of = |c: Client| runs.iter().filter(move |r| r.client == c);
-    let med = |c: Client, f: &dyn Fn(&StreamRun) -> f64| median(&of(c).map(f).collect::<Vec<_>>());
+    // A failed step counts in its own row, not in the medians.
+    let med = |c: Client, f: &dyn Fn(&StreamRun) -> f64| {
+        median(&of(c).map(f).filter(|v| !v.is_nan()).collect::<Vec<_>>())
+    };
     type Figure<'a> = (String, Box<dyn Fn(&StreamRun) -> f64 + 'a>);
     let mut figures: Vec<Figure> = vec![
         (
@@ -298,17 +312,28 @@ pub fn table(scenario: &str, spec: &StreamSpec, runs: &[StreamRun]) -> String {
             }),
         ));
     }
+    figures.push((
+        "runs with a failed step".into(),
+        Box::new(|r: &StreamRun| f64::from(u8::from(r.failed()))),
+    ));
     let n = of(Client::Rivulet).count();
     let mut t = format!(
         "**{scenario}** ({} Mbit/s, reads of {} KiB, {} s played from the start and {} s after \
-         the seek; medians of {n} run(s))\n\n\
+         the seek; medians of {n} run(s), failed steps left out)\n\n\
          | figure | rivulet | btfs | rivulet / btfs |\n|---|---:|---:|---:|\n",
         spec.bitrate_mbit, spec.read_kib, spec.play_s, spec.play_s
     );
     for (label, f) in &figures {
-        let r = med(Client::Rivulet, f.as_ref());
-        let b = med(Client::Btfs, f.as_ref());
-        let ratio = if b > 0.0 {
+        let (r, b) = if label.starts_with("runs with") {
+            let count = |c: Client| of(c).map(f.as_ref()).sum::<f64>();
+            (count(Client::Rivulet), count(Client::Btfs))
+        } else {
+            (
+                med(Client::Rivulet, f.as_ref()),
+                med(Client::Btfs, f.as_ref()),
+            )
+        };
+        let ratio = if b > 0.0 && !label.starts_with("runs with") {
             format!("{:.2}", r / b)
         } else {
             "-".into()
