@@ -10,99 +10,42 @@
 //!   D  the mount of C once complete: sequential read through the mount (the mount's page
 //!      cache dropped first, so every byte crosses FUSE), then again (from the mount's page
 //!      cache), against a plain read of the fixture's original file, warm and cold.
+//! With the argument `magnet` (`bash benches/run.sh mount_vs_btfs magnet`), issue 10's figure
+//! instead: a magnet link with a `tr` to opentracker, one libtorrent seeder, and per client and
+//! run the time from launch to the tree listed and to the first 64 KiB read (no metadata cache:
+//! a fresh state directory each time).
 //! Env: BENCH_RUNS (default 3), BENCH_FIXTURE (single = 64 MiB, default; big = 256 MiB),
-//!      BENCH_CLIENTS (default "rivulet btfs").
+//!      BENCH_CLIENTS (default "rivulet btfs"), BENCH_TRACKER (the magnet's `tr`: http, the
+//!      default, or udp).
 
+#[path = "common/mount_client.rs"]
+mod mount_client;
+
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rivulet_tests::aria2::{Aria2Seeder, SeederOptions};
 use rivulet_tests::fixture::Fixture;
-use rivulet_tests::mount::{MountCmd, Mounted, detach, is_mounted};
+use rivulet_tests::libtorrent::{LibtorrentNode, Seed};
 use rivulet_tests::netns::assert_isolated_network;
-use rivulet_tests::ports::{LOCALHOST, free_addr, free_port};
-use rivulet_tests::process::Proc;
-use rivulet_tests::tracker::Tracker;
+use rivulet_tests::ports::own_loopback;
+use rivulet_tests::tracker::{Announce, Tracker};
 use rivulet_tests::workdir::WorkDir;
 
+use mount_client::{Client, READ_LIMIT, Running, median, timed_read};
+
 const MIB: u64 = 1 << 20;
-const READ_LIMIT: Duration = Duration::from_secs(120);
-
-#[derive(Clone, Copy, PartialEq)]
-enum Client {
-    Rivulet,
-    Btfs,
-}
-
-impl Client {
-    fn name(self) -> &'static str {
-        match self {
-            Client::Rivulet => "rivulet",
-            Client::Btfs => "btfs",
-        }
-    }
-}
-
-/// A running mount of either client; unmounted (lazily if need be) and killed on drop.
-struct Running {
-    mnt: PathBuf,
-    rivulet: Option<Mounted>,
-    btfs: Option<Proc>,
-}
-
-impl Running {
-    fn proc(&mut self) -> &mut Proc {
-        match (&mut self.rivulet, &mut self.btfs) {
-            (Some(m), _) => &mut m.proc,
-            (None, Some(p)) => p,
-            (None, None) => unreachable!("a running mount has a process"),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if is_mounted(&self.mnt) {
-            let ok = Command::new("fusermount3")
-                .arg("-u")
-                .arg(&self.mnt)
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !ok {
-                detach(&self.mnt);
-            }
-        }
-        let _ = self.proc().wait_exit_quietly(Duration::from_secs(10));
-    }
-}
-
-trait WaitQuietly {
-    fn wait_exit_quietly(&mut self, limit: Duration) -> bool;
-}
-
-impl WaitQuietly for Proc {
-    /// Waits for the process to end by itself; false if it had to be left to the kill on drop.
-    fn wait_exit_quietly(&mut self, limit: Duration) -> bool {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if !self.is_running() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        false
-    }
-}
 
 struct Bench {
     work: WorkDir,
     fixture: &'static Fixture,
-    torrent: PathBuf,
+    /// What the clients mount: a .torrent path or a magnet link.
+    source: OsString,
     /// The single payload file, relative to the mount point.
     rel: PathBuf,
     runs: usize,
@@ -110,75 +53,11 @@ struct Bench {
 }
 
 impl Bench {
-    /// Starts `client` on a fresh mount point and data directory; returns with the process
-    /// started, not waiting for anything.
+    /// Starts `client` on fresh directories; returns at once, waiting for nothing.
     fn start(&mut self, client: Client) -> Running {
         self.n += 1;
-        let mnt = self.work.subdir(&format!("mnt-{}", self.n));
-        let data = self.work.subdir(&format!("data-{}", self.n));
         let tag = format!("{}-{}", client.name(), self.n);
-        match client {
-            Client::Rivulet => {
-                let m = MountCmd::new(&self.torrent, &mnt)
-                    .data(&data)
-                    .listen(free_addr(LOCALHOST))
-                    .events(&self.work.join(&format!("{tag}.events")))
-                    .start(self.work.path(), &tag);
-                Running {
-                    mnt,
-                    rivulet: Some(m),
-                    btfs: None,
-                }
-            }
-            Client::Btfs => {
-                let port = free_port(LOCALHOST);
-                let mut cmd = Command::new("btfs");
-                cmd.arg("-f")
-                    .arg(format!("--data-directory={}", data.display()))
-                    .arg(format!("--min-port={port}"))
-                    .arg(format!("--max-port={port}"))
-                    .arg(&self.torrent)
-                    .arg(&mnt);
-                let proc = Proc::spawn(&tag, cmd, &self.work.join(&format!("{tag}.log")));
-                Running {
-                    mnt,
-                    rivulet: None,
-                    btfs: Some(proc),
-                }
-            }
-        }
-    }
-
-    /// Waits (polling every millisecond) until the payload file is visible.
-    fn wait_listed(&self, m: &mut Running) -> PathBuf {
-        let path = m.mnt.join(&self.rel);
-        let end = Instant::now() + Duration::from_secs(30);
-        while path.metadata().is_err() {
-            m.proc().assert_running("mounting");
-            assert!(Instant::now() < end, "{} never listed", path.display());
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        path
-    }
-}
-
-/// Reads `len` bytes at `offset` in a thread, failing after READ_LIMIT instead of hanging the
-/// bench (btfs reads have no timeout).
-fn timed_read(path: &Path, offset: u64, len: u64) -> Result<(Duration, Vec<u8>), String> {
-    let path = path.to_path_buf();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let t = Instant::now();
-        let r = File::open(&path).and_then(|f| {
-            let mut buf = vec![0u8; len as usize];
-            f.read_exact_at(&mut buf, offset).map(|()| buf)
-        });
-        let _ = tx.send(r.map(|b| (t.elapsed(), b)));
-    });
-    match rx.recv_timeout(READ_LIMIT) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {READ_LIMIT:?}")),
+        Running::start(client, &self.work, &tag, &self.source)
     }
 }
 
@@ -241,16 +120,6 @@ struct Figures {
     disk_cold: Vec<f64>,
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        f64::NAN
-    } else {
-        v[v.len() / 2]
-    }
-}
-
 fn run_client(b: &mut Bench, client: Client) -> Figures {
     let mut fig = Figures::default();
     let name = client.name();
@@ -260,7 +129,7 @@ fn run_client(b: &mut Bench, client: Client) -> Figures {
         // A: time to first byte, from launching the client.
         let t0 = Instant::now();
         let mut m = b.start(client);
-        let path = b.wait_listed(&mut m);
+        let path = m.wait_listed(&b.rel);
         let listed = t0.elapsed();
         match timed_read(&path, 0, 64 << 10) {
             Ok(_) => {
@@ -278,7 +147,7 @@ fn run_client(b: &mut Bench, client: Client) -> Figures {
 
         // B: 1 MiB at 60 % on a fresh mount.
         let mut m = b.start(client);
-        let path = b.wait_listed(&mut m);
+        let path = m.wait_listed(&b.rel);
         let offset = size * 6 / 10;
         match timed_read(&path, offset, MIB) {
             Ok((t, got)) => {
@@ -294,7 +163,7 @@ fn run_client(b: &mut Bench, client: Client) -> Figures {
 
         // C: sha1sum of the whole file on a fresh mount, then D on the same mount.
         let mut m = b.start(client);
-        let path = b.wait_listed(&mut m);
+        let path = m.wait_listed(&b.rel);
         match sha1sum(&path) {
             Ok((t, sum)) => {
                 let ok = if sum == want_sha1 { "OK" } else { "MISMATCH" };
@@ -344,15 +213,16 @@ fn main() {
         Ok("big") => Fixture::big(),
         _ => Fixture::single(),
     };
-    let clients: Vec<Client> = std::env::var("BENCH_CLIENTS")
-        .unwrap_or_else(|_| "rivulet btfs".into())
-        .split_whitespace()
-        .filter_map(|c| match c {
-            "rivulet" => Some(Client::Rivulet),
-            "btfs" => Some(Client::Btfs),
-            _ => None,
-        })
-        .collect();
+    let clients = Client::parse_list(std::env::var("BENCH_CLIENTS").ok().as_deref());
+    let magnet = std::env::args().skip(1).any(|a| a == "magnet");
+    if magnet {
+        magnet_mode(fixture, runs.max(1), &clients);
+    } else {
+        torrent_mode(fixture, runs, &clients);
+    }
+}
+
+fn torrent_mode(fixture: &'static Fixture, runs: usize, clients: &[Client]) {
     let work = WorkDir::new("bench-mount-vs-btfs");
     let tracker = Tracker::start(&work.subdir("tracker"), &[fixture.meta.info_hash]);
     let seed_torrent = fixture.torrent(&tracker.http_url(), "seed", work.path());
@@ -375,12 +245,12 @@ fn main() {
         work,
         fixture,
         rel: fixture.files[0].rel.clone(),
-        torrent,
+        source: torrent.into_os_string(),
         runs,
         n: 0,
     };
     let mut results = Vec::new();
-    for &c in &clients {
+    for &c in clients {
         results.push((c, run_client(&mut bench, c)));
     }
 
@@ -409,6 +279,97 @@ fn main() {
             ratio(&r.seek, &b.seek),
             ratio(&r.full, &b.full),
             ratio(&r.through, &b.through),
+        );
+    }
+}
+
+/// Issue 10's speed figure: from launching a mount of a magnet link (one `tr`, to opentracker;
+/// no .torrent anywhere, no metadata cached) to the payload listed, and to its first 64 KiB
+/// read back; one libtorrent seeder serves metadata and data. Clients alternate run by run.
+fn magnet_mode(fixture: &'static Fixture, runs: usize, clients: &[Client]) {
+    let work = WorkDir::new("bench-mount-magnet");
+    let tracker = Tracker::start(&work.subdir("tracker"), &[fixture.meta.info_hash]);
+    let seed_torrent = fixture.torrent(&tracker.http_url(), "seed", work.path());
+    let seeder = LibtorrentNode::start(
+        work.path(),
+        own_loopback(),
+        None,
+        Some(Seed {
+            torrent: &seed_torrent,
+            data: &fixture.root,
+        }),
+    );
+    tracker.wait_lists(
+        &fixture.meta.info_hash,
+        seeder.addr,
+        Duration::from_secs(60),
+    );
+    let announce = match std::env::var("BENCH_TRACKER").as_deref() {
+        Ok("udp") => Announce::Udp,
+        _ => Announce::Http,
+    };
+    let link = fixture.magnet(&tracker.url(announce), &[]);
+    println!(
+        "# magnet mount: {} ({} bytes), libtorrent seeder {}, {runs} runs, fresh mount and state each\n# {link}",
+        fixture.id,
+        fixture.total_length(),
+        seeder.addr
+    );
+    let rel = fixture.files[0].rel.clone();
+    let mut bench = Bench {
+        work,
+        fixture,
+        rel: rel.clone(),
+        source: link.into(),
+        runs,
+        n: 0,
+    };
+    // Per client: (listed, first 64 KiB), seconds from launch.
+    let mut figs: Vec<(Client, Vec<f64>, Vec<f64>)> = clients
+        .iter()
+        .map(|&c| (c, Vec::new(), Vec::new()))
+        .collect();
+    let mut want = vec![0u8; 64 << 10];
+    fixture.read_at(0, &mut want).expect("fixture bytes");
+    for run in 1..=runs {
+        for (client, listed, first) in &mut figs {
+            let t0 = Instant::now();
+            let mut m = bench.start(*client);
+            let path = m.wait_listed(&rel);
+            let l = t0.elapsed();
+            match timed_read(&path, 0, 64 << 10) {
+                Ok((_, got)) => {
+                    let f = t0.elapsed();
+                    let ok = if got == want { "OK" } else { "WRONG BYTES" };
+                    println!(
+                        "{} run {run}: listed {:.3}s first 64 KiB {:.3}s {ok}",
+                        client.name(),
+                        secs(l),
+                        secs(f)
+                    );
+                    listed.push(secs(l));
+                    first.push(secs(f));
+                }
+                Err(e) => println!("{} run {run}: FAILED {e}", client.name()),
+            }
+        }
+    }
+    println!("\n# medians over {runs} runs, seconds from launching the mount");
+    println!("| client | tree listed | first 64 KiB |\n|---|---:|---:|");
+    for (c, listed, first) in &figs {
+        println!(
+            "| {} | {:.3} | {:.3} |",
+            c.name(),
+            median(listed),
+            median(first)
+        );
+    }
+    let get = |c: Client| figs.iter().find(|(x, _, _)| *x == c);
+    if let (Some((_, rl, rf)), Some((_, bl, bf))) = (get(Client::Rivulet), get(Client::Btfs)) {
+        println!(
+            "| rivulet / btfs (target <= 0.50) | {:.2} | {:.2} |",
+            median(rl) / median(bl),
+            median(rf) / median(bf)
         );
     }
 }

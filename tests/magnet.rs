@@ -8,7 +8,6 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use rivulet_tests::aria2::{Aria2Leecher, SeederOptions};
 use rivulet_tests::fake_peer::{FakePeer, Misbehaviour};
 use rivulet_tests::fixture::Fixture;
@@ -27,19 +26,6 @@ const BOUND: Duration = Duration::from_secs(120);
 const LIAR_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
 /// Where an aria2 leecher connects from; the only peer there, so its connection is told apart.
 const LEECHER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
-
-fn magnet(fixture: &Fixture, tracker: &str, peers: &[std::net::SocketAddr]) -> String {
-    let mut m = format!(
-        "magnet:?xt=urn:btih:{}&dn={}&tr={}",
-        fixture.info_hash_hex(),
-        utf8_percent_encode(fixture.name(), NON_ALPHANUMERIC),
-        utf8_percent_encode(tracker, NON_ALPHANUMERIC)
-    );
-    for p in peers {
-        m.push_str(&format!("&x.pe={p}"));
-    }
-    m
-}
 
 /// `rivulet info LINK --save FILE` with its own state directory and event log.
 fn info_save(work: &WorkDir, tag: &str, link: &str, save: &Path, state: &Path) -> Finished {
@@ -73,7 +59,7 @@ fn a_magnet_link_with_a_tracker_downloads_byte_identical_with_no_torrent_file() 
     let work = WorkDir::new("magnet-download");
     let fixture = Fixture::multi_small();
     let swarm = Swarm::start(&work, fixture, SeederOptions::default());
-    let link = magnet(fixture, &swarm.tracker.url(Announce::Http), &[]);
+    let link = fixture.magnet(&swarm.tracker.url(Announce::Http), &[]);
     let out = work.subdir("out");
     let state = work.subdir("state");
     let events_path = work.join("events.jsonl");
@@ -102,7 +88,7 @@ fn info_of_a_magnet_link_saves_the_torrent_and_answers_from_the_cache_next_time(
     let saved = work.join("saved.torrent");
     let link = {
         let swarm = Swarm::start(&work, fixture, SeederOptions::default());
-        let link = magnet(fixture, &swarm.tracker.url(Announce::Udp), &[]);
+        let link = fixture.magnet(&swarm.tracker.url(Announce::Udp), &[]);
         let run = info_save(&work, "info-fetch", &link, &saved, &state);
         assert!(run.status.success(), "info failed: {}", run.stderr);
         assert!(
@@ -148,7 +134,7 @@ fn liar_is_rejected(tag: &str, lie: MetadataLie) {
         .to_vec();
     let liar = MetadataLiar::start(LIAR_IP, fixture.meta.info_hash, info, lie);
     // The liar in `x.pe` is dialed at once, before the tracker names the honest seeder.
-    let link = magnet(fixture, &swarm.tracker.url(Announce::Http), &[liar.addr]);
+    let link = fixture.magnet(&swarm.tracker.url(Announce::Http), &[liar.addr]);
     let saved = work.join("saved.torrent");
     let run = info_save(&work, "info", &link, &saved, &work.subdir("state"));
     assert!(run.status.success(), "info failed: {}", run.stderr);
@@ -186,7 +172,7 @@ fn a_rivulet_seed_serves_its_metadata_to_aria2_fetching_a_magnet_link() {
     let work = WorkDir::new("magnet-serve");
     let fixture = Fixture::multi_small();
     let (tracker, mut seed, addr) = rivulet::listed_seed(&work, fixture, &[]);
-    let link = magnet(fixture, &tracker.http_url(), &[]);
+    let link = fixture.magnet(&tracker.http_url(), &[]);
     let out = work.subdir("aria2-out");
     let mut leecher = Aria2Leecher::start_magnet(work.path(), &link, &out, LEECHER_IP);
     leecher.wait_done(BOUND);
@@ -205,7 +191,7 @@ fn a_magnet_link_mounts_and_reads_byte_identical() {
     let work = WorkDir::new("magnet-mount");
     let fixture = Fixture::multi_small();
     let swarm = Swarm::start(&work, fixture, SeederOptions::default());
-    let link = magnet(fixture, &swarm.tracker.url(Announce::Http), &[]);
+    let link = fixture.magnet(&swarm.tracker.url(Announce::Http), &[]);
     let mount = MountCmd::new(Path::new(&link), &work.subdir("mnt"))
         .data(&work.subdir("data"))
         .state_dir(&work.subdir("state"))
@@ -222,7 +208,7 @@ fn a_peer_without_the_extension_protocol_does_not_stall_the_metadata_fetch() {
     // A BEP 3-only peer (no reserved bits), dialed first: it has the data but cannot send
     // metadata.
     let old = FakePeer::start(LIAR_IP, fixture, Misbehaviour::Honest);
-    let link = magnet(fixture, &swarm.tracker.url(Announce::Http), &[old.addr]);
+    let link = fixture.magnet(&swarm.tracker.url(Announce::Http), &[old.addr]);
     let saved = work.join("saved.torrent");
     let run = info_save(&work, "info", &link, &saved, &work.subdir("state"));
     assert!(run.status.success(), "info failed: {}", run.stderr);
@@ -251,7 +237,7 @@ fn magnet_links_posted_to_a_server_or_dropped_in_its_watch_folder_are_fetched_an
             mnt.to_str().unwrap(),
         ],
     );
-    let link = magnet(posted, &posted_swarm.tracker.url(Announce::Http), &[]);
+    let link = posted.magnet(&posted_swarm.tracker.url(Announce::Http), &[]);
     let answer = serve.post("/api/torrents", link.as_bytes());
     assert!(
         [201, 202].contains(&answer.status),
@@ -262,7 +248,7 @@ fn magnet_links_posted_to_a_server_or_dropped_in_its_watch_folder_are_fetched_an
     assert_eq!(answer.json()["info_hash"], posted.info_hash_hex().as_str());
     std::fs::write(
         watch.join("dropped.magnet"),
-        magnet(dropped, &dropped_swarm.tracker.url(Announce::Http), &[]) + "\n",
+        dropped.magnet(&dropped_swarm.tracker.url(Announce::Http), &[]) + "\n",
     )
     .unwrap();
     for fixture in [posted, dropped] {

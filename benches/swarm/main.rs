@@ -3,19 +3,26 @@
 //! a proxy that gives it its round-trip time, upload rate and, optionally, a point at which it
 //! leaves (see `proxy`). The leechers learn the proxies from a tracker of the benchmark's own.
 //!
+//! A scenario with a `[stream]` table is a streaming one instead (see `stream`): rivulet mount
+//! and btfs read from the same swarm, side by side.
+//!
 //! Run inside a network namespace that holds only `lo`:
 //! `bash benches/run.sh swarm [SCENARIO...]` (names of `benches/scenarios/*.toml`, default
 //! all). Prints a table and appends it to `benches/RESULTS.md`.
 //! Env: RIVULET_BENCH_RUNS (runs per leecher, default 1; the order rotates between runs),
-//! RIVULET_BENCH_LEECHERS (e.g. `rivulet,libtorrent`: only these), RIVULET_KEEP_TMP=1 (keep
-//! logs).
+//! RIVULET_BENCH_LEECHERS (e.g. `rivulet,libtorrent`: only these), RIVULET_BENCH_MOUNTS (e.g.
+//! `rivulet`: the streaming scenarios' clients, default `rivulet,btfs`), RIVULET_KEEP_TMP=1
+//! (keep logs).
 
 mod leechers;
+#[path = "../common/mount_client.rs"]
+mod mount_client;
 mod peer_list;
 mod proxy;
 mod report;
 mod scenario;
 mod seeders;
+mod stream;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +34,7 @@ use rivulet_tests::verify::assert_same_files;
 use rivulet_tests::workdir::WorkDir;
 
 use leechers::Leecher;
+use mount_client::Client;
 use proxy::{Proxy, RunStats};
 use report::Row;
 use scenario::{Scenario, SeederSpec};
@@ -69,17 +77,36 @@ fn main() {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let mounts = Client::parse_list(std::env::var("RIVULET_BENCH_MOUNTS").ok().as_deref());
     let mut rows = Vec::new();
+    let mut streams = Vec::new();
     for path in &paths {
-        rows.extend(run_scenario(path, &leechers, runs));
+        match run_scenario(path, &leechers, &mounts, runs) {
+            Outcome::Download(r) => rows.extend(r),
+            Outcome::Stream(t) => streams.push(t),
+        }
     }
-    let table = report::table(&rows);
+    let mut table = if rows.is_empty() {
+        String::new()
+    } else {
+        report::table(&rows)
+    };
+    for t in streams {
+        table.push_str(if table.is_empty() { "" } else { "\n" });
+        table.push_str(&t);
+    }
     println!("\n{table}");
     let command = format!("bash benches/run.sh swarm {}", names.join(" "));
     report::append(&root.join("benches/RESULTS.md"), command.trim(), &table);
 }
 
-fn run_scenario(path: &Path, leechers: &[Leecher], runs: usize) -> Vec<Row> {
+/// A scenario's result: download rows, or a streaming scenario's table.
+enum Outcome {
+    Download(Vec<Row>),
+    Stream(String),
+}
+
+fn run_scenario(path: &Path, leechers: &[Leecher], mounts: &[Client], runs: usize) -> Outcome {
     let sc = Scenario::load(path);
     let fixture = sc.fixture();
     let total = fixture.total_length();
@@ -112,6 +139,23 @@ fn run_scenario(path: &Path, leechers: &[Leecher], runs: usize) -> Vec<Row> {
     let addrs: Vec<_> = proxies.iter().map(|p| p.addr).collect();
     let url = peer_list::serve(free_addr(LOCALHOST), &addrs);
     let torrent = fixture.torrent(&url, "swarm-leech", work.path());
+    if let Some(spec) = &sc.stream {
+        let sw = stream::Swarm {
+            work: &work,
+            fixture,
+            torrent: &torrent,
+            proxies: &proxies,
+            stats: &stats,
+        };
+        let mut done = Vec::new();
+        for run in 0..runs {
+            for i in 0..mounts.len() {
+                let client = mounts[(i + run) % mounts.len()];
+                done.push(stream::run(&sw, spec, client, run));
+            }
+        }
+        return Outcome::Stream(stream::table(&sc.name, spec, &done));
+    }
     let bound = caps_allow(&specs, total, full_swarm);
 
     let mut rows = Vec::new();
@@ -141,7 +185,7 @@ fn run_scenario(path: &Path, leechers: &[Leecher], runs: usize) -> Vec<Row> {
             rows.push(row);
         }
     }
-    rows
+    Outcome::Download(rows)
 }
 
 /// Seconds the seeders' caps need for `total` bytes, with leaving seeders dropping out on

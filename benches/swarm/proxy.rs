@@ -53,6 +53,9 @@ struct State {
     seeder: SocketAddr,
     run: Arc<RunStats>,
     gone: AtomicBool,
+    /// Bumped by `reset`: a connection of an earlier run stops forwarding, so the chunks it
+    /// still holds neither reach the next run nor take its share of the pacer.
+    epoch: AtomicU64,
     /// When the next downstream byte may leave (the pacer's virtual clock).
     next_free: Mutex<Instant>,
     /// Every socket of the current run, to cut them all when the seeder leaves.
@@ -74,6 +77,7 @@ impl Proxy {
             seeder,
             run,
             gone: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
             next_free: Mutex::new(Instant::now()),
             streams: Mutex::new(Vec::new()),
         });
@@ -94,9 +98,11 @@ impl Proxy {
         }
     }
 
-    /// Back to a present seeder with no connections, for the next leecher.
+    /// Back to a present seeder with no connections and an idle pacer, for the next leecher.
     pub fn reset(&self) {
+        self.state.epoch.fetch_add(1, Ordering::SeqCst);
         self.state.cut();
+        *self.state.next_free.lock().expect("pacer lock") = Instant::now();
         self.state.gone.store(false, Ordering::SeqCst);
     }
 }
@@ -138,6 +144,7 @@ impl State {
 }
 
 fn connect(st: Arc<State>, leecher: TcpStream) {
+    let epoch = st.epoch.load(Ordering::SeqCst);
     st.run
         .first_connect
         .lock()
@@ -161,13 +168,13 @@ fn connect(st: Arc<State>, leecher: TcpStream) {
     };
     st.streams.lock().expect("streams lock").extend([l3, s3]);
     let up = Arc::clone(&st);
-    thread::spawn(move || pipe(&up, leecher, s2, false));
-    pipe(&st, seeder, l2, true);
+    thread::spawn(move || pipe(&up, leecher, s2, false, epoch));
+    pipe(&st, seeder, l2, true, epoch);
 }
 
 /// Forwards `from` to `to`, each chunk RTT/2 after it was read; `down` is the paced, counted
-/// direction (seeder to leecher).
-fn pipe(st: &State, mut from: TcpStream, mut to: TcpStream, down: bool) {
+/// direction (seeder to leecher). Stops once the proxy was reset after `epoch`.
+fn pipe(st: &State, mut from: TcpStream, mut to: TcpStream, down: bool, epoch: u64) {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
     let reader = thread::spawn(move || {
         let mut buf = vec![0u8; CHUNK];
@@ -180,6 +187,9 @@ fn pipe(st: &State, mut from: TcpStream, mut to: TcpStream, down: bool) {
     let half = st.link.rtt / 2;
     for (read_at, chunk) in rx {
         sleep_until(read_at + half);
+        if st.epoch.load(Ordering::SeqCst) != epoch {
+            break;
+        }
         if down {
             st.pace(chunk.len());
         }

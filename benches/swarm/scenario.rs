@@ -12,6 +12,9 @@
 //! leaves_at_percent = 50     # optional: % of size / (sum of all upload rates)
 //! count = 1                  # optional: this many identical seeders
 //! ```
+//!
+//! A streaming scenario adds a `[stream]` table (see `stream::StreamSpec`): then the mounts
+//! (rivulet, btfs) read from the swarm instead of the leechers downloading it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,6 +23,7 @@ use rivulet_tests::fixture::Fixture;
 use serde::Deserialize;
 
 use crate::proxy::Link;
+use crate::stream::StreamSpec;
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "lowercase")]
@@ -71,6 +75,8 @@ pub struct Scenario {
     pub fixture: String,
     #[serde(rename = "seeder")]
     pub seeders: Vec<SeederSpec>,
+    #[serde(default)]
+    pub stream: Option<StreamSpec>,
 }
 
 impl Scenario {

@@ -164,6 +164,21 @@ impl Fixture {
         self.meta.info_hash_hex()
     }
 
+    /// A magnet link to this data set: its info-hash, name, the tracker `tr` and `x.pe` peers.
+    pub fn magnet(&self, tracker: &str, peers: &[std::net::SocketAddr]) -> String {
+        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+        let mut m = format!(
+            "magnet:?xt=urn:btih:{}&dn={}&tr={}",
+            self.info_hash_hex(),
+            utf8_percent_encode(self.name(), NON_ALPHANUMERIC),
+            utf8_percent_encode(tracker, NON_ALPHANUMERIC)
+        );
+        for p in peers {
+            m.push_str(&format!("&x.pe={p}"));
+        }
+        m
+    }
+
     pub fn total_length(&self) -> u64 {
         self.meta.total_length
     }
