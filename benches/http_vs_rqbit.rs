@@ -1,5 +1,7 @@
-//! `rivulet serve` against rqbit's HTTP server: the same torrent, the same rate-limited aria2
-//! seeder, a fresh server and data directory for every fresh-file figure.
+//! `rivulet serve` against rqbit's HTTP server: the same torrent, the same rate-limited seeder
+//! (aria2, or libtorrent with `BENCH_SEEDER=libtorrent`), a fresh server and data directory for
+//! every fresh-file figure. aria2 answers a handshake only on its ~1 s tick, which both clients
+//! wait for alike; libtorrent answers at once, so its figures show the clients themselves.
 //!
 //! Run with `bash benches/run.sh http_vs_rqbit` (release build, network namespace holding only
 //! `lo`). The seeder is limited to 8 MB/s so that a fresh file really has to be fetched. For each
@@ -11,15 +13,15 @@
 //! ~/.cargo/bin/rqbit if present, else `rqbit` on PATH).
 
 use std::io::Read;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rivulet_tests::aria2::{Aria2Seeder, SeederOptions};
 use rivulet_tests::fixture::Fixture;
+use rivulet_tests::libtorrent::{LibtorrentNode, SwarmPeer};
 use rivulet_tests::netns::assert_isolated_network;
-use rivulet_tests::ports::{LOCALHOST, free_addr, free_port};
+use rivulet_tests::ports::{LOCALHOST, free_addr, free_port, own_loopback};
 use rivulet_tests::process::{Proc, wait_for};
 use rivulet_tests::serve::{Serve, agent};
 use rivulet_tests::tracker::Tracker;
@@ -253,20 +255,41 @@ fn main() {
     let work = WorkDir::new("bench-http-vs-rqbit");
     let tracker = Tracker::start(&work.subdir("tracker"), &[fixture.meta.info_hash]);
     let seed_torrent = fixture.torrent(&tracker.http_url(), "seed", work.path());
-    let seeder = Aria2Seeder::start(
-        work.path(),
-        fixture,
-        &seed_torrent,
-        &tracker,
-        SeederOptions {
-            upload_limit: SEEDER_RATE,
-            ..SeederOptions::default()
-        },
-    );
-    let seeder_addr: SocketAddr = seeder.addr;
+    let libtorrent = std::env::var("BENCH_SEEDER").is_ok_and(|s| s == "libtorrent");
+    let (_aria2, _libtorrent, seeder_addr, seeder_name) = if libtorrent {
+        let node = LibtorrentNode::start_peer(
+            work.path(),
+            own_loopback(),
+            SwarmPeer {
+                torrent: &seed_torrent,
+                data: &fixture.root,
+                seeding: true,
+                upload_mode: false,
+                connect: Vec::new(),
+                download_limit: 0,
+                upload_limit: SEEDER_RATE as u32,
+            },
+        );
+        let addr = node.addr;
+        tracker.wait_lists(&fixture.meta.info_hash, addr, Duration::from_secs(60));
+        (None, Some(node), addr, "libtorrent")
+    } else {
+        let seeder = Aria2Seeder::start(
+            work.path(),
+            fixture,
+            &seed_torrent,
+            &tracker,
+            SeederOptions {
+                upload_limit: SEEDER_RATE,
+                ..SeederOptions::default()
+            },
+        );
+        let addr = seeder.addr;
+        (Some(seeder), None, addr, "aria2")
+    };
     let torrent = fixture.torrent(&tracker.http_url(), "http", work.path());
     println!(
-        "# {} ({} bytes, {} KiB pieces), aria2 seeder {seeder_addr} at {} MB/s, {runs} runs, fresh server each",
+        "# {} ({} bytes, {} KiB pieces), {seeder_name} seeder {seeder_addr} at {} MB/s, {runs} runs, fresh server each",
         fixture.id,
         fixture.total_length(),
         fixture.meta.piece_length >> 10,

@@ -89,6 +89,7 @@ fn a_peer_learnt_only_through_pex_is_connected_and_serves_the_whole_download() {
             upload_mode: true,
             connect: vec![],
             download_limit: 0,
+            upload_limit: 0,
         },
     );
     let seeder = LibtorrentNode::start_peer(
@@ -101,6 +102,7 @@ fn a_peer_learnt_only_through_pex_is_connected_and_serves_the_whole_download() {
             upload_mode: false,
             connect: vec![middle.addr],
             download_limit: 0,
+            upload_limit: 0,
         },
     );
     let seeder_addr = seeder.addr.to_string();
@@ -168,6 +170,7 @@ fn rivulet_tells_a_libtorrent_peer_of_another_it_never_heard_of() {
             upload_mode: false,
             connect: vec![],
             download_limit: 0,
+            upload_limit: 0,
         },
     );
     let empty = work.subdir("leecher-data");
@@ -181,6 +184,7 @@ fn rivulet_tells_a_libtorrent_peer_of_another_it_never_heard_of() {
             upload_mode: false,
             connect: vec![],
             download_limit: 32 * 1024,
+            upload_limit: 0,
         },
     );
     // Rivulet dials both, and fetches slowly enough (100 KiB/s, 10 s for the fixture) to be

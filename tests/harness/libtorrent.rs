@@ -70,6 +70,8 @@ if cfg["torrent"]:
     handle = s.add_torrent(atp)
     if cfg.get("download_limit"):
         handle.set_download_limit(cfg["download_limit"])
+    if cfg.get("upload_limit"):
+        handle.set_upload_limit(cfg["upload_limit"])
     for peer in cfg.get("connect", []):
         ip, port = peer.rsplit(":", 1)
         handle.connect_peer((ip, int(port)))
@@ -134,6 +136,8 @@ pub struct SwarmPeer<'a> {
     pub connect: Vec<SocketAddr>,
     /// Bytes a second it downloads at most; 0 for no limit.
     pub download_limit: u32,
+    /// Bytes a second it uploads at most; 0 for no limit.
+    pub upload_limit: u32,
 }
 
 /// A running libtorrent session; killed on drop.
@@ -180,6 +184,7 @@ impl LibtorrentNode {
             "connect": peer.connect.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "upload_mode": peer.upload_mode,
             "download_limit": peer.download_limit,
+            "upload_limit": peer.upload_limit,
         });
         Self::spawn(dir, ip, port, cfg, peer.seeding)
     }
