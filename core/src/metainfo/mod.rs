@@ -19,7 +19,7 @@ pub mod value;
 
 pub use info_bytes::{InfoBytes, torrent_file};
 pub use magnet::{MAX_MAGNET_LEN, Magnet, MagnetError};
-pub use piece_check::V2Piece;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -148,9 +148,10 @@ pub struct Metainfo {
     pub piece_length: u64,
     /// v1 piece hashes (empty for a v2-only torrent).
     pub piece_hashes: Vec<[u8; 20]>,
-    /// A v2-only torrent's merkle root of each piece (empty otherwise); `None` for the pieces
-    /// of a file whose layer the torrent lacks.
-    pub piece_roots: Vec<Option<V2Piece>>,
+    /// A v2-only torrent's piece layers by file root (empty otherwise), checked against the
+    /// roots; held as the torrent holds them, never expanded per piece: a file tree may claim
+    /// terabytes in 16 KiB pieces without a layer to back them.
+    pub piece_layers: HashMap<merkle::Hash, Vec<merkle::Hash>>,
     pub files: Vec<FileEntry>,
     pub symlinks: Vec<Symlink>,
     /// Length of the byte space, pad files included.
@@ -289,6 +290,7 @@ impl Metainfo {
             Some(v2e) => v2::check_layers(top.get("piece layers"), v2e, piece_length)?,
             None => v2::Layers::default(),
         };
+        let missing_piece_layers = layers.missing;
         if let (Some(v1e), Some(v2e)) = (&mut v1_entries, &v2_entries) {
             v2::agree(v1e, name_raw, v2e, piece_length)?;
             for (e1, e2) in v1e.iter_mut().filter(|e| !e.pad).zip(v2e) {
@@ -337,12 +339,9 @@ impl Metainfo {
         if want > MAX_PIECES {
             return Err(MetainfoError::TooManyPieces(want));
         }
-        let (piece_hashes, piece_roots) = match version {
-            Version::V2 => (
-                Vec::new(),
-                v2::piece_roots(&placed.files, &layers, piece_length, want),
-            ),
-            _ => (v1_hashes(pieces, want, total_length)?, Vec::new()),
+        let (piece_hashes, piece_layers) = match version {
+            Version::V2 => (Vec::new(), layers.by_root),
+            _ => (v1_hashes(pieces, want, total_length)?, HashMap::new()),
         };
         let opt = optional::read(top);
         Ok(Metainfo {
@@ -353,11 +352,11 @@ impl Metainfo {
             name_original,
             piece_length,
             piece_hashes,
-            piece_roots,
+            piece_layers,
             files: placed.files,
             symlinks: placed.symlinks,
             total_length,
-            missing_piece_layers: layers.missing,
+            missing_piece_layers,
             trackers: opt.trackers,
             url_list: opt.url_list,
             private: info.get("private").and_then(|p| p.int()) == Some(1),

@@ -287,3 +287,35 @@ fn a_v2_only_torrent_without_piece_layers_parses_but_is_not_transferable() {
         "a piece with no hash passed"
     );
 }
+
+#[test]
+fn a_v2_file_tree_claiming_terabytes_in_small_pieces_costs_nothing_per_piece() {
+    use super::merkle::sha256;
+    // 8 TiB in 16 KiB pieces: 2^29 pieces. Anything kept per piece would take gigabytes (this
+    // test then dies of it); the claim is backed by no layer, so nothing can be transferred.
+    let length: u64 = 1 << 43;
+    let mut info = format!(
+        "d9:file treed{}d0:d6:lengthi{length}e11:pieces root32:",
+        s("f")
+    )
+    .into_bytes();
+    info.extend(sha256(b"r"));
+    info.extend(
+        format!(
+            "eee12:meta versioni2e4:name{}12:piece lengthi16384ee",
+            s("f")
+        )
+        .bytes(),
+    );
+    let mut data = b"d4:info".to_vec();
+    data.extend(&info);
+    data.push(b'e');
+    let m = Metainfo::from_bytes(&data).unwrap();
+    assert_eq!(m.piece_count(), 1 << 29);
+    assert_eq!(m.missing_piece_layers, 1);
+    assert!(!m.has_piece_root(12345));
+    assert!(matches!(
+        m.transferable(),
+        Err(Unsupported::V2MissingLayers(1))
+    ));
+}

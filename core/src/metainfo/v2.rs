@@ -5,11 +5,9 @@
 
 use std::collections::HashMap;
 
-use super::FileEntry;
 use super::files::{Entry, attr, strings};
 use super::merkle::{self, Hash};
 use super::path;
-use super::piece_check::V2Piece;
 use super::value::Value;
 
 /// Largest v2 file: its merkle tree then has 2^30 leaves, libtorrent's bound too.
@@ -189,48 +187,6 @@ pub(super) fn check_layers(
         .filter(|e| e.root.is_none_or(|r| !by_root.contains_key(&r)))
         .count();
     Ok(Layers { missing, by_root })
-}
-
-/// What each piece of a v2-only torrent must hash to, from the placed files and their layers;
-/// `None` where a file's layer is missing.
-pub(super) fn piece_roots(
-    files: &[FileEntry],
-    layers: &Layers,
-    piece_length: u64,
-    pieces: u64,
-) -> Vec<Option<V2Piece>> {
-    let mut out = vec![None; pieces as usize];
-    let blocks_per_piece = piece_length / merkle::BLOCK;
-    for f in files {
-        let Some(root) = f.pieces_root.filter(|_| f.length > 0) else {
-            continue;
-        };
-        let first = (f.offset / piece_length) as usize;
-        if f.length <= piece_length {
-            let width = f.length.div_ceil(merkle::BLOCK).next_power_of_two();
-            if let Some(slot) = out.get_mut(first) {
-                *slot = Some(V2Piece {
-                    root,
-                    data_len: f.length,
-                    width,
-                });
-            }
-            continue;
-        }
-        let Some(layer) = layers.by_root.get(&root) else {
-            continue;
-        };
-        let slots = out.iter_mut().skip(first);
-        for ((k, hash), slot) in layer.iter().enumerate().zip(slots) {
-            let start = k as u64 * piece_length;
-            *slot = Some(V2Piece {
-                root: *hash,
-                data_len: (f.length - start).min(piece_length),
-                width: blocks_per_piece,
-            });
-        }
-    }
-    out
 }
 
 /// For a hybrid torrent: the v1 list without its pad files must be the v2 list, and every

@@ -285,7 +285,7 @@ mod tests {
             name: files[0].path[0].clone(),
             piece_length: piece,
             piece_hashes: vec![[0; 20]; offset.div_ceil(piece) as usize],
-            piece_roots: Vec::new(),
+            piece_layers: Default::default(),
             multi_file: files[0].path.len() > 1,
             files,
             total_length: offset,
