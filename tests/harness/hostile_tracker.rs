@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::ports::{LOCALHOST, free_port};
+use crate::ports::LOCALHOST;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hostility {
@@ -38,12 +38,14 @@ pub struct HostileTracker {
 
 impl HostileTracker {
     pub fn start(kind: Hostility) -> HostileTracker {
-        let port = free_port(LOCALHOST);
+        // In this process, so the kernel picks the port as it binds: a port found free first
+        // and bound after can be taken in between (seen once in CI: "Address already in use").
         let requests = Arc::new(AtomicU32::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (r, s) = (requests.clone(), stop.clone());
         let (url, thread) = if kind == Hostility::UdpWrongTransaction {
-            let sock = UdpSocket::bind((LOCALHOST, port)).expect("bind hostile UDP tracker");
+            let sock = UdpSocket::bind((LOCALHOST, 0)).expect("bind hostile UDP tracker");
+            let port = sock.local_addr().expect("UDP tracker address").port();
             sock.set_read_timeout(Some(Duration::from_millis(100)))
                 .expect("udp timeout");
             (
@@ -51,7 +53,8 @@ impl HostileTracker {
                 std::thread::spawn(move || serve_udp(sock, r, s)),
             )
         } else {
-            let l = TcpListener::bind((LOCALHOST, port)).expect("bind hostile HTTP tracker");
+            let l = TcpListener::bind((LOCALHOST, 0)).expect("bind hostile HTTP tracker");
+            let port = l.local_addr().expect("HTTP tracker address").port();
             l.set_nonblocking(true).expect("nonblocking listener");
             (
                 format!("http://{LOCALHOST}:{port}/announce"),
