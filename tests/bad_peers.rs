@@ -44,6 +44,10 @@ fn wrong_block_size_is_not_accepted() {
 fn unrequested_blocks_are_discarded() {
     let o = download_next_to("bad-peer-unrequested", Misbehaviour::UnrequestedBlocks);
     assert!(
+        o.record.blocks_sent > 0,
+        "rivulet never asked the fake peer, so it never pushed a zero block"
+    );
+    assert!(
         o.events.hash_failed().is_empty(),
         "unrequested zero blocks were written: hash_failed {:?}",
         o.events.hash_failed()

@@ -34,7 +34,7 @@ pub enum Misbehaviour {
     CorruptBlocks,
     /// Every answer carries half the requested length.
     WrongBlockSize,
-    /// Before each answer, a block of zeros for a piece nobody asked for.
+    /// Advertises the even pieces only; before each answer, a block of zeros for an odd piece.
     UnrequestedBlocks,
     /// Answers the first request with a length prefix of almost 4 GiB, then a trickle of bytes.
     HugeLengthPrefix,
@@ -200,6 +200,14 @@ impl Conn {
                 bits[last] = 0xff;
             }
             Misbehaviour::BitfieldWrongLength => bits.push(0xff),
+            // Only even pieces: the zero blocks it pushes are for odd ones, which rivulet can
+            // never have asked it for (a block for a piece we did request of it, even if its
+            // request was still in flight, is an answer, right or wrong).
+            Misbehaviour::UnrequestedBlocks => {
+                for odd in (1..pieces).step_by(2) {
+                    bits[odd as usize / 8] &= !(0x80u8 >> (odd % 8));
+                }
+            }
             _ => {}
         }
         reply.extend_from_slice(&message(BITFIELD, &bits));
@@ -269,7 +277,7 @@ impl Conn {
                 out.extend(wire::piece(index, begin, &data[..data.len() / 2]));
             }
             Misbehaviour::UnrequestedBlocks => {
-                let other = (index + 1) % meta.piece_count();
+                let other = if index | 1 < meta.piece_count() { index | 1 } else { 1 };
                 let len = (16 << 10).min(meta.piece_len(other)) as usize;
                 out.extend(wire::piece(other, 0, &vec![0u8; len]));
                 out.extend(wire::piece(index, begin, &data));
