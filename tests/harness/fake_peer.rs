@@ -277,7 +277,11 @@ impl Conn {
                 out.extend(wire::piece(index, begin, &data[..data.len() / 2]));
             }
             Misbehaviour::UnrequestedBlocks => {
-                let other = if index | 1 < meta.piece_count() { index | 1 } else { 1 };
+                let other = if index | 1 < meta.piece_count() {
+                    index | 1
+                } else {
+                    1
+                };
                 let len = (16 << 10).min(meta.piece_len(other)) as usize;
                 out.extend(wire::piece(other, 0, &vec![0u8; len]));
                 out.extend(wire::piece(index, begin, &data));
