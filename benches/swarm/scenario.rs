@@ -4,7 +4,7 @@
 //!
 //! ```toml
 //! name = "8 seeders, 20-120 ms, 1-8 MB/s"
-//! fixture = "big"            # big (256 MiB), single (64 MiB), multi (18 MiB), single_small
+//! fixture = "big"            # gib (1 GiB), big (256 MiB), single (64 MiB), multi (18 MiB), single_small
 //! [[seeder]]
 //! client = "aria2"           # aria2, libtorrent or rivulet
 //! upload_mb_s = 2.0          # MB/s (10^6 bytes)
@@ -91,6 +91,7 @@ impl Scenario {
     pub fn fixture(&self) -> &'static Fixture {
         match self.fixture.as_str() {
             "big" => Fixture::big(),
+            "gib" => Fixture::gib(),
             "single" => Fixture::single(),
             "multi" => Fixture::multi(),
             "single_small" => Fixture::single_small(),

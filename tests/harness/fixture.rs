@@ -64,6 +64,12 @@ const BIG: Spec = Spec {
     dir: None,
     piece_exp: 18,
 };
+const GIB: Spec = Spec {
+    id: "gib",
+    files: &[("gib.bin", Content::Random(1024 * MIB))],
+    dir: None,
+    piece_exp: 20,
+};
 const SINGLE_SMALL: Spec = Spec {
     id: "single-small",
     files: &[("small.bin", Content::Random(3 * MIB + 12345))],
@@ -139,6 +145,11 @@ impl Fixture {
         /// 256 MiB single file, 256 KiB pieces (benchmarks).
         big,
         BIG
+    );
+    fixture_getter!(
+        /// 1 GiB single file, 1 MiB pieces (benchmarks).
+        gib,
+        GIB
     );
     fixture_getter!(
         /// 3 MiB + 12345 B single file, 64 KiB pieces, short last piece.

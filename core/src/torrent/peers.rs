@@ -14,6 +14,21 @@ use crate::wire::BlockRequest;
 /// Requests kept in flight per peer at first; grows with the peer's rate.
 pub(crate) const MIN_QUEUE: usize = 16;
 pub(crate) const MAX_QUEUE: usize = 512;
+/// The floor while a reader waits, once the peer's rate is known: 16 blocks at a 0.1 MB/s peer
+/// are 2.6 s that a reader's block would queue behind.
+const MIN_STREAM_QUEUE: usize = 4;
+/// Seconds of a peer's rate kept in flight while no reader waits: deep pipelines cost nothing
+/// then and ride out a peer's pauses.
+const BULK_QUEUE_SECS: f64 = 1.0;
+/// ... and while a reader waits, at least this much (more for a peer many round trips away):
+/// a peer answers requests in order, so a reader's block waits behind the whole pipeline. With
+/// one second, a seek waited 0.99-2.57 s behind background blocks at 2 MB/s seeders 50 ms away
+/// (benches/RESULTS.md, issue 13, scenarios 2 and 3).
+const STREAM_QUEUE_SECS: f64 = 0.3;
+/// Round trips kept in flight while a reader waits, so a far peer's link stays full.
+const STREAM_QUEUE_RTTS: f64 = 3.0;
+/// Rate assumed for a peer that has not delivered yet.
+const UNMEASURED_RATE: f64 = 256.0 * 1024.0;
 /// Their requests we queue before calling it a flood.
 pub(crate) const MAX_PENDING_UPLOADS: usize = 512;
 /// Blocks we never asked for (or that fit no block) tolerated before dropping a peer. Late
@@ -82,6 +97,9 @@ pub(crate) struct PeerState {
     pub assigned: Vec<u32>,
     /// How many requests to keep in flight.
     pub queue_target: usize,
+    /// The quickest answer to a request seen on this connection: its round trip plus one
+    /// block's transfer, an upper bound on the delay a pipeline must cover.
+    pub min_latency: Option<Duration>,
     /// Their requests queued for the writer and not yet served.
     pub pending_uploads: usize,
     pub cancelled: Vec<BlockRequest>,
@@ -135,6 +153,7 @@ impl PeerState {
             withdrawn: VecDeque::new(),
             assigned: Vec::new(),
             queue_target: MIN_QUEUE,
+            min_latency: None,
             pending_uploads: 0,
             cancelled: Vec::new(),
             down: RateMeter::default(),
@@ -155,18 +174,45 @@ impl PeerState {
         }
     }
 
-    /// Sizes the pipeline to about one second of this peer's rate (bandwidth-delay product with
-    /// a generous delay), within bounds.
-    pub fn retarget_queue(&mut self) {
-        let per_sec = self.down.rate() as usize / crate::wire::BLOCK_SIZE as usize;
-        self.queue_target = per_sec.clamp(MIN_QUEUE, MAX_QUEUE);
+    /// Sizes the pipeline to this peer's rate times the delay it must cover: a second while
+    /// no reader waits (`streaming` false), a few round trips while one does.
+    pub fn retarget_queue(&mut self, streaming: bool) {
+        let rate = self.down.rate() as f64;
+        let (secs, min) = match (streaming, rate > 0.0) {
+            (true, true) => {
+                let rtts = self
+                    .min_latency
+                    .map_or(0.0, |l| l.as_secs_f64() * STREAM_QUEUE_RTTS);
+                (
+                    rtts.clamp(STREAM_QUEUE_SECS, BULK_QUEUE_SECS),
+                    MIN_STREAM_QUEUE,
+                )
+            }
+            _ => (BULK_QUEUE_SECS, MIN_QUEUE),
+        };
+        let blocks = (rate * secs / crate::wire::BLOCK_SIZE as f64) as usize;
+        self.queue_target = blocks.clamp(min, MAX_QUEUE);
     }
 
-    /// Seconds of work already queued at this peer: its outstanding requests at its observed
-    /// rate (a modest rate is assumed until one is measured).
+    /// Records the answer to a request sent at `sent`.
+    pub fn answered(&mut self, sent: Instant, now: Instant) {
+        let took = now.saturating_duration_since(sent);
+        self.min_latency = Some(self.min_latency.map_or(took, |m| m.min(took)));
+    }
+
+    /// Seconds until this peer would deliver `more` blocks asked of it now, behind its
+    /// outstanding requests, at its observed rate.
+    pub fn eta_secs(&self, more: usize) -> f64 {
+        let rate = match self.down.rate() {
+            0 => UNMEASURED_RATE,
+            r => r as f64,
+        };
+        (self.requests.len() + more) as f64 * crate::wire::BLOCK_SIZE as f64 / rate
+    }
+
+    /// Seconds of work already queued at this peer.
     pub fn queue_secs(&self) -> f64 {
-        let rate = (self.down.rate() as f64).max(256.0 * 1024.0);
-        self.requests.len() as f64 * crate::wire::BLOCK_SIZE as f64 / rate
+        self.eta_secs(0)
     }
 
     /// Forgets request `r` as withdrawn: its answer may still come.

@@ -32,6 +32,14 @@ impl RateMeter {
     pub fn rate(&self) -> u64 {
         self.rate as u64
     }
+
+    #[cfg(test)]
+    pub fn with_rate(rate: u64) -> Self {
+        RateMeter {
+            rate: rate as f64,
+            ..Default::default()
+        }
+    }
 }
 
 /// Limits a byte stream to `rate` bytes per second with a one-second burst; 0 means unlimited.

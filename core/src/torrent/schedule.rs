@@ -20,10 +20,17 @@ use crate::wire::{BlockRequest, Message};
 
 /// Endgame asks at most this many peers for one block.
 const MAX_DUPLICATES: u8 = 2;
-/// A peer with more than this much work queued leaves urgent blocks to a much quicker peer.
-const SLOW_QUEUE_SECS: f64 = 1.0;
+/// A peer that would take longer than this over a reader's piece leaves it to a peer at least
+/// twice as quick.
+const SLOW_PIECE_SECS: f64 = 0.5;
 /// An urgent block unanswered this long is also asked of a quicker peer.
-pub(crate) const URGENT_DUPLICATE_AFTER: Duration = Duration::from_secs(1);
+const URGENT_DUPLICATE_AFTER: Duration = Duration::from_secs(1);
+/// ... or this long, when the peer it was asked of is [`MUCH_SLOWER`] than the helper: a block
+/// at a 0.1 MB/s seeder held a reader up to 1.5 s beside 2 MB/s ones (benches/RESULTS.md,
+/// issue 13, scenario 3).
+const URGENT_SLOW_PEER_AFTER: Duration = Duration::from_millis(250);
+/// How many times quicker a helper must be for [`URGENT_SLOW_PEER_AFTER`].
+const MUCH_SLOWER: u64 = 4;
 /// Free pipeline slots that trigger a refill; below it the next block's arrival will.
 const REFILL_BATCH: usize = 4;
 
@@ -212,7 +219,6 @@ impl Scheduler<'_> {
         fx: &mut Effects,
     ) {
         let peer = &self.swarm.peers[&key];
-        let my_queue = peer.queue_secs();
         let mut urgent = self.readers.deadlines();
         urgent.sort_by_key(|&(p, d)| (d, p));
         for (i, _) in urgent {
@@ -225,7 +231,9 @@ impl Scheduler<'_> {
             if !peer.has.get(i) || a.owner.is_some_and(|o| o != key) {
                 continue;
             }
-            if my_queue > SLOW_QUEUE_SECS && someone_faster(self.swarm, key, i, my_queue) {
+            let blocks = a.missing().count();
+            let mine = peer.eta_secs(blocks);
+            if mine > SLOW_PIECE_SECS && someone_faster(self.swarm, key, i, blocks, mine) {
                 continue;
             }
             for b in a.missing() {
@@ -345,28 +353,36 @@ impl Scheduler<'_> {
                     offset,
                     len,
                 };
-                let late = self.swarm.peers.iter().find(|(_, p)| {
-                    p.requests
-                        .get(&req)
-                        .is_some_and(|sent| now.duration_since(*sent) > URGENT_DUPLICATE_AFTER)
-                });
-                let Some((&slow_key, slow)) = late else {
+                let asked = self
+                    .swarm
+                    .peers
+                    .iter()
+                    .find_map(|(k, p)| Some((*k, p, *p.requests.get(&req)?)));
+                let Some((slow_key, slow, sent)) = asked else {
                     continue;
                 };
+                let waited = now.duration_since(sent);
+                if waited <= URGENT_SLOW_PEER_AFTER {
+                    continue;
+                }
                 let slow_queue = slow.queue_secs();
+                let slow_rate = slow.down.rate();
                 let helper = self
                     .swarm
                     .peers
                     .iter()
                     .filter(|(k, p)| {
                         **k != slow_key
-                            && can_ask(p, i)
+                            && can_ask_urgently(p, i)
                             && p.queue_secs() < slow_queue
                             && !p.requests.contains_key(&req)
                     })
-                    .min_by(|a, b| a.1.queue_secs().total_cmp(&b.1.queue_secs()))
-                    .map(|(k, _)| *k);
-                if let Some(h) = helper {
+                    .min_by(|a, b| a.1.queue_secs().total_cmp(&b.1.queue_secs()));
+                let Some((&h, hp)) = helper else {
+                    continue;
+                };
+                let much_slower = slow_rate.saturating_mul(MUCH_SLOWER) < hp.down.rate();
+                if waited > URGENT_DUPLICATE_AFTER || much_slower {
                     asks.push((h, i, b, req));
                 }
             }
@@ -408,14 +424,19 @@ fn take_missing(
     }
 }
 
-/// Whether `p` can be asked for piece `i` now.
-fn can_ask(p: &PeerState, i: u32) -> bool {
-    !p.peer_choking && p.am_interested && p.has.get(i) && p.requests.len() < p.queue_target
+/// Whether `p` can be asked for a block of piece `i` a reader waits for: a full pipeline
+/// takes a batch more (it is refilled a batch at a time, so it is rarely below its target).
+fn can_ask_urgently(p: &PeerState, i: u32) -> bool {
+    !p.peer_choking
+        && p.am_interested
+        && p.has.get(i)
+        && p.requests.len() < p.queue_target + REFILL_BATCH
 }
 
-/// Whether a peer other than `key` that has `piece` has less than half `my_queue` queued.
-fn someone_faster(swarm: &Swarm, key: PeerKey, piece: u32, my_queue: f64) -> bool {
+/// Whether a peer other than `key` that has `piece` would deliver its `blocks` in less than
+/// half of `mine` seconds.
+fn someone_faster(swarm: &Swarm, key: PeerKey, piece: u32, blocks: usize, mine: f64) -> bool {
     swarm.peers.iter().any(|(k, p)| {
-        *k != key && !p.peer_choking && p.has.get(piece) && p.queue_secs() * 2.0 < my_queue
+        *k != key && !p.peer_choking && p.has.get(piece) && p.eta_secs(blocks) * 2.0 < mine
     })
 }

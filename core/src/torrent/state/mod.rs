@@ -360,7 +360,11 @@ impl TorrentState {
         // could poison a piece someone else is sending. A late answer to a request we withdrew
         // (timed out, choked, cancelled in endgame) is ours all the same and used if still
         // wanted; a reader's 3 s timeout made honest slow seeders look hostile before.
-        let requested = peer.requests.remove(&req).is_some();
+        let sent = peer.requests.remove(&req);
+        let requested = sent.is_some();
+        if let Some(sent) = sent {
+            peer.answered(sent, Instant::now());
+        }
         let late = !requested && peer.take_withdrawn(&req);
         if !requested && !late {
             peer.unrequested += 1;
@@ -495,10 +499,11 @@ impl TorrentState {
             self.storage_fault = None;
         }
         let mut expired = Vec::new();
+        let streaming = self.readers.has_deadlines();
         for p in self.swarm.peers.values_mut() {
             p.down.tick(now);
             p.up.tick(now);
-            p.retarget_queue();
+            p.retarget_queue(streaming);
             let before = expired.len();
             for (r, sent) in &p.requests {
                 let limit = if self.readers.deadline(r.piece).is_some() {
@@ -550,5 +555,7 @@ impl TorrentState {
 mod fast_tests;
 #[cfg(test)]
 mod pex_tests;
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;
