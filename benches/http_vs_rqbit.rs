@@ -261,13 +261,8 @@ fn main() {
             work.path(),
             own_loopback(),
             SwarmPeer {
-                torrent: &seed_torrent,
-                data: &fixture.root,
-                seeding: true,
-                upload_mode: false,
-                connect: Vec::new(),
-                download_limit: 0,
                 upload_limit: SEEDER_RATE as u32,
+                ..SwarmPeer::seeder(&seed_torrent, &fixture.root)
             },
         );
         let addr = node.addr;
@@ -279,10 +274,7 @@ fn main() {
             fixture,
             &seed_torrent,
             &tracker,
-            SeederOptions {
-                upload_limit: SEEDER_RATE,
-                ..SeederOptions::default()
-            },
+            SeederOptions::limited(SEEDER_RATE),
         );
         let addr = seeder.addr;
         (Some(seeder), None, addr, "aria2")

@@ -33,14 +33,7 @@ fn liars_sending_one_bad_block_each_are_banned_and_the_honest_seeder_never_is() 
     let fixture = Fixture::multi();
     let work = WorkDir::new("attack-strike-poisoning");
     // Throttled so that the liars, which answer at once, get requests of their own.
-    let swarm = Swarm::start(
-        &work,
-        fixture,
-        SeederOptions {
-            upload_limit: 4 << 20,
-            ..SeederOptions::default()
-        },
-    );
+    let swarm = Swarm::start(&work, fixture, SeederOptions::limited(4 << 20));
     let liars: Vec<FakePeer> = (0..LIARS)
         .map(|_| FakePeer::start(own_loopback(), fixture, Misbehaviour::CorruptOnceThenChoke))
         .collect();

@@ -61,14 +61,7 @@ fn floods_are_dropped_and_the_download_ends_near_its_unattacked_time() {
     let work = WorkDir::new("attack-floods");
     // 2 MiB/s: about 9 s of download for the floods to run against (in 4 s on a busy machine,
     // a debug build read too few keep-alives to pass its budget).
-    let swarm = Swarm::start(
-        &work,
-        fixture,
-        SeederOptions {
-            upload_limit: 2 << 20,
-            ..SeederOptions::default()
-        },
-    );
+    let swarm = Swarm::start(&work, fixture, SeederOptions::limited(2 << 20));
     let (calm, _, _) = timed_download(&work, &swarm, "unattacked", |_| Vec::new());
     let meta = &fixture.meta;
     let pieces = meta.piece_count();

@@ -39,14 +39,7 @@ fn a_choke_cycler_that_never_reads_is_dropped_and_memory_stays_bounded() {
     let fixture = Fixture::multi();
     let work = WorkDir::new("attack-choke-cycle");
     // 1 MiB/s: the download, and so the attack, lasts about 18 s.
-    let swarm = Swarm::start(
-        &work,
-        fixture,
-        SeederOptions {
-            upload_limit: MIB,
-            ..SeederOptions::default()
-        },
-    );
+    let swarm = Swarm::start(&work, fixture, SeederOptions::limited(MIB));
     let torrent = swarm.torrent(&work, Announce::Http);
     let out = work.subdir("out");
     let listen = free_addr(LOCALHOST);

@@ -39,14 +39,7 @@ fn download_killed_five_times_then_finished_is_exact_and_refetches_nothing() {
     let fixture = Fixture::single();
     let work = WorkDir::new("crash-download");
     // 64 MiB at 6 MiB/s: the download is still going after every kill.
-    let swarm = Swarm::start(
-        &work,
-        fixture,
-        SeederOptions {
-            upload_limit: 6 << 20,
-            ..SeederOptions::default()
-        },
-    );
+    let swarm = Swarm::start(&work, fixture, SeederOptions::limited(6 << 20));
     let torrent = swarm.torrent(&work, Announce::Http);
     let out = work.subdir("out");
     let mut earlier: BTreeSet<u32> = BTreeSet::new();
@@ -104,14 +97,7 @@ fn mount_killed_with_a_reader_active_then_remounted_reads_exactly() {
     let fixture = Fixture::single();
     let mut rng = rng();
     let work = WorkDir::new("crash-mount");
-    let swarm = Swarm::start(
-        &work,
-        fixture,
-        SeederOptions {
-            upload_limit: 8 << 20,
-            ..SeederOptions::default()
-        },
-    );
+    let swarm = Swarm::start(&work, fixture, SeederOptions::limited(8 << 20));
     let torrent = swarm.torrent(&work, Announce::Http);
     let data = work.subdir("data");
     let mnt = work.subdir("mnt");

@@ -10,7 +10,6 @@
 //! non-zero exit. A torrent of a million pieces starts with bounded memory and a sparse file;
 //! one over 64 MiB is refused.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,7 @@ use rivulet_tests::make_torrent::{PayloadFile, multi_file};
 use rivulet_tests::ports::{LOCALHOST, free_addr};
 use rivulet_tests::proc_stats::Sampler;
 use rivulet_tests::rivulet::{self, Download};
+use rivulet_tests::torrent::edit_info;
 use rivulet_tests::workdir::{WorkDir, tree};
 use serde_bencode::value::Value;
 
@@ -220,19 +220,6 @@ fn odd_but_legal_torrents_download_exactly_inside_the_output_dir() {
             case.id
         );
     }
-}
-
-type Dict = HashMap<Vec<u8>, Value>;
-
-fn edit_info(bytes: &[u8], edit: impl FnOnce(&mut Dict)) -> Vec<u8> {
-    let Ok(Value::Dict(mut top)) = serde_bencode::from_bytes::<Value>(bytes) else {
-        panic!("not a dictionary")
-    };
-    let Some(Value::Dict(info)) = top.get_mut(&b"info"[..]) else {
-        panic!("no info dictionary")
-    };
-    edit(info);
-    serde_bencode::to_bytes(&Value::Dict(top)).expect("encode torrent")
 }
 
 fn refused_cases() -> Vec<(&'static str, Vec<u8>)> {

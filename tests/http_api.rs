@@ -92,10 +92,7 @@ fn a_video_streams_over_http_while_downloading_and_the_api_and_clients_manage_it
     let fixture = Fixture::media();
     let work = WorkDir::new("http-api");
     // Slow enough that the download is still going while the players run.
-    let opts = SeederOptions {
-        upload_limit: 250_000,
-        ..SeederOptions::default()
-    };
+    let opts = SeederOptions::limited(250_000);
     let swarm = Swarm::start(&work, fixture, opts);
     let serve = Serve::start(&work, "serve", &[]);
     let events = subscribe(serve.http);

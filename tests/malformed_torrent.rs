@@ -8,29 +8,16 @@ use std::time::Duration;
 use proptest::prelude::*;
 use rivulet_tests::fixture::Fixture;
 use rivulet_tests::rivulet::{self, Download};
+use rivulet_tests::torrent::{InfoDict, edit_info};
 use rivulet_tests::workdir::{WorkDir, tree};
 use serde_bencode::value::Value;
-
-type Dict = HashMap<Vec<u8>, Value>;
 
 fn base(fixture: &Fixture, dir: &Path) -> Vec<u8> {
     let path = fixture.torrent("http://127.0.0.1:1/announce", "base", dir);
     std::fs::read(path).expect("read base torrent")
 }
 
-/// Decodes `bytes`, lets `edit` change the info dictionary, encodes again.
-fn with_info(bytes: &[u8], edit: impl FnOnce(&mut Dict)) -> Vec<u8> {
-    let Ok(Value::Dict(mut top)) = serde_bencode::from_bytes::<Value>(bytes) else {
-        panic!("base torrent is not a dictionary")
-    };
-    let Some(Value::Dict(info)) = top.get_mut(&b"info"[..]) else {
-        panic!("base torrent has no info dictionary")
-    };
-    edit(info);
-    serde_bencode::to_bytes(&Value::Dict(top)).expect("encode torrent")
-}
-
-fn set(info: &mut Dict, key: &str, v: Value) {
+fn set(info: &mut InfoDict, key: &str, v: Value) {
     info.insert(key.as_bytes().to_vec(), v);
 }
 
@@ -39,7 +26,7 @@ fn bytes(s: &str) -> Value {
 }
 
 /// Sets the path of file `index` of a multi-file torrent.
-fn set_path(info: &mut Dict, index: usize, path: &[&str]) {
+fn set_path(info: &mut InfoDict, index: usize, path: &[&str]) {
     let Some(Value::List(files)) = info.get_mut(&b"files"[..]) else {
         panic!("not a multi-file torrent")
     };
@@ -57,7 +44,7 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
     let multi = base(Fixture::multi_small(), dir);
     let pieces = |b: &[u8]| {
         let mut p = None;
-        with_info(b, |info| p = info.get(&b"pieces"[..]).cloned());
+        edit_info(b, |info| p = info.get(&b"pieces"[..]).cloned());
         match p {
             Some(Value::Bytes(p)) => p,
             _ => panic!("no pieces"),
@@ -76,37 +63,37 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "piece-length-is-a-string",
-            with_info(&single, |i| set(i, "piece length", bytes("65536"))),
+            edit_info(&single, |i| set(i, "piece length", bytes("65536"))),
         ),
         (
             "piece-length-zero",
-            with_info(&single, |i| set(i, "piece length", Value::Int(0))),
+            edit_info(&single, |i| set(i, "piece length", Value::Int(0))),
         ),
         (
             "name-is-an-integer",
-            with_info(&single, |i| set(i, "name", Value::Int(7))),
+            edit_info(&single, |i| set(i, "name", Value::Int(7))),
         ),
         (
             "negative-length",
-            with_info(&single, |i| set(i, "length", Value::Int(-1))),
+            edit_info(&single, |i| set(i, "length", Value::Int(-1))),
         ),
         (
             "files-is-a-dict",
-            with_info(&multi, |i| set(i, "files", Value::Dict(HashMap::new()))),
+            edit_info(&multi, |i| set(i, "files", Value::Dict(HashMap::new()))),
         ),
         (
             "piece-hashes-not-multiple-of-20",
-            with_info(&single, |i| {
+            edit_info(&single, |i| {
                 set(i, "pieces", Value::Bytes(sp[..sp.len() - 7].to_vec()))
             }),
         ),
         (
             "too-few-piece-hashes",
-            with_info(&multi, |i| {
+            edit_info(&multi, |i| {
                 set(i, "pieces", Value::Bytes(mp[..mp.len() - 20].to_vec()))
             }),
         ),
-        ("empty-path", with_info(&multi, |i| set_path(i, 1, &[]))),
+        ("empty-path", edit_info(&multi, |i| set_path(i, 1, &[]))),
     ]
 }
 
@@ -118,23 +105,23 @@ fn renamed_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
     vec![
         (
             "name-dot-dot",
-            with_info(&single, |i| set(i, "name", bytes(".."))),
+            edit_info(&single, |i| set(i, "name", bytes(".."))),
         ),
         (
             "name-with-slash",
-            with_info(&single, |i| set(i, "name", bytes("../evil.txt"))),
+            edit_info(&single, |i| set(i, "name", bytes("../evil.txt"))),
         ),
         (
             "path-traversal",
-            with_info(&multi, |i| set_path(i, 1, &["..", "..", "evil.txt"])),
+            edit_info(&multi, |i| set_path(i, 1, &["..", "..", "evil.txt"])),
         ),
         (
             "path-component-with-slash",
-            with_info(&multi, |i| set_path(i, 1, &["dir", "../../evil.txt"])),
+            edit_info(&multi, |i| set_path(i, 1, &["dir", "../../evil.txt"])),
         ),
         (
             "absolute-path",
-            with_info(&multi, |i| set_path(i, 1, &["/tmp", "evil.txt"])),
+            edit_info(&multi, |i| set_path(i, 1, &["/tmp", "evil.txt"])),
         ),
     ]
 }

@@ -118,10 +118,7 @@ fn two_readers_of_different_files_both_progress_and_finish_right() {
     let fixture = Fixture::multi();
     let work = WorkDir::new("mount-two-readers");
     // Slow enough that both reads are in flight together for a few seconds.
-    let opts = SeederOptions {
-        upload_limit: 4 << 20,
-        ..SeederOptions::default()
-    };
+    let opts = SeederOptions::limited(4 << 20);
     let swarm = Swarm::start(&work, fixture, opts);
     let mount = lazy_mount(&work, &swarm);
     let (a, b) = (&fixture.files[1], &fixture.files[3]);

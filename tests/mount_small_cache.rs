@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use plugins_support::config;
+use plugins_support::memory_config;
 use rand::{Rng, SeedableRng};
 use rivulet_tests::aria2::SeederOptions;
 use rivulet_tests::fixture::Fixture;
@@ -51,11 +51,7 @@ fn many_readers_of_a_small_memory_cache_neither_thrash_nor_hang() {
         ..
     } = Swarm::start(&work, fixture, SeederOptions::default());
     let torrent = fixture.torrent(&_tracker.url(Announce::Http), "http", work.path());
-    let cfg = config(
-        &work,
-        "memory.toml",
-        &format!("storage = \"memory\"\nmemory_cache_mib = {CACHE_MIB}"),
-    );
+    let cfg = memory_config(&work, CACHE_MIB);
     let mnt = work.subdir("mnt");
     let events = work.join("events.jsonl");
     let mut mounted = MountCmd::new(&torrent, &mnt)

@@ -83,26 +83,16 @@ fn a_peer_learnt_only_through_pex_is_connected_and_serves_the_whole_download() {
         work.path(),
         own_loopback(),
         SwarmPeer {
-            torrent: &torrent,
-            data: &empty,
-            seeding: false,
             upload_mode: true,
-            connect: vec![],
-            download_limit: 0,
-            upload_limit: 0,
+            ..SwarmPeer::leecher(&torrent, &empty)
         },
     );
     let seeder = LibtorrentNode::start_peer(
         work.path(),
         own_loopback(),
         SwarmPeer {
-            torrent: &torrent,
-            data: &fixture.root,
-            seeding: true,
-            upload_mode: false,
             connect: vec![middle.addr],
-            download_limit: 0,
-            upload_limit: 0,
+            ..SwarmPeer::seeder(&torrent, &fixture.root)
         },
     );
     let seeder_addr = seeder.addr.to_string();
@@ -163,28 +153,15 @@ fn rivulet_tells_a_libtorrent_peer_of_another_it_never_heard_of() {
     let seeder = LibtorrentNode::start_peer(
         work.path(),
         own_loopback(),
-        SwarmPeer {
-            torrent: &torrent,
-            data: &fixture.root,
-            seeding: true,
-            upload_mode: false,
-            connect: vec![],
-            download_limit: 0,
-            upload_limit: 0,
-        },
+        SwarmPeer::seeder(&torrent, &fixture.root),
     );
     let empty = work.subdir("leecher-data");
     let leecher = LibtorrentNode::start_peer(
         work.path(),
         own_loopback(),
         SwarmPeer {
-            torrent: &torrent,
-            data: &empty,
-            seeding: false,
-            upload_mode: false,
-            connect: vec![],
             download_limit: 32 * 1024,
-            upload_limit: 0,
+            ..SwarmPeer::leecher(&torrent, &empty)
         },
     );
     // Rivulet dials both, and fetches slowly enough (100 KiB/s, 10 s for the fixture) to be

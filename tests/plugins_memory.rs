@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use plugins_support::config;
+use plugins_support::memory_config;
 use rivulet_tests::aria2::SeederOptions;
 use rivulet_tests::fixture::Fixture;
 use rivulet_tests::mount::MountCmd;
@@ -65,11 +65,7 @@ fn memory_storage_mount_serves_a_torrent_larger_than_its_bound_within_it() {
     assert!(fixture.total_length() > (CACHE_MIB + SLACK_MIB) * MIB);
     let swarm = Swarm::start(&work, fixture, SeederOptions::default());
     let torrent = swarm.torrent(&work, Announce::Http);
-    let cfg = config(
-        &work,
-        "memory.toml",
-        &format!("storage = \"memory\"\nmemory_cache_mib = {CACHE_MIB}"),
-    );
+    let cfg = memory_config(&work, CACHE_MIB);
     let mnt = work.subdir("mnt");
     let events = work.join("events.jsonl");
     let mut mounted = MountCmd::new(&torrent, &mnt)

@@ -23,14 +23,7 @@ fn resume_after_kill_9() {
     let pieces = fixture.meta.piece_count();
     let work = WorkDir::new("resume");
     // 64 MiB at 8 MiB/s: the first run is still busy when half of it is there.
-    let swarm = Swarm::start(
-        &work,
-        fixture,
-        SeederOptions {
-            upload_limit: 8 << 20,
-            ..SeederOptions::default()
-        },
-    );
+    let swarm = Swarm::start(&work, fixture, SeederOptions::limited(8 << 20));
     let torrent = swarm.torrent(&work, Announce::Http);
     let out = work.subdir("out");
 

@@ -48,6 +48,16 @@ pub struct SeederOptions {
     pub log_peers: bool,
 }
 
+impl SeederOptions {
+    /// A seeder that uploads at most `rate` bytes per second.
+    pub fn limited(rate: u64) -> SeederOptions {
+        SeederOptions {
+            upload_limit: rate,
+            ..SeederOptions::default()
+        }
+    }
+}
+
 pub struct Aria2Seeder {
     proc: Proc,
     pub addr: SocketAddr,

@@ -32,14 +32,7 @@ pub struct Outcome {
 pub fn download_next_to(test: &str, behaviour: Misbehaviour) -> Outcome {
     let fixture = Fixture::multi();
     let work = WorkDir::new(test);
-    let swarm = Swarm::start(
-        &work,
-        fixture,
-        SeederOptions {
-            upload_limit: 4 << 20,
-            ..SeederOptions::default()
-        },
-    );
+    let swarm = Swarm::start(&work, fixture, SeederOptions::limited(4 << 20));
     let fake = FakePeer::start(own_loopback(), fixture, behaviour);
     let torrent = swarm.torrent(&work, Announce::Http);
     let out = work.subdir("out");

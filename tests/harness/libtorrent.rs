@@ -140,6 +140,29 @@ pub struct SwarmPeer<'a> {
     pub upload_limit: u32,
 }
 
+impl<'a> SwarmPeer<'a> {
+    /// A peer holding the whole of `torrent` in `data`, with no limits and no one to dial.
+    pub fn seeder(torrent: &'a Path, data: &'a Path) -> Self {
+        SwarmPeer {
+            torrent,
+            data,
+            seeding: true,
+            upload_mode: false,
+            connect: Vec::new(),
+            download_limit: 0,
+            upload_limit: 0,
+        }
+    }
+
+    /// A peer that starts with nothing of `torrent` and downloads it into `data`.
+    pub fn leecher(torrent: &'a Path, data: &'a Path) -> Self {
+        SwarmPeer {
+            seeding: false,
+            ..SwarmPeer::seeder(torrent, data)
+        }
+    }
+}
+
 /// A running libtorrent session; killed on drop.
 pub struct LibtorrentNode {
     proc: Proc,

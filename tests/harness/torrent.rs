@@ -129,3 +129,18 @@ pub fn set_tiers(path: &Path, tiers: &[Vec<String>]) {
     let out = serde_bencode::to_bytes(&Value::Dict(top)).expect("encode torrent");
     std::fs::write(path, out).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
+
+/// A torrent's info dictionary, decoded, for tests that make broken torrents.
+pub type InfoDict = std::collections::HashMap<Vec<u8>, Value>;
+
+/// Decodes the `.torrent` `bytes`, lets `edit` change its info dictionary, encodes it again.
+pub fn edit_info(bytes: &[u8], edit: impl FnOnce(&mut InfoDict)) -> Vec<u8> {
+    let Ok(Value::Dict(mut top)) = serde_bencode::from_bytes::<Value>(bytes) else {
+        panic!("not a dictionary")
+    };
+    let Some(Value::Dict(info)) = top.get_mut(&b"info"[..]) else {
+        panic!("no info dictionary")
+    };
+    edit(info);
+    serde_bencode::to_bytes(&Value::Dict(top)).expect("encode torrent")
+}

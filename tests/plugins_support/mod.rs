@@ -26,6 +26,15 @@ pub fn config(work: &WorkDir, name: &str, lines: &str) -> PathBuf {
     path
 }
 
+/// A config for the memory storage with a cache of `cache_mib` MiB.
+pub fn memory_config(work: &WorkDir, cache_mib: u64) -> PathBuf {
+    config(
+        work,
+        "memory.toml",
+        &format!("storage = \"memory\"\nmemory_cache_mib = {cache_mib}"),
+    )
+}
+
 /// A TOML list of paths.
 pub fn toml_paths(paths: &[&Path]) -> String {
     let items: Vec<String> = paths
