@@ -129,7 +129,8 @@ fn libtorrent(dir: &Path, torrent: &Path, out: &Path, launch: Instant) -> Outcom
     });
     let mut cmd = Command::new(PYTHON);
     cmd.arg("-c")
-        .arg(include_str!("lt_leech.py"))
+        .arg(include_str!("lt_peer.py"))
+        .arg("leech")
         .arg(cfg.to_string());
     let log = dir.join("libtorrent-leech.out");
     let mut proc = Proc::spawn("libtorrent leecher", cmd, &log);

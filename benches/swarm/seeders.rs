@@ -112,7 +112,8 @@ fn libtorrent(dir: &Path, fixture: &Fixture, torrent: &Path, addrs: &[SocketAddr
     });
     let mut cmd = Command::new(PYTHON);
     cmd.arg("-c")
-        .arg(include_str!("lt_seed.py"))
+        .arg(include_str!("lt_peer.py"))
+        .arg("seed")
         .arg(cfg.to_string());
     let out = dir.join("libtorrent-seeders.out");
     let mut proc = Proc::spawn("libtorrent seeders", cmd, &out);
