@@ -202,58 +202,55 @@ fn median(v: &[f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn run_client(b: &mut Bench, client: Client, runs: usize) -> Figures {
-    let mut fig = Figures::default();
+/// One run of `client`: figures A, C and B added to `fig`.
+fn run_client(b: &mut Bench, client: Client, run: usize, fig: &mut Figures) {
     let name = client.name();
     let size = b.fixture.total_length();
-    for run in 1..=runs {
-        // A: add -> first 64 KiB.
-        let (server, t0) = b.start(client);
-        match get_range(&server.url, 0, 64 << 10) {
-            Ok(got) => {
-                let t = t0.elapsed().as_secs_f64();
-                fig.first.push(t);
-                let ok = expect_bytes(b.fixture, 0, &got);
-                println!("{name} run {run} A: first 64 KiB {t:.3}s {ok}");
-            }
-            Err(e) => println!("{name} run {run} A: FAILED {e}"),
+    // A: add -> first 64 KiB.
+    let (server, t0) = b.start(client);
+    match get_range(&server.url, 0, 64 << 10) {
+        Ok(got) => {
+            let t = t0.elapsed().as_secs_f64();
+            fig.first.push(t);
+            let ok = expect_bytes(b.fixture, 0, &got);
+            println!("{name} run {run} A: first 64 KiB {t:.3}s {ok}");
         }
-        // C: the whole file once (fetching it), then COMPLETE_GETS times: complete, so only
-        // HTTP is timed. One GET of 64 MiB is ~60 ms, within a scheduler hiccup of this machine.
-        if let Err(e) = get_all(&server.url) {
-            println!("{name} run {run} C: FAILED fetching {e}");
-        }
-        for get in 1..=COMPLETE_GETS {
-            match get_all(&server.url) {
-                Ok((n, t)) if n == size => {
-                    let rate = n as f64 / t.as_secs_f64();
-                    fig.rate.push(rate);
-                    println!(
-                        "{name} run {run} C{get}: completed file {:.0} MB/s",
-                        rate / 1e6
-                    );
-                }
-                Ok((n, _)) => println!("{name} run {run} C{get}: FAILED {n} of {size} bytes"),
-                Err(e) => println!("{name} run {run} C{get}: FAILED {e}"),
-            }
-        }
-        drop(server);
-
-        // B: add -> 1 MiB at 60 % on a fresh server.
-        let (server, t0) = b.start(client);
-        let offset = size * 6 / 10;
-        match get_range(&server.url, offset, MIB) {
-            Ok(got) => {
-                let t = t0.elapsed().as_secs_f64();
-                fig.seek.push(t);
-                let ok = expect_bytes(b.fixture, offset, &got);
-                println!("{name} run {run} B: 1 MiB at 60 % {t:.3}s {ok}");
-            }
-            Err(e) => println!("{name} run {run} B: FAILED {e}"),
-        }
-        drop(server);
+        Err(e) => println!("{name} run {run} A: FAILED {e}"),
     }
-    fig
+    // C: the whole file once (fetching it), then COMPLETE_GETS times: complete, so only
+    // HTTP is timed. One GET of 64 MiB is ~60 ms, within a scheduler hiccup of this machine.
+    if let Err(e) = get_all(&server.url) {
+        println!("{name} run {run} C: FAILED fetching {e}");
+    }
+    for get in 1..=COMPLETE_GETS {
+        match get_all(&server.url) {
+            Ok((n, t)) if n == size => {
+                let rate = n as f64 / t.as_secs_f64();
+                fig.rate.push(rate);
+                println!(
+                    "{name} run {run} C{get}: completed file {:.0} MB/s",
+                    rate / 1e6
+                );
+            }
+            Ok((n, _)) => println!("{name} run {run} C{get}: FAILED {n} of {size} bytes"),
+            Err(e) => println!("{name} run {run} C{get}: FAILED {e}"),
+        }
+    }
+    drop(server);
+
+    // B: add -> 1 MiB at 60 % on a fresh server.
+    let (server, t0) = b.start(client);
+    let offset = size * 6 / 10;
+    match get_range(&server.url, offset, MIB) {
+        Ok(got) => {
+            let t = t0.elapsed().as_secs_f64();
+            fig.seek.push(t);
+            let ok = expect_bytes(b.fixture, offset, &got);
+            println!("{name} run {run} B: 1 MiB at 60 % {t:.3}s {ok}");
+        }
+        Err(e) => println!("{name} run {run} B: FAILED {e}"),
+    }
+    drop(server);
 }
 
 fn main() {
@@ -304,8 +301,18 @@ fn main() {
         torrent,
         n: 0,
     };
-    let r = run_client(&mut bench, Client::Rivulet, runs);
-    let q = run_client(&mut bench, Client::Rqbit, runs);
+    // The clients take turns, the first of each run alternating: the machine's noise and a
+    // fresh seeder's slow first answer (1.3 s once) fall on both alike.
+    let (mut r, mut q) = (Figures::default(), Figures::default());
+    for run in 1..=runs {
+        if run % 2 == 1 {
+            run_client(&mut bench, Client::Rivulet, run, &mut r);
+            run_client(&mut bench, Client::Rqbit, run, &mut q);
+        } else {
+            run_client(&mut bench, Client::Rqbit, run, &mut q);
+            run_client(&mut bench, Client::Rivulet, run, &mut r);
+        }
+    }
 
     println!("\n# medians (ratio rivulet/rqbit: below 1 is better for times, above 1 for rate)");
     println!("| figure | rivulet | rqbit | rivulet/rqbit |");
