@@ -7,7 +7,9 @@
 //! v2-only torrent (its swarm found by the truncated v2 info-hash, pieces checked by their
 //! merkle roots) downloads from libtorrent, through the mount, and is seeded to libtorrent;
 //! a piece a seeder corrupted on disk fails its merkle check, the seeder is blamed and the
-//! piece comes from an honest one.
+//! piece comes from an honest one. libtorrent given only a v2 magnet link fetches the info
+//! dictionary and then the piece layers from `rivulet seed` (BEP 52 hash requests, answered
+//! with merkle proofs), and ends with the same bytes.
 
 use std::path::Path;
 use std::process::Command;
@@ -31,7 +33,8 @@ const PYTHON: &str = "/usr/bin/python3";
 
 /// `create ROOT NAME PIECE OUT hybrid|v2 [TRACKER]`: a torrent of ROOT/NAME. `seed TORRENT SAVE IP:PORT
 /// [PEER_PORT]`: seeds it on IP:PORT (after fetching it from 127.0.0.1:PEER_PORT if given),
-/// says "seeding" once it has all the data, checked.
+/// says "seeding" once it has all the data, checked. `magnet URI SAVE IP:PORT PEER_PORT`: the
+/// same from a magnet link, printing what it sends and gets of metadata and hashes.
 const LIBTORRENT: &str = r#"
 import sys, time, libtorrent as lt
 if sys.argv[1] == "create":
@@ -46,14 +49,27 @@ if sys.argv[1] == "create":
     open(out, "wb").write(lt.bencode(t.generate()))
 else:
     torrent, save, listen = sys.argv[2:5]
-    s = lt.session({"listen_interfaces": listen, "enable_dht": False,
-                    "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-                    "allow_multiple_connections_per_ip": True})
-    h = s.add_torrent({"ti": lt.torrent_info(torrent), "save_path": save})
+    magnet = sys.argv[1] == "magnet"
+    settings = {"listen_interfaces": listen, "enable_dht": False,
+                "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+                "allow_multiple_connections_per_ip": True}
+    if magnet:
+        settings["alert_mask"] = lt.alert.category_t.peer_log_notification
+    s = lt.session(settings)
+    if magnet:
+        atp = lt.parse_magnet_uri(torrent)
+        atp.save_path = save
+        h = s.add_torrent(atp)
+    else:
+        h = s.add_torrent({"ti": lt.torrent_info(torrent), "save_path": save})
     if len(sys.argv) > 5:
         h.connect_peer(("127.0.0.1", int(sys.argv[5])))
     while not h.status().is_seeding:
-        time.sleep(0.05)
+        s.wait_for_alert(50)
+        for a in s.pop_alerts():
+            m = a.message()
+            if "HASH" in m or "METADATA" in m:
+                print(m, flush=True)
     print("seeding", flush=True)
     while True:
         time.sleep(1)
@@ -312,5 +328,94 @@ fn a_hybrid_torrent_joins_its_v1_and_its_v2_swarm() {
         .wait_message(5, Duration::from_secs(10))
         .expect("the seed's bitfield");
     assert!(!bitfield.is_empty());
+    seed.terminate(Duration::from_secs(15));
+}
+
+/// `magnet ...` of the script: libtorrent fetching `uri` into `save` from 127.0.0.1:`peer`;
+/// returns once it holds every piece, checked.
+fn lt_magnet(work: &WorkDir, uri: &str, save: &Path, peer: u16) -> Proc {
+    let listen = free_addr(LOCALHOST).to_string();
+    let args = [
+        "magnet",
+        uri,
+        save.to_str().expect("utf-8"),
+        &listen,
+        &peer.to_string(),
+    ];
+    let mut lt = Proc::spawn(
+        "libtorrent magnet",
+        libtorrent(&args),
+        &work.join("magnet.log"),
+    );
+    wait_for(Duration::from_secs(90), "libtorrent to finish", || {
+        lt.assert_running("libtorrent magnet");
+        lt.log_tail(400).contains("seeding")
+    });
+    lt
+}
+
+#[test]
+fn libtorrent_given_a_v2_magnet_gets_the_piece_layers_from_rivulet_through_hash_requests() {
+    let work = WorkDir::new("v2-hashes");
+    let seed_data = work.subdir("seed");
+    // 600 pieces and a bit of a 16 KiB-piece file: libtorrent asks for its layer 512 hashes at
+    // a time, so the second answer is the last, padded chunk with a longer proof; and a file
+    // of one piece, which has no layer.
+    let files = vec![
+        (
+            "pay/big.bin",
+            (0..600 * 16384 + 123u32)
+                .map(|i| (i * 31 + i / 7) as u8)
+                .collect::<Vec<u8>>(),
+        ),
+        ("pay/small.bin", vec![b'x'; 5000]),
+    ];
+    for (p, data) in &files {
+        let at = seed_data.join(p);
+        std::fs::create_dir_all(at.parent().expect("parent")).expect("mkdir payload");
+        std::fs::write(at, data).expect("write payload");
+    }
+    let torrent = work.join("v2.torrent");
+    let args = [
+        "create",
+        seed_data.to_str().expect("utf-8"),
+        "pay",
+        "16384",
+        torrent.to_str().expect("utf-8"),
+        "v2",
+    ];
+    assert!(libtorrent(&args).status().expect("python3").success());
+    let meta = Metainfo::from_file(&torrent).expect("parse");
+    assert_eq!(meta.piece_layers.len(), 1, "only big.bin has a layer");
+    let v2 = meta.info_hash_v2_hex().expect("a v2 torrent");
+    let events = work.join("seed.jsonl");
+    let seed_addr = free_addr(LOCALHOST);
+    let mut seed = rivulet::seed(work.path(), &torrent, &seed_data, seed_addr, &events);
+    let out = work.subdir("out");
+    // A magnet link holds no piece layer: without the hashes from rivulet libtorrent could
+    // check no piece of big.bin and would never finish.
+    let _lt = lt_magnet(
+        &work,
+        &format!("magnet:?xt=urn:btmh:1220{v2}"),
+        &out,
+        seed_addr.port(),
+    );
+    assert_payload(&out, &files);
+    let log = std::fs::read_to_string(work.join("magnet.log")).unwrap_or_default();
+    assert!(
+        log.contains("UT_METADATA"),
+        "metadata not fetched from rivulet:\n{log}"
+    );
+    assert!(log.contains("<== HASHES"), "no hashes received:\n{log}");
+    assert!(!log.contains("HASH_REJECT"), "hashes were rejected:\n{log}");
+    let served: Vec<(u64, u64)> = seed
+        .events()
+        .of("hashes_served")
+        .map(|e| (e["index"].as_u64().unwrap(), e["length"].as_u64().unwrap()))
+        .collect();
+    assert!(
+        served.contains(&(0, 512)) && served.contains(&(512, 128)),
+        "hashes served: {served:?}"
+    );
     seed.terminate(Duration::from_secs(15));
 }

@@ -82,6 +82,15 @@ pub enum Event {
     PieceVerified {
         piece: u32,
     },
+    /// A v2 peer's hash request (BEP 52) was answered: `length` piece-layer hashes of the file
+    /// with `root` (hex) from `index`, and `uncles` proof hashes.
+    HashesServed {
+        addr: String,
+        root: String,
+        index: u32,
+        length: u32,
+        uncles: u32,
+    },
     HashFailed {
         piece: u32,
         peers: Vec<String>,
