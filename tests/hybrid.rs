@@ -9,7 +9,10 @@
 //! a piece a seeder corrupted on disk fails its merkle check, the seeder is blamed and the
 //! piece comes from an honest one. libtorrent given only a v2 magnet link fetches the info
 //! dictionary and then the piece layers from `rivulet seed` (BEP 52 hash requests, answered
-//! with merkle proofs), and ends with the same bytes.
+//! with merkle proofs), and ends with the same bytes; the other way round, `rivulet download`
+//! of a v2 magnet link fetches the info dictionary (checked against its SHA-256) and the layers
+//! (each answer's proof checked against its file's root, a peer whose proof fails banned) from
+//! libtorrent, caches both, and a restart fetches neither.
 
 use std::path::Path;
 use std::process::Command;
@@ -19,6 +22,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::FileExt;
 
 use rivulet_core::metainfo::Metainfo;
+use rivulet_tests::metadata_liar::{MetadataLiar, MetadataLie};
 use rivulet_tests::mount::MountCmd;
 use rivulet_tests::ports::{LOCALHOST, free_addr, own_loopback};
 use rivulet_tests::process::{Proc, wait_for};
@@ -418,4 +422,101 @@ fn libtorrent_given_a_v2_magnet_gets_the_piece_layers_from_rivulet_through_hash_
         "hashes served: {served:?}"
     );
     seed.terminate(Duration::from_secs(15));
+}
+
+#[test]
+fn a_v2_magnet_link_downloads_from_libtorrent_with_the_piece_layers_from_hash_requests() {
+    let work = WorkDir::new("v2-magnet");
+    let seed_data = work.subdir("seed");
+    let files = payload(&seed_data);
+    let torrent = create(&work, &seed_data, "v2");
+    let v2 = Metainfo::from_file(&torrent)
+        .expect("parse")
+        .info_hash_v2_hex()
+        .expect("a v2 torrent");
+    let (_seeder, seed_addr) = lt_seeder(&work, &torrent, &seed_data, LOCALHOST, None);
+    let link = format!("magnet:?xt=urn:btmh:1220{v2}&x.pe={seed_addr}");
+    let state = work.subdir("state");
+    let download = |tag: &str| {
+        let out = work.subdir(tag);
+        let events = work.join(&format!("{tag}.jsonl"));
+        let mut dl = Download::new(Path::new(&link), &out)
+            .listen(free_addr(LOCALHOST))
+            .events(&events)
+            .state_dir(&state)
+            .spawn(work.path(), tag);
+        dl.wait_success(Duration::from_secs(60));
+        assert_payload(&out, &files);
+        dl.events()
+    };
+    // Both files are longer than a 32 KiB piece: neither can be checked without its layer.
+    let first = download("out");
+    let fetched: Vec<_> = first.of("piece_layers_fetched").collect();
+    assert_eq!(fetched.len(), 1, "{}", first.tail(20));
+    assert_eq!(fetched[0]["files"], 2);
+    assert_eq!(fetched[0]["hashes"], 4 + 2);
+    // The layers were cached with the metadata: the next run fetches neither.
+    let again = download("again");
+    assert!(!again.has("metadata_fetching"), "{}", again.tail(20));
+    assert!(!again.has("piece_layers_fetched"));
+    // `info --save` writes a .torrent that carries the layers, so it transfers as it is.
+    let saved = work.join("saved.torrent");
+    let args: Vec<std::ffi::OsString> = vec![
+        "info".into(),
+        link.clone().into(),
+        "--save".into(),
+        saved.clone().into(),
+        "--state-dir".into(),
+        state.into(),
+    ];
+    let run = rivulet::run(work.path(), "info", &args, Duration::from_secs(20));
+    assert!(run.status.success(), "{}", run.stderr);
+    let saved = Metainfo::from_file(&saved).expect("the saved torrent parses");
+    assert_eq!(saved.info_hash_v2_hex(), Some(v2));
+    assert_eq!(saved.missing_piece_layers, 0);
+    saved.transferable().expect("transferable");
+}
+
+#[test]
+fn a_peer_answering_hash_requests_with_wrong_hashes_is_banned_and_the_layers_come_from_another() {
+    let work = WorkDir::new("v2-magnet-liar");
+    let seed_data = work.subdir("seed");
+    let files = payload(&seed_data);
+    let torrent = create(&work, &seed_data, "v2");
+    let meta = Metainfo::from_file(&torrent).expect("parse");
+    let v2 = meta.info_hash_v2_hex().expect("a v2 torrent");
+    // The right metadata, then hashes that prove nothing; on an address of its own (bans are
+    // per address), and the only peer until it is banned.
+    let liar = MetadataLiar::start(
+        own_loopback(),
+        meta.info_hash.0,
+        meta.info_bytes.to_vec(),
+        MetadataLie::WrongHashes,
+    );
+    let link = format!("magnet:?xt=urn:btmh:1220{v2}&x.pe={}", liar.addr);
+    let out = work.subdir("out");
+    let listen = free_addr(LOCALHOST);
+    let mut dl = Download::new(Path::new(&link), &out)
+        .listen(listen)
+        .events(&work.join("events.jsonl"))
+        .state_dir(&work.subdir("state"))
+        .spawn(work.path(), "download");
+    dl.wait_events(Duration::from_secs(60), "the liar to be banned", |e| {
+        e.addrs("peer_banned").contains(&liar.addr.to_string())
+    });
+    assert!(liar.record().hash_requests >= 1);
+    // An honest seeder, which finds the fetch through its own connection.
+    let (_honest, _) = lt_seeder(&work, &torrent, &seed_data, LOCALHOST, Some(listen.port()));
+    dl.wait_success(Duration::from_secs(60));
+    assert_payload(&out, &files);
+    let ev = dl.events();
+    let reasons: Vec<String> = ev
+        .of("peer_banned")
+        .filter_map(|e| e["reason"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("wrong hashes")),
+        "{reasons:?}"
+    );
+    assert!(ev.has("piece_layers_fetched"));
 }

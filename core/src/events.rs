@@ -140,6 +140,11 @@ pub enum Event {
         size: u64,
     },
     /// A magnet link's metadata fetch ended without a usable torrent.
+    /// A v2 magnet link's piece layers came from peers, each proven against its file's root.
+    PieceLayersFetched {
+        files: usize,
+        hashes: usize,
+    },
     MetadataFailed {
         error: String,
     },

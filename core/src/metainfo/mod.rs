@@ -18,7 +18,7 @@ pub mod unique;
 pub mod v2;
 pub mod value;
 
-pub use info_bytes::{InfoBytes, torrent_file};
+pub use info_bytes::{InfoBytes, torrent_file, torrent_file_with_layers};
 pub use magnet::{MAX_MAGNET_LEN, Magnet, MagnetError};
 use std::collections::HashMap;
 use std::fmt;
