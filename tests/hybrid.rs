@@ -7,7 +7,12 @@
 //! v2-only torrent (its swarm found by the truncated v2 info-hash, pieces checked by their
 //! merkle roots) downloads from libtorrent, through the mount, and is seeded to libtorrent;
 //! a piece a seeder corrupted on disk fails its merkle check, the seeder is blamed and the
-//! piece comes from an honest one.
+//! piece comes from an honest one. libtorrent given only a v2 magnet link fetches the info
+//! dictionary and then the piece layers from `rivulet seed` (BEP 52 hash requests, answered
+//! with merkle proofs), and ends with the same bytes; the other way round, `rivulet download`
+//! of a v2 magnet link fetches the info dictionary (checked against its SHA-256) and the layers
+//! (each answer's proof checked against its file's root, a peer whose proof fails banned) from
+//! libtorrent, caches both, and a restart fetches neither.
 
 use std::path::Path;
 use std::process::Command;
@@ -17,6 +22,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::FileExt;
 
 use rivulet_core::metainfo::Metainfo;
+use rivulet_tests::metadata_liar::{MetadataLiar, MetadataLie};
 use rivulet_tests::mount::MountCmd;
 use rivulet_tests::ports::{LOCALHOST, free_addr, own_loopback};
 use rivulet_tests::process::{Proc, wait_for};
@@ -31,7 +37,8 @@ const PYTHON: &str = "/usr/bin/python3";
 
 /// `create ROOT NAME PIECE OUT hybrid|v2 [TRACKER]`: a torrent of ROOT/NAME. `seed TORRENT SAVE IP:PORT
 /// [PEER_PORT]`: seeds it on IP:PORT (after fetching it from 127.0.0.1:PEER_PORT if given),
-/// says "seeding" once it has all the data, checked.
+/// says "seeding" once it has all the data, checked. `magnet URI SAVE IP:PORT PEER_PORT`: the
+/// same from a magnet link, printing what it sends and gets of metadata and hashes.
 const LIBTORRENT: &str = r#"
 import sys, time, libtorrent as lt
 if sys.argv[1] == "create":
@@ -46,14 +53,27 @@ if sys.argv[1] == "create":
     open(out, "wb").write(lt.bencode(t.generate()))
 else:
     torrent, save, listen = sys.argv[2:5]
-    s = lt.session({"listen_interfaces": listen, "enable_dht": False,
-                    "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-                    "allow_multiple_connections_per_ip": True})
-    h = s.add_torrent({"ti": lt.torrent_info(torrent), "save_path": save})
+    magnet = sys.argv[1] == "magnet"
+    settings = {"listen_interfaces": listen, "enable_dht": False,
+                "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+                "allow_multiple_connections_per_ip": True}
+    if magnet:
+        settings["alert_mask"] = lt.alert.category_t.peer_log_notification
+    s = lt.session(settings)
+    if magnet:
+        atp = lt.parse_magnet_uri(torrent)
+        atp.save_path = save
+        h = s.add_torrent(atp)
+    else:
+        h = s.add_torrent({"ti": lt.torrent_info(torrent), "save_path": save})
     if len(sys.argv) > 5:
         h.connect_peer(("127.0.0.1", int(sys.argv[5])))
     while not h.status().is_seeding:
-        time.sleep(0.05)
+        s.wait_for_alert(50)
+        for a in s.pop_alerts():
+            m = a.message()
+            if "HASH" in m or "METADATA" in m:
+                print(m, flush=True)
     print("seeding", flush=True)
     while True:
         time.sleep(1)
@@ -313,4 +333,199 @@ fn a_hybrid_torrent_joins_its_v1_and_its_v2_swarm() {
         .expect("the seed's bitfield");
     assert!(!bitfield.is_empty());
     seed.terminate(Duration::from_secs(15));
+}
+
+/// A v2-only torrent of 601 pieces of 16 KiB in one file, whose layer is asked for 512 hashes
+/// at a time (the second answer is the last, padded chunk with a longer proof), and a file of
+/// one piece, which has no layer: the data directory, the files and the torrent.
+fn many_pieces(
+    work: &WorkDir,
+) -> (
+    std::path::PathBuf,
+    Vec<(&'static str, Vec<u8>)>,
+    std::path::PathBuf,
+) {
+    let seed_data = work.subdir("seed");
+    let files = vec![
+        (
+            "pay/big.bin",
+            (0..600 * 16384 + 123u32)
+                .map(|i| (i * 31 + i / 7) as u8)
+                .collect::<Vec<u8>>(),
+        ),
+        ("pay/small.bin", vec![b'x'; 5000]),
+    ];
+    for (p, data) in &files {
+        let at = seed_data.join(p);
+        std::fs::create_dir_all(at.parent().expect("parent")).expect("mkdir payload");
+        std::fs::write(at, data).expect("write payload");
+    }
+    let torrent = work.join("v2.torrent");
+    let args = [
+        "create",
+        seed_data.to_str().expect("utf-8"),
+        "pay",
+        "16384",
+        torrent.to_str().expect("utf-8"),
+        "v2",
+    ];
+    assert!(libtorrent(&args).status().expect("python3").success());
+    (seed_data, files, torrent)
+}
+
+/// `magnet ...` of the script: libtorrent fetching `uri` into `save` from 127.0.0.1:`peer`;
+/// returns once it holds every piece, checked.
+fn lt_magnet(work: &WorkDir, uri: &str, save: &Path, peer: u16) -> Proc {
+    let listen = free_addr(LOCALHOST).to_string();
+    let args = [
+        "magnet",
+        uri,
+        save.to_str().expect("utf-8"),
+        &listen,
+        &peer.to_string(),
+    ];
+    let mut lt = Proc::spawn(
+        "libtorrent magnet",
+        libtorrent(&args),
+        &work.join("magnet.log"),
+    );
+    wait_for(Duration::from_secs(90), "libtorrent to finish", || {
+        lt.assert_running("libtorrent magnet");
+        lt.log_tail(400).contains("seeding")
+    });
+    lt
+}
+
+#[test]
+fn libtorrent_given_a_v2_magnet_gets_the_piece_layers_from_rivulet_through_hash_requests() {
+    let work = WorkDir::new("v2-hashes");
+    let (seed_data, files, torrent) = many_pieces(&work);
+    let meta = Metainfo::from_file(&torrent).expect("parse");
+    assert_eq!(meta.piece_layers.len(), 1, "only big.bin has a layer");
+    let v2 = meta.info_hash_v2_hex().expect("a v2 torrent");
+    let events = work.join("seed.jsonl");
+    let seed_addr = free_addr(LOCALHOST);
+    let mut seed = rivulet::seed(work.path(), &torrent, &seed_data, seed_addr, &events);
+    let out = work.subdir("out");
+    // A magnet link holds no piece layer: without the hashes from rivulet libtorrent could
+    // check no piece of big.bin and would never finish.
+    let _lt = lt_magnet(
+        &work,
+        &format!("magnet:?xt=urn:btmh:1220{v2}"),
+        &out,
+        seed_addr.port(),
+    );
+    assert_payload(&out, &files);
+    let log = std::fs::read_to_string(work.join("magnet.log")).unwrap_or_default();
+    assert!(
+        log.contains("UT_METADATA"),
+        "metadata not fetched from rivulet:\n{log}"
+    );
+    assert!(log.contains("<== HASHES"), "no hashes received:\n{log}");
+    assert!(!log.contains("HASH_REJECT"), "hashes were rejected:\n{log}");
+    let served: Vec<(u64, u64)> = seed
+        .events()
+        .of("hashes_served")
+        .map(|e| (e["index"].as_u64().unwrap(), e["length"].as_u64().unwrap()))
+        .collect();
+    assert!(
+        served.contains(&(0, 512)) && served.contains(&(512, 128)),
+        "hashes served: {served:?}"
+    );
+    seed.terminate(Duration::from_secs(15));
+}
+
+#[test]
+fn a_v2_magnet_link_downloads_from_libtorrent_with_the_piece_layers_from_hash_requests() {
+    let work = WorkDir::new("v2-magnet");
+    let (seed_data, files, torrent) = many_pieces(&work);
+    let v2 = Metainfo::from_file(&torrent)
+        .expect("parse")
+        .info_hash_v2_hex()
+        .expect("a v2 torrent");
+    let (_seeder, seed_addr) = lt_seeder(&work, &torrent, &seed_data, LOCALHOST, None);
+    let link = format!("magnet:?xt=urn:btmh:1220{v2}&x.pe={seed_addr}");
+    let state = work.subdir("state");
+    let download = |tag: &str| {
+        let out = work.subdir(tag);
+        let events = work.join(&format!("{tag}.jsonl"));
+        let mut dl = Download::new(Path::new(&link), &out)
+            .listen(free_addr(LOCALHOST))
+            .events(&events)
+            .state_dir(&state)
+            .spawn(work.path(), tag);
+        dl.wait_success(Duration::from_secs(60));
+        assert_payload(&out, &files);
+        dl.events()
+    };
+    // big.bin cannot be checked without its layer: two chunks of it, the last padded.
+    let first = download("out");
+    let fetched: Vec<_> = first.of("piece_layers_fetched").collect();
+    assert_eq!(fetched.len(), 1, "{}", first.tail(20));
+    assert_eq!(fetched[0]["files"], 1);
+    assert_eq!(fetched[0]["hashes"], 601);
+    // The layers were cached with the metadata: the next run fetches neither.
+    let again = download("again");
+    assert!(!again.has("metadata_fetching"), "{}", again.tail(20));
+    assert!(!again.has("piece_layers_fetched"));
+    // `info --save` writes a .torrent that carries the layers, so it transfers as it is.
+    let saved = work.join("saved.torrent");
+    let args: Vec<std::ffi::OsString> = vec![
+        "info".into(),
+        link.clone().into(),
+        "--save".into(),
+        saved.clone().into(),
+        "--state-dir".into(),
+        state.into(),
+    ];
+    let run = rivulet::run(work.path(), "info", &args, Duration::from_secs(20));
+    assert!(run.status.success(), "{}", run.stderr);
+    let saved = Metainfo::from_file(&saved).expect("the saved torrent parses");
+    assert_eq!(saved.info_hash_v2_hex(), Some(v2));
+    assert_eq!(saved.missing_piece_layers, 0);
+    saved.transferable().expect("transferable");
+}
+
+#[test]
+fn a_peer_answering_hash_requests_with_wrong_hashes_is_banned_and_the_layers_come_from_another() {
+    let work = WorkDir::new("v2-magnet-liar");
+    let seed_data = work.subdir("seed");
+    let files = payload(&seed_data);
+    let torrent = create(&work, &seed_data, "v2");
+    let meta = Metainfo::from_file(&torrent).expect("parse");
+    let v2 = meta.info_hash_v2_hex().expect("a v2 torrent");
+    // The right metadata, then hashes that prove nothing; on an address of its own (bans are
+    // per address), and the only peer until it is banned.
+    let liar = MetadataLiar::start(
+        own_loopback(),
+        meta.info_hash.0,
+        meta.info_bytes.to_vec(),
+        MetadataLie::WrongHashes,
+    );
+    let link = format!("magnet:?xt=urn:btmh:1220{v2}&x.pe={}", liar.addr);
+    let out = work.subdir("out");
+    let listen = free_addr(LOCALHOST);
+    let mut dl = Download::new(Path::new(&link), &out)
+        .listen(listen)
+        .events(&work.join("events.jsonl"))
+        .state_dir(&work.subdir("state"))
+        .spawn(work.path(), "download");
+    dl.wait_events(Duration::from_secs(60), "the liar to be banned", |e| {
+        e.addrs("peer_banned").contains(&liar.addr.to_string())
+    });
+    assert!(liar.record().hash_requests >= 1);
+    // An honest seeder, which finds the fetch through its own connection.
+    let (_honest, _) = lt_seeder(&work, &torrent, &seed_data, LOCALHOST, Some(listen.port()));
+    dl.wait_success(Duration::from_secs(60));
+    assert_payload(&out, &files);
+    let ev = dl.events();
+    let reasons: Vec<String> = ev
+        .of("peer_banned")
+        .filter_map(|e| e["reason"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("wrong hashes")),
+        "{reasons:?}"
+    );
+    assert!(ev.has("piece_layers_fetched"));
 }

@@ -82,6 +82,15 @@ pub enum Event {
     PieceVerified {
         piece: u32,
     },
+    /// A v2 peer's hash request (BEP 52) was answered: `length` piece-layer hashes of the file
+    /// with `root` (hex) from `index`, and `uncles` proof hashes.
+    HashesServed {
+        addr: String,
+        root: String,
+        index: u32,
+        length: u32,
+        uncles: u32,
+    },
     HashFailed {
         piece: u32,
         peers: Vec<String>,
@@ -131,6 +140,11 @@ pub enum Event {
         size: u64,
     },
     /// A magnet link's metadata fetch ended without a usable torrent.
+    /// A v2 magnet link's piece layers came from peers, each proven against its file's root.
+    PieceLayersFetched {
+        files: usize,
+        hashes: usize,
+    },
     MetadataFailed {
         error: String,
     },

@@ -28,6 +28,7 @@ fn magnet() -> impl Strategy<Value = Magnet> {
             peers.dedup();
             Magnet {
                 info_hash: InfoHash(hash),
+                info_hash_v2: None,
                 name,
                 trackers,
                 peers,

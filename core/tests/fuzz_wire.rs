@@ -1,6 +1,7 @@
 //! Generated-input tests of the peer wire parsers: `Message::read` and `Message::decode`,
 //! `Handshake::decode`/`read`, `Bitfield::from_wire`, and the BEP 10 extension handshake and
-//! BEP 9 ut_metadata messages, the fast extension's (BEP 6) and BEP 52's hash request and reject. Round trips for every message, random
+//! BEP 9 ut_metadata messages, the fast extension's (BEP 6) and BEP 52's hash request, hashes
+//! and reject. Round trips for every message, random
 //! and mutated byte streams, and length prefixes up to 4 GiB that must be refused before
 //! anything of that size is allocated.
 //!
@@ -65,11 +66,16 @@ fn message() -> impl Strategy<Value = Message> {
             .prop_map(|(id, payload)| Message::Extended { id, payload }),
         hash_request().prop_map(Message::HashRequest),
         hash_request().prop_map(Message::HashReject),
+        (
+            hash_request(),
+            proptest::collection::vec(any::<[u8; 32]>(), 0..20)
+        )
+            .prop_map(|(req, hashes)| Message::Hashes { req, hashes }),
         // Ids we do not speak carry no payload in our encoding; 0..=9, 13..=17 (BEP 6), 20
-        // (BEP 10), 21 and 23 (BEP 52) are taken.
+        // (BEP 10), 21 to 23 (BEP 52) are taken.
         (10u8..=255)
             .prop_filter("spoken", |id| {
-                ![20, 21, 23].contains(id) && !(13..=17).contains(id)
+                !(20..=23).contains(id) && !(13..=17).contains(id)
             })
             .prop_map(Message::Unknown),
     ]
@@ -138,6 +144,33 @@ proptest! {
             prop_assert!(len > max);
             prop_assert!(largest <= SLACK);
         }
+    }
+
+    #[test]
+    fn fuzz_wire_hashes_body_of_any_length(
+        head in any::<[u8; 48]>(),
+        tail in proptest::collection::vec(any::<u8>(), 0..200),
+        cut in 0usize..48,
+    ) {
+        let mut body = vec![22];
+        body.extend(head);
+        body.extend(&tail);
+        match Message::decode(body.clone()) {
+            Ok(Message::Hashes { hashes, .. }) => {
+                prop_assert_eq!(tail.len() % 32, 0);
+                prop_assert_eq!(hashes.len(), tail.len() / 32);
+                prop_assert_eq!(&Message::decode(body.clone()).unwrap().encode()[4..], body.as_slice());
+            }
+            other => {
+                prop_assert!(tail.len() % 32 != 0, "refused {:?}", other);
+                let bad_length = matches!(other, Err(MessageError::BadLength { id: 22, .. }));
+                prop_assert!(bad_length);
+            }
+        }
+        // A header cut short is refused as well.
+        let short = Message::decode(body[..1 + cut].to_vec());
+        let bad_length = matches!(short, Err(MessageError::BadLength { id: 22, .. }));
+        prop_assert!(bad_length, "{:?}", short);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A peer that lies about a torrent's metadata (BEP 9), for what no real client does: it
 //! answers the handshake with the extension bit, offers ut_metadata, and then sends wrong
-//! bytes, a wrong size, or an endless stream. It records what it was asked, so a test can tell
+//! bytes, a wrong size, or an endless stream; or the right metadata of a v2 torrent and then
+//! hashes (BEP 52) that prove nothing. It records what it was asked, so a test can tell
 //! whether the client under test consulted it and dropped it. The wire is written by hand.
 
 use std::io::{ErrorKind, Read, Write};
@@ -16,6 +17,8 @@ use crate::wire;
 /// The extended id this peer asks ut_metadata messages to be sent under.
 const ITS_UT_METADATA: u8 = 3;
 const EXTENDED: u8 = 20;
+const HASH_REQUEST: u8 = 21;
+const HASHES: u8 = 22;
 const TICK: Duration = Duration::from_millis(100);
 
 /// How the peer lies.
@@ -28,6 +31,9 @@ pub enum MetadataLie {
     WrongSize,
     /// Claims 4 GiB of metadata and answers any request with data messages without end.
     Endless,
+    /// The right metadata, and every hash request answered with as many hashes as asked for,
+    /// all wrong.
+    WrongHashes,
 }
 
 /// What the liar saw.
@@ -36,6 +42,8 @@ pub struct LiarRecord {
     pub connections: u32,
     /// ut_metadata requests received.
     pub requests: u32,
+    /// Hash requests received (and answered with wrong hashes).
+    pub hash_requests: u32,
     /// Connections the client closed.
     pub closed_by_client: u32,
 }
@@ -168,7 +176,7 @@ fn serve(
             v.extend(std::iter::repeat_n(0, 1000));
             v
         }
-        MetadataLie::Endless => info.to_vec(),
+        MetadataLie::Endless | MetadataLie::WrongHashes => info.to_vec(),
     };
     let claimed = match lie {
         MetadataLie::Endless => 4u64 << 30,
@@ -181,6 +189,19 @@ fn serve(
         let Some((id, payload)) = read_message(&mut s)? else {
             continue;
         };
+        if id == HASH_REQUEST && payload.len() == 48 && lie == MetadataLie::WrongHashes {
+            record.lock().expect("record").hash_requests += 1;
+            let be = |at: usize| u32::from_be_bytes(payload[at..at + 4].try_into().expect("4"));
+            let (length, proof_layers) = (be(40), be(44));
+            let uncles = (proof_layers + 1).saturating_sub(length.trailing_zeros());
+            let mut answer = payload.clone();
+            answer.extend(std::iter::repeat_n(
+                0x5a,
+                32 * (length + uncles).min(1024) as usize,
+            ));
+            s.write_all(&wire::message(HASHES, &answer))?;
+            continue;
+        }
         if id != EXTENDED || payload.is_empty() {
             continue;
         }

@@ -7,8 +7,10 @@ use std::time::Instant;
 use sha1::{Digest, Sha1};
 
 use super::assembly::{Fault, Verdict};
-use super::{Fetch, FetchPeer, MAX_TIMEOUTS, PIPELINE};
+use super::layers::{self, LayerFault, LayerFetch};
+use super::{Fetch, FetchPeer, Fetched, MAX_TIMEOUTS, PIPELINE};
 use crate::events::Event;
+use crate::metainfo::{Metainfo, merkle, torrent_file};
 use crate::peer::{Attached, DropReason, PeerHandler, PeerLink};
 use crate::torrent::MessageBudget;
 use crate::wire::extension::{HANDSHAKE_ID, OUR_UT_METADATA};
@@ -21,6 +23,21 @@ impl Fetch {
     /// Sends requests to every peer that has room in its pipeline.
     fn fill(&self, s: &mut super::FetchState) {
         let now = Instant::now();
+        if let Some((_, lf)) = &mut s.layers {
+            for (conn, p) in &s.peers {
+                while lf.in_flight(*conn) < layers::PIPELINE {
+                    let Some(req) = lf.next_request(*conn, now) else {
+                        break;
+                    };
+                    let msg = crate::peer::Outbound::Msg(Message::HashRequest(req));
+                    if p.tx.offer(msg).is_err() {
+                        lf.release_conn(*conn);
+                        break;
+                    }
+                }
+            }
+            return;
+        }
         let offered = |size| {
             s.peers
                 .values()
@@ -71,11 +88,18 @@ impl Fetch {
             });
         }
         s.asm.release_conn(conn);
+        if let Some((_, lf)) = &mut s.layers {
+            lf.release_conn(conn);
+        }
     }
 
     pub(super) fn on_tick(&self, now: Instant) {
         let mut s = self.state();
-        for conn in s.asm.timeouts(now) {
+        let mut late = s.asm.timeouts(now);
+        if let Some((_, lf)) = &mut s.layers {
+            late.extend(lf.timeouts(now));
+        }
+        for conn in late {
             let gone = s.peers.get_mut(&conn).is_some_and(|p| {
                 p.timeouts += 1;
                 p.timeouts >= MAX_TIMEOUTS
@@ -84,7 +108,7 @@ impl Fetch {
                 self.drop_peer(
                     &mut s,
                     conn,
-                    &DropReason::Protocol("metadata requests unanswered".into()),
+                    &DropReason::Protocol("metadata or hash requests unanswered".into()),
                 );
             }
         }
@@ -93,9 +117,12 @@ impl Fetch {
 
     /// Hashes a complete copy off the async threads and carries out the verdict.
     async fn check(&self, whole: Vec<u8>) {
-        let want = self.info_hash.0;
+        let (want, want_v2) = (self.info_hash.0, self.info_hash_v2);
         let (ok, whole) = crate::rt::blocking(move || {
-            let ok = <[u8; 20]>::from(Sha1::digest(&whole)) == want;
+            let ok = match want_v2 {
+                Some(v2) => merkle::sha256(&whole) == v2,
+                None => <[u8; 20]>::from(Sha1::digest(&whole)) == want,
+            };
             (ok, whole)
         })
         .await;
@@ -103,7 +130,15 @@ impl Fetch {
         match verdict {
             Verdict::Verified { info, liars } => {
                 self.ban(&liars, "sent wrong metadata");
-                let _ = self.done.try_send(info);
+                match self.info_hash_v2 {
+                    Some(_) => self.start_layers(info).await,
+                    None => {
+                        let _ = self.done.try_send(Fetched {
+                            info,
+                            layers: Vec::new(),
+                        });
+                    }
+                }
             }
             Verdict::Failed { liars } => {
                 tracing::info!("metadata for {} failed its hash check", self.info_hash);
@@ -112,6 +147,72 @@ impl Fetch {
                 self.fill(&mut s);
             }
         }
+    }
+
+    /// A v2 torrent's info dictionary is verified: fetch the piece layers it lacks, if any.
+    /// One that does not parse, or whose layers could not be held, ends the fetch as it is:
+    /// adding it then says why.
+    async fn start_layers(&self, info: Vec<u8>) {
+        let (info, fetch) = crate::rt::blocking(move || {
+            let fetch = Metainfo::from_bytes(&torrent_file(&info, &[]))
+                .ok()
+                .and_then(|m| LayerFetch::new(&m).ok());
+            (info, fetch)
+        })
+        .await;
+        match fetch {
+            Some(lf) if lf.finished().is_none() => {
+                let mut s = self.state();
+                s.layers = Some((info, lf));
+                self.fill(&mut s);
+            }
+            _ => {
+                let _ = self.done.try_send(Fetched {
+                    info,
+                    layers: Vec::new(),
+                });
+            }
+        }
+    }
+
+    /// An answer to a hash request: kept if its proof holds; a wrong one bans its sender.
+    fn on_layer_hashes(
+        &self,
+        conn: u64,
+        req: &crate::wire::HashRequest,
+        hashes: &[merkle::Hash],
+    ) -> Result<(), DropReason> {
+        let mut s = self.state();
+        let Some((_, lf)) = &mut s.layers else {
+            return Err(DropReason::Protocol("hashes we did not ask for".into()));
+        };
+        match lf.on_hashes(conn, req, hashes) {
+            Ok(()) => {}
+            Err(LayerFault::Unrequested) => {
+                return Err(DropReason::Protocol("hashes we did not ask for".into()));
+            }
+            Err(LayerFault::BadProof) => {
+                let addr = s.peers.get(&conn).map(|p| p.addr);
+                drop(s);
+                self.ban(&addr.into_iter().collect::<Vec<_>>(), "sent wrong hashes");
+                return Err(DropReason::Banned("sent wrong hashes".into()));
+            }
+        }
+        match lf.finished() {
+            Some(found) => {
+                let (info, _) = s.layers.take().expect("fetching layers");
+                self.events.emit(Event::PieceLayersFetched {
+                    files: found.len(),
+                    hashes: found.iter().map(|(_, l)| l.len()).sum(),
+                });
+                let _ = self.done.try_send(Fetched {
+                    info,
+                    layers: found,
+                });
+            }
+            None => self.fill(&mut s),
+        }
+        Ok(())
     }
 
     fn ban(&self, addrs: &[std::net::SocketAddr], why: &str) {
@@ -222,6 +323,7 @@ impl PeerHandler for Fetch {
                 size: None,
                 control: MessageBudget::new(200, 100),
                 timeouts: 0,
+                incoming: link.incoming,
             },
         );
         Ok(Attached {
@@ -243,7 +345,7 @@ impl PeerHandler for Fetch {
                 Message::Extended {
                     id: OUR_UT_METADATA,
                     ..
-                }
+                } | Message::Hashes { .. }
             );
             if !answer && !p.control.take(Instant::now()) {
                 return Err(DropReason::MessageFlood(msg.kind()));
@@ -257,6 +359,16 @@ impl PeerHandler for Fetch {
                         .map_err(|e| DropReason::Protocol(e.to_string()))?;
                     p.ut_metadata = h.ut_metadata;
                     p.size = h.metadata_size;
+                    let listens = h
+                        .listen_port
+                        .filter(|port| p.incoming && *port != 0)
+                        .map(|port| std::net::SocketAddr::new(p.addr.ip(), port));
+                    if let Some(addr) = listens
+                        && s.listening.len() < super::MAX_PEERS
+                        && !s.listening.contains(&addr)
+                    {
+                        s.listening.push(addr);
+                    }
                     if h.ut_metadata.is_none() {
                         return Err(DropReason::Protocol("does not serve metadata".into()));
                     }
@@ -274,6 +386,24 @@ impl PeerHandler for Fetch {
                 }
                 // Blocks we never asked for: a fetch asks for none.
                 Message::Piece { .. } => return Err(DropReason::UnrequestedBlocks),
+                Message::Hashes { req, hashes } => {
+                    drop(s);
+                    self.on_layer_hashes(id.conn, &req, &hashes)?;
+                    None
+                }
+                Message::HashReject(req) => {
+                    if let Some((_, lf)) = &mut s.layers {
+                        lf.on_reject(id.conn, &req);
+                    }
+                    self.fill(&mut s);
+                    None
+                }
+                // We serve no hashes before we have the torrent.
+                Message::HashRequest(req) => {
+                    let reject = crate::peer::Outbound::Msg(Message::HashReject(req));
+                    let _ = p.tx.offer(reject);
+                    None
+                }
                 _ => None,
             }
         };

@@ -4,9 +4,12 @@
 //!
 //! A [`Fetch`] is the [`PeerHandler`] of its connections, like a torrent is of its own; its
 //! candidate list is the torrent's [`Swarm`] (bounded, with the same dial backoff and bans).
+//! For a v2 magnet link the info dictionary is checked against its SHA-256, and the piece
+//! layers it lacks are then fetched from the same peers ([`layers`]).
 
 mod assembly;
 mod handler;
+mod layers;
 mod trackers;
 
 use std::collections::HashMap;
@@ -15,8 +18,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use assembly::MetadataAssembly;
+use layers::LayerFetch;
 
 use crate::events::EventSink;
+use crate::metainfo::merkle::Hash;
 use crate::metainfo::{InfoHash, Magnet};
 use crate::peer::{self, PeerTx};
 use crate::plugin::Tracker;
@@ -44,6 +49,8 @@ struct FetchPeer {
     size: Option<u64>,
     control: MessageBudget,
     timeouts: u32,
+    /// It dialled us: its address is not where it listens.
+    incoming: bool,
 }
 
 #[derive(Default)]
@@ -51,16 +58,30 @@ struct FetchState {
     swarm: Swarm,
     peers: HashMap<u64, FetchPeer>,
     asm: MetadataAssembly,
+    /// A v2 torrent's verified info dictionary and its layers being fetched.
+    layers: Option<(Vec<u8>, LayerFetch)>,
+    /// Where peers that dialled us say they listen (their extension handshake's `p`): the
+    /// torrent dials them once the fetch is over and their connections with it.
+    listening: Vec<SocketAddr>,
+}
+
+/// What a fetch ends with: the verified info dictionary and, for a v2 magnet link, the piece
+/// layers it lacked (each checked against its file's root), by root.
+pub(crate) struct Fetched {
+    pub info: Vec<u8>,
+    pub layers: Vec<(Hash, Vec<Hash>)>,
 }
 
 /// The metadata of one magnet link being fetched.
 pub(crate) struct Fetch {
     pub info_hash: InfoHash,
+    /// The SHA-256 of the info dictionary, for a v2 magnet link.
+    info_hash_v2: Option<Hash>,
     env: Env,
     events: EventSink,
     state: Mutex<FetchState>,
-    done: Sender<Vec<u8>>,
-    done_rx: Receiver<Vec<u8>>,
+    done: Sender<Fetched>,
+    done_rx: Receiver<Fetched>,
     tasks: Tasks,
     stop: CancelSource,
     stopped: Cancel,
@@ -73,6 +94,7 @@ impl Fetch {
         let events = env.events.sink().for_torrent(&magnet.info_hash.hex());
         Arc::new(Fetch {
             info_hash: magnet.info_hash,
+            info_hash_v2: magnet.info_hash_v2,
             env,
             events,
             state: Mutex::new(FetchState::default()),
@@ -101,6 +123,7 @@ impl Fetch {
         s.swarm
             .known
             .keys()
+            .chain(&s.listening)
             .filter(|a| !s.swarm.banned.contains(&a.ip()))
             .copied()
             .collect()
@@ -111,8 +134,9 @@ impl Fetch {
         self.state().peers.len()
     }
 
-    /// Fetches until the metadata is verified (its bytes) or the fetch is cancelled (`None`).
-    pub async fn run(self: &Arc<Self>, trackers: Vec<Arc<dyn Tracker>>) -> Option<Vec<u8>> {
+    /// Fetches until the metadata is verified (with the layers a v2 link lacks) or the fetch is
+    /// cancelled (`None`).
+    pub async fn run(self: &Arc<Self>, trackers: Vec<Arc<dyn Tracker>>) -> Option<Fetched> {
         for t in trackers {
             self.tasks.spawn(trackers::announce(self.clone(), t));
         }

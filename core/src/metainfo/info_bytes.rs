@@ -5,6 +5,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::merkle;
+
 /// The raw bytes of a torrent's `info` dictionary, shared (a torrent's metadata can be a few
 /// megabytes and every metadata request reads it).
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -27,6 +29,15 @@ impl fmt::Debug for InfoBytes {
 /// A `.torrent` file around `info`: `announce` (the first tracker) and `announce-list` (one
 /// tier per tracker, in order) when there are trackers, then the info dictionary verbatim.
 pub fn torrent_file(info: &[u8], trackers: &[String]) -> Vec<u8> {
+    torrent_file_with_layers(info, trackers, &[])
+}
+
+/// [`torrent_file`] with the `piece layers` of a v2 torrent: each file's root and its layer.
+pub fn torrent_file_with_layers(
+    info: &[u8],
+    trackers: &[String],
+    layers: &[(merkle::Hash, Vec<merkle::Hash>)],
+) -> Vec<u8> {
     fn string(out: &mut Vec<u8>, s: &[u8]) {
         out.extend_from_slice(s.len().to_string().as_bytes());
         out.push(b':');
@@ -49,6 +60,18 @@ pub fn torrent_file(info: &[u8], trackers: &[String]) -> Vec<u8> {
     }
     string(&mut out, b"info");
     out.extend_from_slice(info);
+    if !layers.is_empty() {
+        // Bencoded keys are sorted: "piece layers" after "info", the roots in byte order.
+        let mut sorted: Vec<&(merkle::Hash, Vec<merkle::Hash>)> = layers.iter().collect();
+        sorted.sort_by_key(|(root, _)| *root);
+        string(&mut out, b"piece layers");
+        out.push(b'd');
+        for (root, layer) in sorted {
+            string(&mut out, root);
+            string(&mut out, layer.as_flattened());
+        }
+        out.push(b'e');
+    }
     out.push(b'e');
     out
 }

@@ -2,7 +2,9 @@
 //!
 //! The info-hash may be 40 hex digits or 32 base32 characters. Several `tr` and `x.pe` are
 //! kept in order without duplicates; keys we do not use (`so`, `xl`, `ws`, `btmh` beside a
-//! `btih`) are ignored, as other clients do. The URI is hostile input: its length is capped
+//! `btih`) are ignored, as other clients do. A link naming only a v2 hash (`urn:btmh:1220` and
+//! the SHA-256 of the info dictionary, BEP 52) finds its swarm by that hash truncated to 20
+//! bytes, as v2 peers do. The URI is hostile input: its length is capped
 //! and every error is one line naming the part that is wrong.
 
 use std::fmt;
@@ -17,7 +19,11 @@ pub const MAX_MAGNET_LEN: usize = 64 * 1024;
 /// A parsed magnet link: enough to find a swarm and fetch the rest of the torrent from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Magnet {
+    /// The swarm's hash: the v1 info-hash, or the v2 one truncated.
     pub info_hash: InfoHash,
+    /// The v2 info-hash of a link that names only that (`urn:btmh`): the metadata is checked
+    /// against it, and the piece layers are then fetched from peers.
+    pub info_hash_v2: Option<[u8; 32]>,
     /// `dn`: a display name until the metadata says otherwise.
     pub name: Option<String>,
     /// `tr`: tracker URLs, each its own tier.
@@ -35,10 +41,6 @@ pub enum MagnetError {
     TooLong,
     #[error("magnet link has no 'xt=urn:btih:' info-hash")]
     NoInfoHash,
-    #[error(
-        "magnet link names only a BitTorrent v2 hash (urn:btmh); v2-only torrents are not supported"
-    )]
-    V2Only,
     #[error("magnet info-hash {0:?} is neither 40 hex digits nor 32 base32 characters")]
     BadInfoHash(String),
     #[error("magnet link names two different info-hashes")]
@@ -56,9 +58,10 @@ impl Magnet {
         let query =
             strip_prefix_ignore_case(uri.trim(), "magnet:?").ok_or(MagnetError::NotMagnet)?;
         let mut info_hash = None;
-        let mut v2_hash = false;
+        let mut v2_hash = None;
         let mut magnet = Magnet {
             info_hash: InfoHash([0; 20]),
+            info_hash_v2: None,
             name: None,
             trackers: Vec::new(),
             peers: Vec::new(),
@@ -72,8 +75,11 @@ impl Magnet {
                             return Err(MagnetError::TwoInfoHashes);
                         }
                         info_hash = Some(h);
-                    } else if strip_prefix_ignore_case(&value, "urn:btmh:").is_some() {
-                        v2_hash = true;
+                    } else if let Some(h) = strip_prefix_ignore_case(&value, "urn:btmh:") {
+                        if v2_hash.is_some_and(|old| old != h) {
+                            return Err(MagnetError::TwoInfoHashes);
+                        }
+                        v2_hash = Some(h.to_string());
                     }
                 }
                 "dn" if magnet.name.is_none() && !value.is_empty() => {
@@ -93,10 +99,14 @@ impl Magnet {
                 _ => {}
             }
         }
-        magnet.info_hash = match info_hash {
-            Some(h) => h,
-            None if v2_hash => return Err(MagnetError::V2Only),
-            None => return Err(MagnetError::NoInfoHash),
+        magnet.info_hash = match (info_hash, v2_hash) {
+            (Some(h), _) => h,
+            (None, Some(v2)) => {
+                let v2 = parse_v2_hash(&v2)?;
+                magnet.info_hash_v2 = Some(v2);
+                InfoHash(v2[..20].try_into().expect("20 of 32 bytes"))
+            }
+            (None, None) => return Err(MagnetError::NoInfoHash),
         };
         Ok(magnet)
     }
@@ -120,7 +130,10 @@ impl Magnet {
         }
         let rest = q.finish();
         let sep = if rest.is_empty() { "" } else { "&" };
-        format!("magnet:?xt=urn:btih:{}{sep}{rest}", self.info_hash.hex())
+        match &self.info_hash_v2 {
+            Some(v2) => format!("magnet:?xt=urn:btmh:1220{}{sep}{rest}", super::hex(v2)),
+            None => format!("magnet:?xt=urn:btih:{}{sep}{rest}", self.info_hash.hex()),
+        }
     }
 }
 
@@ -155,6 +168,16 @@ fn parse_hash(s: &str) -> Result<InfoHash, MagnetError> {
     .map_err(|_| bad())?;
     let hash: [u8; 20] = bytes.try_into().map_err(|_| bad())?;
     Ok(InfoHash(hash))
+}
+
+/// A multihash of SHA-256 in hex: `1220` and 64 hex digits.
+fn parse_v2_hash(s: &str) -> Result<[u8; 32], MagnetError> {
+    let bad = || MagnetError::BadInfoHash(s.chars().take(80).collect());
+    let hex = strip_prefix_ignore_case(s, "1220").ok_or_else(bad)?;
+    let bytes = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(hex.as_bytes())
+        .map_err(|_| bad())?;
+    bytes.try_into().map_err(|_| bad())
 }
 
 #[cfg(test)]
@@ -203,7 +226,10 @@ mod tests {
                 "magnet:?xt=urn:btih:abc",
                 MagnetError::BadInfoHash("abc".into()),
             ),
-            ("magnet:?xt=urn:btmh:1220aaaa", MagnetError::V2Only),
+            (
+                "magnet:?xt=urn:btmh:1220aaaa",
+                MagnetError::BadInfoHash("1220aaaa".into()),
+            ),
             (
                 &format!("magnet:?xt=urn:btih:{HEX}&x.pe=host.example:80"),
                 MagnetError::BadPeer("host.example:80".into()),
@@ -234,5 +260,17 @@ mod tests {
     fn a_btmh_beside_a_btih_is_ignored() {
         let m = Magnet::parse(&format!("magnet:?xt=urn:btmh:1220ab&xt=urn:btih:{HEX}")).unwrap();
         assert_eq!(m.info_hash.hex(), HEX);
+        assert_eq!(m.info_hash_v2, None);
+    }
+
+    #[test]
+    fn a_btmh_alone_names_the_swarm_by_its_truncated_hash() {
+        let v2 = "a06da3fc570d7c933950b672b14424137165a7c692eb3f32e33b5f79e5cf0604";
+        let m = Magnet::parse(&format!("magnet:?xt=urn:btmh:1220{v2}&dn=x")).unwrap();
+        assert_eq!(m.info_hash.hex(), v2[..40]);
+        assert_eq!(super::super::hex(&m.info_hash_v2.unwrap()), v2);
+        assert_eq!(Magnet::parse(&m.to_uri()).unwrap(), m);
+        // Another hash function than SHA-256 is not a v2 hash.
+        assert!(Magnet::parse(&format!("magnet:?xt=urn:btmh:1320{v2}")).is_err());
     }
 }

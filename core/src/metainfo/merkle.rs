@@ -13,7 +13,8 @@ pub type Hash = [u8; 32];
 /// Bytes under one leaf.
 pub const BLOCK: u64 = 16 << 10;
 
-fn pair(a: &Hash, b: &Hash) -> Hash {
+/// The parent of two nodes.
+pub fn pair(a: &Hash, b: &Hash) -> Hash {
     let mut h = Sha256::new();
     h.update(a);
     h.update(b);

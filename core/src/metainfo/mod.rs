@@ -12,12 +12,13 @@ pub mod merkle;
 mod optional;
 pub mod path;
 mod piece_check;
+pub mod piece_tree;
 pub mod span;
 pub mod unique;
 pub mod v2;
 pub mod value;
 
-pub use info_bytes::{InfoBytes, torrent_file};
+pub use info_bytes::{InfoBytes, torrent_file, torrent_file_with_layers};
 pub use magnet::{MAX_MAGNET_LEN, Magnet, MagnetError};
 use std::collections::HashMap;
 use std::fmt;
@@ -47,7 +48,8 @@ impl InfoHash {
     }
 }
 
-fn hex(b: &[u8]) -> String {
+/// Lower-case hex of `b`.
+pub fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -149,9 +151,10 @@ pub struct Metainfo {
     /// v1 piece hashes (empty for a v2-only torrent).
     pub piece_hashes: Vec<[u8; 20]>,
     /// A v2-only torrent's piece layers by file root (empty otherwise), checked against the
-    /// roots; held as the torrent holds them, never expanded per piece: a file tree may claim
-    /// terabytes in 16 KiB pieces without a layer to back them.
-    pub piece_layers: HashMap<merkle::Hash, Vec<merkle::Hash>>,
+    /// roots; held as the torrent holds them (plus a 16th for the levels above, to answer hash
+    /// requests), never expanded per piece: a file tree may claim terabytes in 16 KiB pieces
+    /// without a layer to back them.
+    pub piece_layers: HashMap<merkle::Hash, piece_tree::PieceTree>,
     pub files: Vec<FileEntry>,
     pub symlinks: Vec<Symlink>,
     /// Length of the byte space, pad files included.

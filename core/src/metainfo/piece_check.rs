@@ -60,7 +60,7 @@ impl Metainfo {
             });
         }
         let k = (start - f.offset) / self.piece_length;
-        let hash = *self.piece_layers.get(&root)?.get(k as usize)?;
+        let hash = *self.piece_layers.get(&root)?.layer().get(k as usize)?;
         Some(V2Piece {
             root: hash,
             data_len: (f.length - k * self.piece_length).min(self.piece_length),

@@ -319,3 +319,46 @@ fn a_v2_file_tree_claiming_terabytes_in_small_pieces_costs_nothing_per_piece() {
         Err(Unsupported::V2MissingLayers(1))
     ));
 }
+
+#[test]
+fn hash_requests_are_answered_from_the_piece_layer_with_a_proof_and_refused_otherwise() {
+    use super::merkle::{BLOCK, data_root, sha256};
+    use super::piece_tree::proven_node;
+    // 16 KiB pieces: the piece layer is the block layer (base layer 0). b has 40 pieces, so
+    // its layer pads to 64 (height 6); a is one piece and has no layer.
+    let a = vec![7u8; 100];
+    let b: Vec<u8> = (0..40 * BLOCK as u32).map(|i| (i / 5) as u8).collect();
+    let (data, _) = v2_torrent(&[("a", &a), ("b", &b)], true);
+    let m = Metainfo::from_bytes(&data).unwrap();
+    let root = data_root(&b, 64);
+    let leaves: Vec<_> = b.chunks(BLOCK as usize).map(sha256).collect();
+    // libtorrent's ask: 32 from 32 (the last chunk), proof of 5 levels = one uncle.
+    let got = m.serve_hashes(&root, 0, 32, 32, 5).unwrap();
+    assert_eq!(got.len(), 33);
+    assert_eq!(got[..8], leaves[32..]);
+    assert_eq!(got[8], [0; 32], "padding past the end of the file");
+    assert_eq!(proven_node(&got[..32], 32, &got[32..]), Some(root));
+    // The whole layer, no uncle; and a single hash with every uncle.
+    assert_eq!(m.serve_hashes(&root, 0, 0, 64, 5).unwrap().len(), 64);
+    let one = m.serve_hashes(&root, 0, 5, 1, 5).unwrap();
+    assert_eq!(proven_node(&one[..1], 5, &one[1..]), Some(root));
+    let refused = [
+        (sha256(b"unknown"), 0, 0, 32, 5),
+        (data_root(&a, 1), 0, 0, 1, 0),
+        (root, 1, 0, 32, 4),
+        (root, 0, 0, 3, 0),
+        (root, 0, 16, 32, 5),
+        (root, 0, 64, 32, 5),
+        (root, 0, 0, 1024, 5),
+        (root, 0, 0, 32, 6),
+        (root, 0, u32::MAX, 1, 0),
+        (root, 0, 0, 0, 0),
+    ];
+    for (r, base, index, length, proof) in refused {
+        assert_eq!(
+            m.serve_hashes(&r, base, index, length, proof),
+            None,
+            "{base} {index} {length} {proof}"
+        );
+    }
+}

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use super::files::{Entry, attr, strings};
 use super::merkle::{self, Hash};
 use super::path;
+use super::piece_tree::PieceTree;
 use super::value::Value;
 
 /// Largest v2 file: its merkle tree then has 2^30 leaves, libtorrent's bound too.
@@ -134,8 +135,8 @@ pub(super) struct Layers {
     /// Files longer than one piece whose layer the torrent lacks: it still loads, as in
     /// libtorrent, but their pieces can only be checked with hashes from peers.
     pub missing: usize,
-    /// Each file's layer, by its root.
-    pub by_root: HashMap<Hash, Vec<Hash>>,
+    /// Each file's layer and the tree above it, by its root.
+    pub by_root: HashMap<Hash, PieceTree>,
 }
 
 /// Checks every piece layer against its file's root.
@@ -173,12 +174,13 @@ pub(super) fn check_layers(
             .map(|c| c.try_into().expect("chunk of 32"))
             .collect();
         let root = file.root.expect("found by its root");
-        if merkle::root_from_layer(&layer, piece_length) != root {
+        let tree = PieceTree::new(layer, piece_length);
+        if tree.root() != root {
             return Err(V2Error::LayerRoot(path::original(
                 file.comps.iter().copied(),
             )));
         }
-        by_root.insert(root, layer);
+        by_root.insert(root, tree);
     }
     // Two files with the same data share one root and one layer.
     let missing = files

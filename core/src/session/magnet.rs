@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::{Inner, Session, SessionError};
 use crate::events::Event;
 use crate::metadata::Fetch;
-use crate::metainfo::{InfoHash, Magnet, Metainfo, torrent_file};
+use crate::metainfo::{InfoHash, Magnet, Metainfo, torrent_file_with_layers};
 use crate::peer_sources::dht::find_for_metadata;
 use crate::rt;
 use crate::torrent::PeerSource;
@@ -229,8 +229,8 @@ pub(super) async fn resolve(
     let fetched = rt::race(fetch.run(trackers), stopped_or_found).await;
     // Still listed: not removed by `Session::remove` meanwhile.
     let still_pending = inner.pending_fetch(&hash).is_some();
-    let info = match fetched {
-        rt::Either::Left(Some(info)) if still_pending => info,
+    let fetched = match fetched {
+        rt::Either::Left(Some(f)) if still_pending => f,
         _ => {
             events.emit(Event::MetadataFailed {
                 error: "cancelled".into(),
@@ -238,7 +238,9 @@ pub(super) async fn resolve(
             return Err(SessionError::Cancelled(hash.hex()));
         }
     };
-    let bytes = torrent_file(&info, &magnet.trackers);
+    // A v2 link's layers are cached with the metadata: a restart does not fetch them again.
+    let info = fetched.info;
+    let bytes = torrent_file_with_layers(&info, &magnet.trackers, &fetched.layers);
     let meta = match Metainfo::from_bytes(&bytes) {
         Ok(m) => m,
         Err(e) => {
@@ -264,6 +266,7 @@ pub(super) async fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metainfo::torrent_file;
 
     #[test]
     fn a_cached_torrent_gains_the_trackers_of_a_later_link_once() {

@@ -111,6 +111,9 @@ pub(crate) struct PeerState {
     pub unrequested: u32,
     /// Control messages (anything but blocks and requests).
     pub control: MessageBudget,
+    /// BEP 52 hash requests: each answer costs up to 512 hashes copied and a few SHA-256s, so
+    /// a flood of them is held to the cost of a trickle of block requests.
+    pub hash_requests: MessageBudget,
     /// Requests sent while we choke them, which a polite peer does not do for long.
     pub choked_requests: u32,
     pub connected_at: Instant,
@@ -164,6 +167,8 @@ impl PeerState {
             // Bitfield, interested, unchoke and a `have` per piece they finish: a fast peer on
             // small pieces sends a few thousand haves a second.
             control: MessageBudget::new(2000, 4000),
+            // libtorrent asks once per 512 pieces of each file it lacks the layer of.
+            hash_requests: MessageBudget::new(64, 32),
             choked_requests: 0,
             connected_at: Instant::now(),
             last_data: None,

@@ -82,6 +82,11 @@ pub enum Message {
     },
     /// BEP 52: the sender wants merkle hashes of a v2 file.
     HashRequest(HashRequest),
+    /// BEP 52: the hashes asked for by `req`, then the uncle hashes proving them, lowest first.
+    Hashes {
+        req: HashRequest,
+        hashes: Vec<[u8; 32]>,
+    },
     /// BEP 52: the sender will not send the hashes asked for.
     HashReject(HashRequest),
     /// A message id we do not speak; skipped.
@@ -196,6 +201,19 @@ impl Message {
                     Message::HashReject(r)
                 }
             }
+            22 => {
+                want(
+                    p.len() >= HashRequest::LEN && (p.len() - HashRequest::LEN).is_multiple_of(32),
+                    "48 and a whole number of 32-byte hashes",
+                )?;
+                Message::Hashes {
+                    req: HashRequest::parse(p),
+                    hashes: p[HashRequest::LEN..]
+                        .chunks_exact(32)
+                        .map(|c| c.try_into().expect("chunk of 32"))
+                        .collect(),
+                }
+            }
             other => Message::Unknown(other),
         })
     }
@@ -245,6 +263,9 @@ impl Message {
             Message::AllowedFast(i) => put(Some(0x11), &[&i.to_be_bytes()]),
             Message::Extended { id, payload } => put(Some(20), &[&[*id], payload]),
             Message::HashRequest(h) => put(Some(21), &[&h.to_bytes()]),
+            Message::Hashes { req, hashes } => {
+                put(Some(22), &[&req.to_bytes(), hashes.as_flattened()])
+            }
             Message::HashReject(h) => put(Some(23), &[&h.to_bytes()]),
             Message::Unknown(id) => put(Some(*id), &[]),
         }
@@ -271,6 +292,7 @@ impl Message {
             Message::AllowedFast(_) => "allowed-fast",
             Message::Extended { .. } => "extended",
             Message::HashRequest(_) => "hash-request",
+            Message::Hashes { .. } => "hashes",
             Message::HashReject(_) => "hash-reject",
             Message::Unknown(_) => "unknown-message",
         }
@@ -340,6 +362,14 @@ mod tests {
                 payload: b"d8:msg_typei0e5:piecei0ee".to_vec(),
             },
             Message::HashRequest(h),
+            Message::Hashes {
+                req: h,
+                hashes: vec![[1; 32], [2; 32], [3; 32]],
+            },
+            Message::Hashes {
+                req: h,
+                hashes: Vec::new(),
+            },
             Message::HashReject(h),
         ]
     }
@@ -369,6 +399,18 @@ mod tests {
         assert!(Message::decode(vec![0x0E, 0]).is_err());
         assert!(Message::decode(vec![0x10; 12]).is_err());
         assert!(Message::decode(vec![0x11, 0, 0]).is_err());
+        assert!(
+            Message::decode(vec![22; 48]).is_err(),
+            "47 bytes of hashes header"
+        );
+        assert!(
+            Message::decode(vec![22; 49 + 31]).is_err(),
+            "a hash cut short"
+        );
+        assert!(matches!(
+            Message::decode(vec![22; 49 + 64]),
+            Ok(Message::Hashes { hashes, .. }) if hashes.len() == 2
+        ));
     }
 
     proptest! {

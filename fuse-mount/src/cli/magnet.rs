@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use rivulet_core::metainfo::{Magnet, Metainfo, torrent_file};
+use rivulet_core::metainfo::{Magnet, Metainfo, torrent_file_with_layers};
 use rivulet_core::session::TorrentSource;
 
 use super::{EngineArgs, info, load_torrent, print, read_torrent, setup};
@@ -29,7 +29,7 @@ pub fn source(arg: &Path) -> anyhow::Result<TorrentSource> {
 /// `rivulet info`: a `.torrent` read at once, a magnet link's metadata fetched first; with
 /// `save`, the `.torrent` written there.
 pub async fn info(arg: PathBuf, save: Option<PathBuf>, args: EngineArgs) -> anyhow::Result<()> {
-    // A torrent only described need not be one the engine can transfer (v2-only).
+    // A torrent only described need not be one the engine can transfer (v2 without layers).
     let meta = match as_magnet(&arg) {
         Some(uri) => fetch(&Magnet::parse(uri).context("invalid magnet link")?, &args).await?,
         None => read_torrent(&arg)?,
@@ -37,8 +37,14 @@ pub async fn info(arg: PathBuf, save: Option<PathBuf>, args: EngineArgs) -> anyh
     print(&info::render(&meta))?;
     if let Some(path) = save {
         let trackers: Vec<String> = meta.trackers.iter().flatten().cloned().collect();
-        std::fs::write(&path, torrent_file(&meta.info_bytes, &trackers))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        // A v2 link's piece layers came from peers: the saved torrent carries them.
+        let layers: Vec<_> = meta
+            .piece_layers
+            .iter()
+            .map(|(root, tree)| (*root, tree.layer().to_vec()))
+            .collect();
+        let bytes = torrent_file_with_layers(&meta.info_bytes, &trackers, &layers);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }

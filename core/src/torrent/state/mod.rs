@@ -235,9 +235,34 @@ impl TorrentState {
             | Message::Port(_)
             | Message::HashReject(_)
             | Message::Unknown(_) => {}
-            // Our torrents carry their piece layers, and we serve no proofs (BEP 52 allows a
-            // reject); a v2 peer then checks pieces against the layers it has.
-            Message::HashRequest(r) => fx.send(&peer.tx, Message::HashReject(r)),
+            Message::HashRequest(r) => {
+                let hashes = match peer.hash_requests.take(Instant::now()) {
+                    true => self.meta.serve_hashes(
+                        &r.pieces_root,
+                        r.base_layer,
+                        r.index,
+                        r.length,
+                        r.proof_layers,
+                    ),
+                    // Past its budget a peer is told no, cheaply (a reject is not hashed).
+                    false => None,
+                };
+                match hashes {
+                    Some(hashes) => {
+                        fx.emit(Event::HashesServed {
+                            addr: peer.addr.to_string(),
+                            root: crate::metainfo::hex(&r.pieces_root),
+                            index: r.index,
+                            length: r.length,
+                            uncles: hashes.len() as u32 - r.length,
+                        });
+                        fx.send(&peer.tx, Message::Hashes { req: r, hashes });
+                    }
+                    None => fx.send(&peer.tx, Message::HashReject(r)),
+                }
+            }
+            // We never ask for hashes (our torrents carry their piece layers).
+            Message::Hashes { .. } => {}
             Message::Extended { id, payload } => self.on_extended(key, id, &payload, fx)?,
             Message::Choke => {
                 peer.peer_choking = true;
@@ -553,6 +578,8 @@ impl TorrentState {
 
 #[cfg(test)]
 mod fast_tests;
+#[cfg(test)]
+mod hashes_tests;
 #[cfg(test)]
 mod pex_tests;
 #[cfg(test)]

@@ -81,7 +81,11 @@ fn meta(pieces: u32) -> Arc<Metainfo> {
 }
 
 pub(super) fn torrent(pieces: u32, have: Bitfield) -> TorrentState {
-    let meta = meta(pieces);
+    torrent_of(meta(pieces), have)
+}
+
+/// A live torrent of `meta` that has the pieces in `have`.
+pub(super) fn torrent_of(meta: Arc<Metainfo>, have: Bitfield) -> TorrentState {
     let mut tracker = PieceTracker::new(
         meta.clone(),
         ("in-order".into(), Box::new(InOrder::default())),
