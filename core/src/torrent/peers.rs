@@ -140,6 +140,7 @@ impl PeerState {
         close: CancelSource,
         pieces: u32,
     ) -> Self {
+        let now = Instant::now();
         PeerState {
             conn,
             addr,
@@ -159,8 +160,8 @@ impl PeerState {
             min_latency: None,
             pending_uploads: 0,
             cancelled: Vec::new(),
-            down: RateMeter::default(),
-            up: RateMeter::default(),
+            down: RateMeter::since(now),
+            up: RateMeter::since(now),
             downloaded: 0,
             uploaded: 0,
             unrequested: 0,
@@ -170,7 +171,7 @@ impl PeerState {
             // libtorrent asks once per 512 pieces of each file it lacks the layer of.
             hash_requests: MessageBudget::new(64, 32),
             choked_requests: 0,
-            connected_at: Instant::now(),
+            connected_at: now,
             last_data: None,
             incoming: false,
             ext: Default::default(),

@@ -73,3 +73,19 @@ fn a_readers_block_at_a_much_slower_peer_is_also_asked_of_a_quick_one_within_a_t
         "peers alike: no duplicate"
     );
 }
+
+#[test]
+fn a_new_peers_first_tick_already_gives_its_rate_and_pipeline() {
+    let mut s = torrent(8, Bitfield::new(8));
+    let r = connect_with(&mut s, 1, None, false);
+    let p = peer(&mut s, &r);
+    p.down.add(2_000_000);
+    p.down.tick(p.connected_at + Duration::from_millis(500));
+    assert!(p.down.rate() > 0, "no rate after the first tick");
+    p.retarget_queue(false);
+    assert!(
+        p.queue_target > 16,
+        "4 MB/s still gets the starting pipeline: {}",
+        p.queue_target
+    );
+}
