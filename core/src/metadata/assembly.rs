@@ -151,15 +151,7 @@ impl MetadataAssembly {
     /// Withdraws requests older than [`REQUEST_TIMEOUT`]; returns the connections that let
     /// them lapse.
     pub fn timeouts(&mut self, now: Instant) -> Vec<u64> {
-        let mut late = Vec::new();
-        self.requested.retain(|_, (c, at)| {
-            let keep = now.saturating_duration_since(*at) < REQUEST_TIMEOUT;
-            if !keep {
-                late.push(*c);
-            }
-            keep
-        });
-        late
+        expire(&mut self.requested, now, REQUEST_TIMEOUT)
     }
 
     /// The complete copy hashed `ok` or not.
@@ -206,6 +198,24 @@ fn differing_senders(failed: &[Option<Received>], good: &[Option<Received>]) -> 
     liars.sort();
     liars.dedup();
     liars
+}
+
+/// Drops the requests of `in_flight` (each with its connection and when it was sent) older than
+/// `timeout`; returns the connections that let them lapse.
+pub(super) fn expire<K>(
+    in_flight: &mut HashMap<K, (u64, Instant)>,
+    now: Instant,
+    timeout: Duration,
+) -> Vec<u64> {
+    let mut late = Vec::new();
+    in_flight.retain(|_, (c, sent)| {
+        let keep = now.saturating_duration_since(*sent) < timeout;
+        if !keep {
+            late.push(*c);
+        }
+        keep
+    });
+    late
 }
 
 #[cfg(test)]

@@ -168,15 +168,7 @@ impl LayerFetch {
 
     /// Drops requests unanswered for too long; returns the connections that let them lapse.
     pub fn timeouts(&mut self, now: Instant) -> Vec<u64> {
-        let mut late = Vec::new();
-        self.in_flight.retain(|_, (c, sent)| {
-            let keep = now.saturating_duration_since(*sent) < REQUEST_TIMEOUT;
-            if !keep {
-                late.push(*c);
-            }
-            keep
-        });
-        late
+        super::assembly::expire(&mut self.in_flight, now, REQUEST_TIMEOUT)
     }
 
     /// Every layer, by its file's root, once all are verified.
