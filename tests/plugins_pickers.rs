@@ -11,8 +11,8 @@ mod plugins_support;
 use std::time::Duration;
 
 use plugins_support::{
-    assert_each_piece_once, config, fetch, inversions, list_plugins, started, toml_paths,
-    verified_order,
+    assert_each_piece_once, config, fetch, in_order_share, inversions, list_plugins, started,
+    toml_paths, verified_order,
 };
 use rivulet_tests::aria2::SeederOptions;
 use rivulet_tests::events::Events;
@@ -24,10 +24,13 @@ use rivulet_tests::swarm::Swarm;
 use rivulet_tests::tracker::Announce;
 use rivulet_tests::workdir::WorkDir;
 
-/// Most a run may stray from increasing order and still count as sequential (pieces in flight
-/// together finish in any order, and the pieces a still-choking aria2 seeder allows us (BEP 6
-/// allowed-fast, 8 of 289 here: 0.029) come first): a random order has about 0.5.
-const NEARLY_SORTED: f64 = 0.06;
+/// Least share of the pieces that must have been verified in order (the longest increasing, or
+/// for reverse decreasing, subsequence) for a run to count as sequential. The pieces a
+/// still-choking aria2 seeder allows us (BEP 6 allowed-fast, 8 of 289 here) come first and may
+/// lie anywhere in the file, and a few pieces in flight together may finish out of turn; a random
+/// order keeps about 2·sqrt(289) = 34 pieces in order, 0.12. (Counting inverted pairs instead
+/// failed in CI: eight allowed-fast pieces from the file's end alone invert 0.05 of all pairs.)
+const IN_ORDER: f64 = 0.9;
 /// Least a rarest-first run must stray from increasing order. The expected value is 0.5; a
 /// random permutation of 288 pieces falls below 0.3 with negligible probability.
 const SHUFFLED: f64 = 0.3;
@@ -35,11 +38,11 @@ const SHUFFLED: f64 = 0.3;
 fn assert_sequential(events: &Events, fixture: &Fixture, who: &str) {
     let order = verified_order(events);
     assert_each_piece_once(&order, fixture, who);
-    let inv = inversions(&order);
-    eprintln!("{who}: {inv:.3} of piece pairs verified out of order");
+    let kept = in_order_share(order.iter().copied());
+    eprintln!("{who}: {kept:.3} of the pieces verified in increasing order");
     assert!(
-        inv <= NEARLY_SORTED,
-        "{who}: pieces not verified in (nearly) increasing order: {inv:.3} of pairs inverted; \
+        kept >= IN_ORDER,
+        "{who}: pieces not verified in (nearly) increasing order: {kept:.3} in order; \
          order {order:?}"
     );
 }
@@ -213,11 +216,11 @@ fn third_party_reverse_picker_downloads_in_decreasing_order() {
     assert_eq!(started(&events), ("reverse".into(), "mmap".into()));
     let order = verified_order(&events);
     assert_each_piece_once(&order, fixture, "reverse");
-    let inv = inversions(&order);
-    eprintln!("reverse: {inv:.3} of piece pairs verified out of order");
+    let kept = in_order_share(order.iter().rev().copied());
+    eprintln!("reverse: {kept:.3} of the pieces verified in decreasing order");
     assert!(
-        inv >= 1.0 - NEARLY_SORTED,
-        "reverse: pieces not verified in (nearly) decreasing order: {inv:.3} of pairs inverted; \
+        kept >= IN_ORDER,
+        "reverse: pieces not verified in (nearly) decreasing order: {kept:.3} in order; \
          order {order:?}"
     );
 }
