@@ -2,7 +2,7 @@
 //! opentracker: each built-in chosen through the config file, the environment or the command
 //! line (and which wins), a built-in's loadable twin overriding it from `plugin_dirs`, and the
 //! third-party example picker. The order of `piece_verified` events shows which picker ran: the
-//! fixture has 288 pieces and one seeder holding all of them, so rarest-first (random among
+//! fixture has 289 pieces and one seeder holding all of them, so rarest-first (random among
 //! equally rare pieces) verifies them in a shuffled order, sequential in increasing order and
 //! reverse in decreasing order; a few pieces in flight together may finish out of turn.
 
@@ -32,18 +32,27 @@ use rivulet_tests::workdir::WorkDir;
 /// failed in CI: eight allowed-fast pieces from the file's end alone invert 0.05 of all pairs.)
 const IN_ORDER: f64 = 0.9;
 /// Least a rarest-first run must stray from increasing order. The expected value is 0.5; a
-/// random permutation of 288 pieces falls below 0.3 with negligible probability.
+/// random permutation of 289 pieces falls below 0.3 with negligible probability.
 const SHUFFLED: f64 = 0.3;
 
-fn assert_sequential(events: &Events, fixture: &Fixture, who: &str) {
+/// The direction a picker walks the file.
+#[derive(Clone, Copy)]
+enum Walk {
+    Increasing,
+    Decreasing,
+}
+
+fn assert_in_order(events: &Events, fixture: &Fixture, who: &str, walk: Walk) {
     let order = verified_order(events);
     assert_each_piece_once(&order, fixture, who);
-    let kept = in_order_share(order.iter().copied());
-    eprintln!("{who}: {kept:.3} of the pieces verified in increasing order");
+    let (kept, way) = match walk {
+        Walk::Increasing => (in_order_share(order.iter().copied()), "increasing"),
+        Walk::Decreasing => (in_order_share(order.iter().rev().copied()), "decreasing"),
+    };
+    eprintln!("{who}: {kept:.3} of the pieces verified in {way} order");
     assert!(
         kept >= IN_ORDER,
-        "{who}: pieces not verified in (nearly) increasing order: {kept:.3} in order; \
-         order {order:?}"
+        "{who}: pieces not verified in (nearly) {way} order: {kept:.3} in order; order {order:?}"
     );
 }
 
@@ -68,7 +77,12 @@ fn each_builtin_picker_chosen_a_different_way_downloads_in_its_own_order() {
     let file = config(&work, "sequential.toml", r#"picker = "sequential""#);
     let by_file = fetch(&work, fixture, &torrent, "by-file", |d| d.config(&file));
     assert_eq!(started(&by_file), ("sequential".into(), "mmap".into()));
-    assert_sequential(&by_file, fixture, "picker = \"sequential\" in --config");
+    assert_in_order(
+        &by_file,
+        fixture,
+        "picker = \"sequential\" in --config",
+        Walk::Increasing,
+    );
 
     let state = work.join("state");
     let by_env = fetch(&work, fixture, &torrent, "by-env", |d| {
@@ -170,11 +184,11 @@ fn loaded_twins_override_the_builtins_and_download_alike() {
         d.config(&with_twins)
     });
     assert_eq!(started(&loaded), ("sequential".into(), "mmap".into()));
-    assert_sequential(&loaded, fixture, "loaded sequential twin");
+    assert_in_order(&loaded, fixture, "loaded sequential twin", Walk::Increasing);
 
     let builtin = config(&work, "builtin.toml", "picker = \"sequential\"");
     let linked = fetch(&work, fixture, &torrent, "linked", |d| d.config(&builtin));
-    assert_sequential(&linked, fixture, "linked-in sequential");
+    assert_in_order(&linked, fixture, "linked-in sequential", Walk::Increasing);
 
     // The loaded storage rebuilds the state from the files alone (no resume file in a fresh
     // state dir): reads and has_data through the boundary find every piece, nothing is fetched.
@@ -214,13 +228,5 @@ fn third_party_reverse_picker_downloads_in_decreasing_order() {
     let torrent = swarm.torrent(&work, Announce::Http);
     let events = fetch(&work, fixture, &torrent, "reverse", |d| d.config(&cfg));
     assert_eq!(started(&events), ("reverse".into(), "mmap".into()));
-    let order = verified_order(&events);
-    assert_each_piece_once(&order, fixture, "reverse");
-    let kept = in_order_share(order.iter().rev().copied());
-    eprintln!("reverse: {kept:.3} of the pieces verified in decreasing order");
-    assert!(
-        kept >= IN_ORDER,
-        "reverse: pieces not verified in (nearly) decreasing order: {kept:.3} in order; \
-         order {order:?}"
-    );
+    assert_in_order(&events, fixture, "reverse", Walk::Decreasing);
 }
