@@ -180,6 +180,7 @@ fn run_scenario(path: &Path, leechers: &[Leecher], mounts: &[Client], runs: usiz
                 size: total,
                 excess: stats.down.load(Ordering::SeqCst).saturating_sub(total),
                 wasted: o.wasted,
+                idle: proxies.iter().map(Proxy::idle).sum(),
             };
             eprintln!("{}", report::line(&row));
             rows.push(row);

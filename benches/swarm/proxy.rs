@@ -58,6 +58,10 @@ struct State {
     epoch: AtomicU64,
     /// When the next downstream byte may leave (the pacer's virtual clock).
     next_free: Mutex<Instant>,
+    /// Time since the leecher's first connection during which this link had nothing to send
+    /// although the seeder was there: capacity the leecher left unused (a pipeline too short,
+    /// a late connection, a piece picked elsewhere).
+    idle_ns: AtomicU64,
     /// Every socket of the current run, to cut them all when the seeder leaves.
     streams: Mutex<Vec<TcpStream>>,
 }
@@ -79,6 +83,7 @@ impl Proxy {
             gone: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             next_free: Mutex::new(Instant::now()),
+            idle_ns: AtomicU64::new(0),
             streams: Mutex::new(Vec::new()),
         });
         let accepting = Arc::clone(&state);
@@ -98,11 +103,17 @@ impl Proxy {
         }
     }
 
+    /// Seconds this link idled in the current run (see `State::idle_ns`).
+    pub fn idle(&self) -> f64 {
+        self.state.idle_ns.load(Ordering::SeqCst) as f64 / 1e9
+    }
+
     /// Back to a present seeder with no connections and an idle pacer, for the next leecher.
     pub fn reset(&self) {
         self.state.epoch.fetch_add(1, Ordering::SeqCst);
         self.state.cut();
         *self.state.next_free.lock().expect("pacer lock") = Instant::now();
+        self.state.idle_ns.store(0, Ordering::SeqCst);
         self.state.gone.store(false, Ordering::SeqCst);
     }
 }
@@ -135,7 +146,11 @@ impl State {
     fn pace(&self, len: usize) {
         let start = {
             let mut next = self.next_free.lock().expect("pacer lock");
-            let start = (*next).max(Instant::now());
+            let now = Instant::now();
+            let since = self.run.first_connect().map_or(now, |f| f.max(*next));
+            let idle = now.saturating_duration_since(since).as_nanos() as u64;
+            self.idle_ns.fetch_add(idle, Ordering::SeqCst);
+            let start = (*next).max(now);
             *next = start + Duration::from_secs_f64(len as f64 / self.link.rate as f64);
             start
         };

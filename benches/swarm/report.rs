@@ -21,11 +21,13 @@ pub struct Row {
     pub excess: u64,
     /// Bytes the client itself reports as wasted, if it does.
     pub wasted: Option<u64>,
+    /// Seconds the seeders' links idled while present, summed (see `proxy::State::idle_ns`).
+    pub idle: f64,
 }
 
 const HEAD: &str = "| scenario | leecher | wall s | transfer s | caps allow s | transfer MB/s \
-                    | delivered beyond payload MiB | client-reported waste MiB |\n\
-                    |---|---|---:|---:|---:|---:|---:|---:|\n";
+                    | delivered beyond payload MiB | client-reported waste MiB | links idle s |\n\
+                    |---|---|---:|---:|---:|---:|---:|---:|---:|\n";
 
 const LEGEND: &str = "# Benchmark results\n\n\
 Swarm tables (`benches/swarm`): wall = launch to exit; transfer = the leecher's first \
@@ -33,7 +35,9 @@ connection to a seeder (at a proxy) to exit; caps allow = payload / seeders' upl
 (leaving seeders dropping out), round trips ignored; delivered beyond payload = bytes the \
 proxies delivered to the leecher minus the payload (protocol overhead, well under 1 %, plus \
 duplicates); client-reported waste = rivulet's `complete.downloaded` minus the payload, \
-libtorrent's redundant + failed bytes, n/a where the client does not say.\n";
+libtorrent's redundant + failed bytes, n/a where the client does not say; links idle = \
+seconds, summed over the seeders, during which a present seeder's link had nothing to send \
+after the leecher's first connection (capacity the leecher left unused).\n";
 
 pub fn table(rows: &[Row]) -> String {
     let mut t = String::from(HEAD);
@@ -51,7 +55,7 @@ pub fn line(r: &Row) -> String {
         .map(|w| format!("{:.2}", mib(w)))
         .unwrap_or_else(|| "n/a".into());
     format!(
-        "| {} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {wasted} |",
+        "| {} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {wasted} | {:.2} |",
         r.scenario,
         r.leecher,
         r.wall,
@@ -59,6 +63,7 @@ pub fn line(r: &Row) -> String {
         r.bound,
         r.size as f64 / r.transfer.max(1e-9) / 1e6,
         mib(r.excess),
+        r.idle,
     )
 }
 

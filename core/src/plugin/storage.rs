@@ -61,6 +61,14 @@ pub trait Storage: Send + Sync {
     fn write(&self, file: usize, offset: u64, data: &[u8]) -> Result<(), StorageError>;
     /// Fills `buf` from `offset` of file `file`.
     fn read(&self, file: usize, offset: u64, buf: &mut [u8]) -> Result<(), StorageError>;
+    /// Fills `buf` from `offset` of file `file` only if that needs no wait for a disk (every
+    /// byte is in memory already); `false` if it did not, and the engine then calls
+    /// [`Storage::read`] on a blocking thread. Called on an async thread: it must never block.
+    /// A backend that cannot tell keeps the default.
+    fn read_cached(&self, file: usize, offset: u64, buf: &mut [u8]) -> bool {
+        let _ = (file, offset, buf);
+        false
+    }
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), StorageError>;
     /// Whether data survives a restart, so that resuming from it makes sense.

@@ -200,20 +200,32 @@ impl PeerState {
         self.queue_target = blocks.clamp(min, MAX_QUEUE);
     }
 
-    /// Records the answer to a request sent at `sent`.
-    pub fn answered(&mut self, sent: Instant, now: Instant) {
+    /// Records the answer to a request sent at `sent`. Until its rate is first measured, a
+    /// peer's pipeline grows by a block per answer (doubling each round trip, as TCP's slow
+    /// start) unless a reader waits: 16 blocks only just cover a 4 MB/s seeder 50 ms away, and
+    /// such links idled about 0.1 s in their first second (swarm scenario 5, the proxies'
+    /// idle figures; benches/RESULTS.md, 2026-12-06).
+    pub fn answered(&mut self, sent: Instant, now: Instant, streaming: bool) {
         let took = now.saturating_duration_since(sent);
         self.min_latency = Some(self.min_latency.map_or(took, |m| m.min(took)));
+        if !streaming && self.down.rate() == 0 {
+            self.queue_target = (self.queue_target + 1).min(MAX_QUEUE);
+        }
     }
 
     /// Seconds until this peer would deliver `more` blocks asked of it now, behind its
     /// outstanding requests, at its observed rate.
     pub fn eta_secs(&self, more: usize) -> f64 {
+        self.secs_for(self.requests.len() + more)
+    }
+
+    /// Seconds this peer takes to send `blocks` blocks at its observed rate.
+    pub fn secs_for(&self, blocks: usize) -> f64 {
         let rate = match self.down.rate() {
             0 => UNMEASURED_RATE,
             r => r as f64,
         };
-        (self.requests.len() + more) as f64 * crate::wire::BLOCK_SIZE as f64 / rate
+        blocks as f64 * crate::wire::BLOCK_SIZE as f64 / rate
     }
 
     /// Seconds of work already queued at this peer.

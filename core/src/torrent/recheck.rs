@@ -121,10 +121,37 @@ pub(crate) fn read_range(
     storage: &dyn Storage,
     range: std::ops::Range<u64>,
 ) -> Result<Vec<u8>, StorageError> {
+    fill(layout, range, |file, offset, buf| {
+        storage.read(file, offset, buf)
+    })
+}
+
+/// `range` if the storage holds all of it in memory (see [`Storage::read_cached`]); safe to
+/// call on an async thread.
+pub(crate) fn read_range_cached(
+    layout: &Layout,
+    storage: &dyn Storage,
+    range: std::ops::Range<u64>,
+) -> Option<Vec<u8>> {
+    fill(layout, range, |file, offset, buf| {
+        storage
+            .read_cached(file, offset, buf)
+            .then_some(())
+            .ok_or(())
+    })
+    .ok()
+}
+
+/// `range` read span by span (a span lies in one file) with `read`.
+fn fill<E>(
+    layout: &Layout,
+    range: std::ops::Range<u64>,
+    mut read: impl FnMut(usize, u64, &mut [u8]) -> Result<(), E>,
+) -> Result<Vec<u8>, E> {
     let mut buf = vec![0u8; (range.end - range.start) as usize];
     for span in layout.spans(range) {
         let at = span.range_offset as usize;
-        storage.read(span.file, span.offset, &mut buf[at..at + span.len as usize])?;
+        read(span.file, span.offset, &mut buf[at..at + span.len as usize])?;
     }
     Ok(buf)
 }
@@ -325,6 +352,49 @@ mod tests {
             .unwrap();
         f.set_len(5).unwrap();
         assert_ne!(stamp_files(dir.path(), &meta), before);
+    }
+
+    /// Byte `i` of file `f` is `f * 100 + i`; only the files in `cached` answer `read_cached`.
+    struct InMemory {
+        cached: Vec<usize>,
+    }
+
+    impl Storage for InMemory {
+        fn write(&self, _: usize, _: u64, _: &[u8]) -> Result<(), StorageError> {
+            unreachable!("nothing is written")
+        }
+        fn read(&self, _: usize, _: u64, _: &mut [u8]) -> Result<(), StorageError> {
+            unreachable!("only cached reads are made")
+        }
+        fn read_cached(&self, file: usize, offset: u64, buf: &mut [u8]) -> bool {
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = (file as u64 * 100 + offset + i as u64) as u8;
+            }
+            self.cached.contains(&file)
+        }
+        fn flush(&self) -> Result<(), StorageError> {
+            Ok(())
+        }
+        fn persistent(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_range_is_read_from_memory_only_if_every_file_under_it_is() {
+        let (_, layout) = layout();
+        // Piece 1 is bytes 4..8: the last two of `a`, the first two of `b`.
+        let both = InMemory { cached: vec![0, 1] };
+        assert_eq!(
+            read_range_cached(&layout, &both, 4..8),
+            Some(vec![4, 5, 100, 101])
+        );
+        let only_a = InMemory { cached: vec![0] };
+        assert_eq!(
+            read_range_cached(&layout, &only_a, 0..6),
+            Some(vec![0, 1, 2, 3, 4, 5])
+        );
+        assert_eq!(read_range_cached(&layout, &only_a, 4..8), None);
     }
 
     #[test]

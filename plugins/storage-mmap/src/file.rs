@@ -17,6 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rivulet_core::plugin::StorageError;
 
+/// Set once a file system refused `RWF_NOWAIT`: every read then takes the blocking path
+/// without trying it first.
+static NOWAIT_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+
 pub(crate) struct DiskFile {
     path: PathBuf,
     len: u64,
@@ -96,6 +100,29 @@ impl DiskFile {
             ErrorKind::UnexpectedEof => StorageError::Missing,
             _ => StorageError::io(&self.path, e),
         })
+    }
+
+    /// Fills `buf` from `offset` only if the page cache holds every byte: `preadv2` with
+    /// `RWF_NOWAIT` takes what is cached and never waits for the disk. False if `buf` was not
+    /// filled (not all cached, past the end, no support on this file system); the caller then
+    /// reads with [`DiskFile::read`].
+    pub(crate) fn read_cached(&self, fd: &File, offset: u64, buf: &mut [u8]) -> bool {
+        if NOWAIT_UNSUPPORTED.load(Ordering::Relaxed) {
+            return false;
+        }
+        let Ok(at) = libc::off_t::try_from(offset) else {
+            return false;
+        };
+        let iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: one iovec over `buf`, valid and writable for the call; the descriptor is ours.
+        let n = unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, at, libc::RWF_NOWAIT) };
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EOPNOTSUPP) {
+            NOWAIT_UNSUPPORTED.store(true, Ordering::Relaxed);
+        }
+        usize::try_from(n).is_ok_and(|n| n == buf.len())
     }
 
     pub(crate) fn write(&self, fd: &File, offset: u64, data: &[u8]) -> Result<(), StorageError> {

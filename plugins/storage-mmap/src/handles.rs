@@ -48,6 +48,11 @@ impl Handles {
         self.get(index, false, || file.open_existing())
     }
 
+    /// The descriptor of file `index` if one is open: opening may wait for the disk.
+    pub(crate) fn open_already(&self, index: usize) -> Option<Arc<File>> {
+        self.lock().get(&index).map(|h| Arc::clone(&h.fd))
+    }
+
     /// A descriptor of file `index` (`file`) to write it, created if absent.
     pub(crate) fn writable(
         &self,

@@ -1,6 +1,7 @@
 //! Disk storage: the torrent's files under a root directory, each created sparse when it is
 //! first written, read with pread and written with pwrite through a bounded set of open
-//! descriptors.
+//! descriptors. What the page cache holds can also be read without waiting (`read_cached`),
+//! so the engine serves it on an async thread.
 //!
 //! Nothing is created or changed by opening the storage or by reading: existing files are read
 //! as they are (resume, seeding read-only data), and a range a file does not hold is
@@ -87,6 +88,17 @@ impl Storage for MmapStorage {
             return Ok(());
         }
         f.read(&*self.handles.readable(file, f)?, offset, buf)
+    }
+
+    fn read_cached(&self, file: usize, offset: u64, buf: &mut [u8]) -> bool {
+        let Ok(f) = self.file(file, offset, buf.len()) else {
+            return false;
+        };
+        buf.is_empty()
+            || self
+                .handles
+                .open_already(file)
+                .is_some_and(|fd| f.read_cached(&fd, offset, buf))
     }
 
     fn flush(&self) -> Result<(), StorageError> {

@@ -164,3 +164,26 @@ fn full_disk_is_an_error_not_a_crash() {
     st.flush().unwrap();
     drop(st);
 }
+
+#[test]
+fn what_the_page_cache_holds_is_read_without_waiting_and_nothing_else_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec(dir.path(), &[("a.bin", 1 << 20), ("b.bin", 1000)]);
+    let st = MmapStorage::open(&s).unwrap();
+    let data = pattern(200_000, 3);
+    // No descriptor yet: opening one may wait for the disk, so it is not tried.
+    let mut buf = vec![0; 1000];
+    assert!(!st.read_cached(1, 0, &mut buf));
+    st.write(0, 100_000, &data).unwrap();
+    // Just written, so in the page cache.
+    let mut got = vec![0; data.len()];
+    assert!(
+        st.read_cached(0, 100_000, &mut got),
+        "cached bytes not read"
+    );
+    assert_eq!(got, data);
+    // Past the end of the file, and a file never written: not served.
+    assert!(!st.read_cached(0, (1 << 20) - 10, &mut buf));
+    assert!(!st.read_cached(7, 0, &mut buf));
+    assert!(!st.read_cached(1, 0, &mut buf));
+}

@@ -102,6 +102,8 @@ abi_table! {
     methods {
         fn write(&self, file: usize, offset: u64, data: &[u8]) -> Result<(), StorageError>;
         fn read(&self, file: usize, offset: u64, buf: &mut [u8]) -> Result<(), StorageError>;
+        // "Not read" is the safe answer: the engine then reads the normal way.
+        fn read_cached(&self, file: usize, offset: u64, buf: &mut [u8]) -> bool => false;
         fn flush(&self) -> Result<(), StorageError>;
         // Claiming nothing survives is the safe answer: the engine will not resume from it.
         fn persistent(&self) -> bool => false;

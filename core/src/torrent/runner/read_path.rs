@@ -29,6 +29,9 @@ impl Torrent {
         self: &Arc<Self>,
         range: Range<u64>,
     ) -> Result<Vec<u8>, StorageError> {
+        if let Some(data) = self.read_cached(&range) {
+            return Ok(data);
+        }
         let t = self.clone();
         match rt::blocking(move || t.read_verified_blocking(range)).await {
             Ok(data) => Ok(data),
@@ -51,6 +54,21 @@ impl Torrent {
                 Err(StorageError::Missing)
             }
         }
+    }
+
+    /// `range` on this thread, if every piece under it was hashed during this run and the
+    /// storage holds all of it in memory: a file served from the page cache skips the handoff
+    /// to a blocking thread and back, which on two cores made a third busy thread beside the
+    /// HTTP client and the connection's (completed file over HTTP at 0.77 of rqbit, whose
+    /// reads stay on the connection's thread: benches/RESULTS.md, issue 11, 2026-12-05).
+    fn read_cached(&self, range: &Range<u64>) -> Option<Vec<u8>> {
+        let all_checked = {
+            let c = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+            self.layout.pieces_for(range.clone()).all(|p| c.get(p))
+        };
+        all_checked
+            .then(|| recheck::read_range_cached(&self.layout, self.storage.as_ref(), range.clone()))
+            .flatten()
     }
 
     fn read_verified_blocking(&self, range: Range<u64>) -> Result<Vec<u8>, ReadBack> {

@@ -378,6 +378,7 @@ impl TorrentState {
             offset,
             len: data.len() as u32,
         };
+        let streaming = self.readers.has_deadlines();
         let Some(peer) = self.swarm.peers.get_mut(&key) else {
             return Ok(());
         };
@@ -388,7 +389,7 @@ impl TorrentState {
         let sent = peer.requests.remove(&req);
         let requested = sent.is_some();
         if let Some(sent) = sent {
-            peer.answered(sent, Instant::now());
+            peer.answered(sent, Instant::now(), streaming);
         }
         let late = !requested && peer.take_withdrawn(&req);
         if !requested && !late {

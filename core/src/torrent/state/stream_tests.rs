@@ -33,6 +33,23 @@ fn pipelines_hold_a_second_of_rate_in_bulk_and_a_few_round_trips_while_a_reader_
     assert_eq!(p.queue_target, 4, "streaming, slow peer: a few blocks");
 }
 
+#[test]
+fn an_unmeasured_peer_pipeline_grows_per_answer_unless_a_reader_waits() {
+    let mut s = torrent(8, Bitfield::new(8));
+    let r = connect_with(&mut s, 1, None, false);
+    let p = peer(&mut s, &r);
+    let sent = Instant::now();
+    for _ in 0..16 {
+        p.answered(sent, Instant::now(), false);
+    }
+    assert_eq!(p.queue_target, 32, "slow start: one more block per answer");
+    p.answered(sent, Instant::now(), true);
+    assert_eq!(p.queue_target, 32, "a waiting reader stops the growth");
+    p.down = RateMeter::with_rate(2_000_000);
+    p.answered(sent, Instant::now(), false);
+    assert_eq!(p.queue_target, 32, "a measured peer is sized by its rate");
+}
+
 /// A reader waits for piece 0, asked of `slow` only; `fast` has room. Returns what `fast` is
 /// asked for by the rescue `after` the requests were sent.
 fn rescue(slow_rate: u64, fast_rate: u64, after: Duration) -> Vec<crate::wire::BlockRequest> {

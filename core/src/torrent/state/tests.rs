@@ -538,6 +538,21 @@ fn once_every_piece_is_started_a_second_peer_is_asked_for_blocks_in_flight() {
     assert!(endgame.iter().all(|r| asked_of_a.contains(r)));
 }
 
+#[test]
+fn endgame_asks_a_second_peer_only_for_blocks_it_would_deliver_before_the_first() {
+    let pieces = 4;
+    let mut s = torrent(pieces, Bitfield::new(pieces));
+    let a = connect(&mut s, 1, Some(Bitfield::full(pieces)));
+    let asked_of_a = a.requests();
+    assert_eq!(asked_of_a.len(), 8, "every block asked of the first peer");
+    let b = connect(&mut s, 2, Some(Bitfield::full(pieces)));
+    let endgame: HashSet<BlockRequest> = b.requests().into_iter().collect();
+    // Both peers at the same (assumed) rate: `a` answers in order, so its first four blocks
+    // come before `b` could send them, and only the last four are worth asking twice.
+    let tail: HashSet<BlockRequest> = asked_of_a[4..].iter().copied().collect();
+    assert_eq!(endgame, tail, "asked of the second peer in endgame");
+}
+
 /// Fetches every piece from `seeder` (which unchoked us) and verifies it.
 fn download_all(s: &mut TorrentState, seeder: &Remote) {
     while !s.complete() {
