@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use rivulet_tests::aria2::SeederOptions;
 use rivulet_tests::fixture::Fixture;
 use rivulet_tests::make_torrent::zeros;
+use rivulet_tests::ports::{LOCALHOST, free_addr};
 use rivulet_tests::process::{Proc, wait_for};
 use rivulet_tests::serve::Serve;
 use rivulet_tests::swarm::Swarm;
@@ -472,6 +473,39 @@ fn two_sessions_on_the_default_peer_port_both_start_and_a_named_port_is_not_repl
     let (success, _, err) = run(&work, "third", cmd);
     assert!(!success, "a second listener on a named, taken port started");
     assert!(err.contains("--listen") && err.contains("6881"), "{err}");
+}
+
+#[test]
+fn a_second_server_on_the_default_http_address_takes_the_next_port_and_a_named_one_is_kept() {
+    let work = WorkDir::new("http-port-fallback");
+    // Peers on ports of their own: the default peer port is the test above's.
+    let listen = || free_addr(LOCALHOST).to_string();
+    let (l1, l2) = (listen(), listen());
+    let first = Serve::start_on_default_addresses(&work, "first", &["--listen", &l1]);
+    let second = Serve::start_on_default_addresses(&work, "second", &["--listen", &l2]);
+    let default: SocketAddr = "127.0.0.1:7881".parse().unwrap();
+    assert_eq!(first.http, default);
+    assert!(!first.stderr_text().contains("is in use"));
+    assert_eq!(second.http, "127.0.0.1:7882".parse().unwrap());
+    let said = second.stderr_text();
+    assert!(
+        said.contains("127.0.0.1:7881 is in use; serving HTTP on 127.0.0.1:7882 instead"),
+        "{said}"
+    );
+    assert_eq!(second.get("/api/torrents").status, 200);
+    let mut cmd = rivulet_tests::rivulet::command();
+    cmd.args([
+        "serve",
+        "--http",
+        "127.0.0.1:7881",
+        "--listen",
+        &listen(),
+        "--data",
+    ])
+    .arg(work.subdir("third"));
+    let (success, _, err) = run(&work, "third", cmd);
+    assert!(!success, "a server on a named, taken address started");
+    assert!(err.contains("--http") && err.contains("7881"), "{err}");
 }
 
 #[test]

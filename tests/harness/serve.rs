@@ -70,20 +70,33 @@ impl Serve {
 
     /// Like [`Serve::start`] without `--listen`: peers on the default port, or the fallback.
     pub fn start_on_default_port(work: &WorkDir, tag: &str, extra: &[&str]) -> Serve {
-        let http = free_addr(LOCALHOST);
+        Self::start_with_http(work, tag, Some(free_addr(LOCALHOST)), extra)
+    }
+
+    /// Like [`Serve::start_on_default_port`] without `--http` either: the API on its default
+    /// address or the fallback, found in what `serve` says on stderr.
+    pub fn start_on_default_addresses(work: &WorkDir, tag: &str, extra: &[&str]) -> Serve {
+        Self::start_with_http(work, tag, None, extra)
+    }
+
+    fn start_with_http(
+        work: &WorkDir,
+        tag: &str,
+        http: Option<SocketAddr>,
+        extra: &[&str],
+    ) -> Serve {
         let data = work.subdir(&format!("{tag}-data"));
         let events = work.join(&format!("{tag}-events.jsonl"));
-        let mut args: Vec<OsString> = vec![
-            "serve".into(),
-            "--data".into(),
-            data.clone().into(),
-            "--http".into(),
-            http.to_string().into(),
+        let mut args: Vec<OsString> = vec!["serve".into(), "--data".into(), data.clone().into()];
+        if let Some(addr) = http {
+            args.extend(["--http".into(), addr.to_string().into()]);
+        }
+        args.extend([
             "--state-dir".into(),
             work.subdir(&format!("{tag}-state")).into(),
             "--events".into(),
             events.clone().into(),
-        ];
+        ]);
         args.extend(extra.iter().map(OsString::from));
         Self::spawn(work, tag, args, http, data, events)
     }
@@ -92,19 +105,36 @@ impl Serve {
         work: &WorkDir,
         tag: &str,
         args: Vec<OsString>,
-        http: SocketAddr,
+        http: Option<SocketAddr>,
         data: PathBuf,
         events: PathBuf,
     ) -> Serve {
         let mut cmd: Command = crate::rivulet::command();
         cmd.args(&args);
         let stderr = work.join(&format!("{tag}.stderr"));
-        let proc = Proc::spawn_split(
+        let mut proc = Proc::spawn_split(
             &format!("rivulet serve ({tag})"),
             cmd,
             &work.join(&format!("{tag}.stdout")),
             &stderr,
         );
+        let http = http.unwrap_or_else(|| {
+            let mut said = None;
+            wait_for(
+                Duration::from_secs(30),
+                "rivulet serve to say its address",
+                || {
+                    proc.assert_running("rivulet serve starting");
+                    let text = std::fs::read_to_string(&stderr).unwrap_or_default();
+                    said = text
+                        .split("serving http://")
+                        .nth(1)
+                        .and_then(|rest| rest.split('/').next()?.parse().ok());
+                    said.is_some()
+                },
+            );
+            said.expect("an address once the wait ended")
+        });
         let mut serve = Serve {
             proc,
             http,

@@ -3,6 +3,7 @@
 mod info;
 mod magnet;
 mod mount;
+mod port_choice;
 mod progress;
 mod remote;
 mod serve;
@@ -82,8 +83,9 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
         /// Address of the HTTP API and web page; any address but loopback needs --token.
-        #[arg(long, default_value = "127.0.0.1:7881")]
-        http: SocketAddr,
+        /// [default: 127.0.0.1:7881, or the next free port if another rivulet has it]
+        #[arg(long)]
+        http: Option<SocketAddr>,
         /// Access token every HTTP request must carry (Authorization: Bearer TOKEN, or
         /// ?token=TOKEN).
         #[arg(long)]

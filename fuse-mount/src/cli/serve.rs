@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,19 +15,55 @@ use rivulet_core::rt::{self, CancelSource, Either, Tasks};
 use rivulet_core::session::Session;
 use rivulet_core::session::watch::{WatchChange, WatchConfig, Watcher};
 use rivulet_fuse::http::library::parse_hash;
-use rivulet_fuse::http::{self, Library, ServeOptions};
+use rivulet_fuse::http::{self, HttpError, Library, ServeOptions};
 use rivulet_fuse::{MountOptions, Torrents};
 
+use super::port_choice::fallback_ports;
 use super::{EngineArgs, setup, signals};
+
+/// Where the API listens unless `--http` says otherwise (also the thin clients' default).
+const DEFAULT_HTTP: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7881);
 
 pub struct ServeArgs {
     pub data: PathBuf,
-    pub http: SocketAddr,
+    /// `None`: [`DEFAULT_HTTP`], or the next free port.
+    pub http: Option<SocketAddr>,
     pub token: Option<String>,
     pub mount: Option<PathBuf>,
     pub watch: Option<PathBuf>,
     pub delete_removed: bool,
     pub engine: EngineArgs,
+}
+
+/// The HTTP server on `--http`, or on the default address; when another rivulet holds the
+/// default, on the next free port, said on stderr (a named address is never replaced).
+async fn listen_http(a: &ServeArgs, lib: Arc<Library>) -> Result<http::Server, HttpError> {
+    let wanted = a.http.unwrap_or(DEFAULT_HTTP);
+    let mut ports = fallback_ports(wanted.port());
+    loop {
+        let port = ports.next().unwrap_or(0);
+        let opts = ServeOptions {
+            addr: SocketAddr::new(wanted.ip(), port),
+            token: a.token.clone(),
+        };
+        match http::start(lib.clone(), opts).await {
+            Ok(server) => {
+                if port != wanted.port() {
+                    eprintln!(
+                        "{wanted} is in use; serving HTTP on {} instead (--http chooses)",
+                        server.local_addr()
+                    );
+                }
+                return Ok(server);
+            }
+            Err(HttpError::Bind { source, .. })
+                if a.http.is_none()
+                    && port != 0
+                    && source.kind() == std::io::ErrorKind::AddrInUse => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
@@ -79,11 +116,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let opts = ServeOptions {
-        addr: a.http,
-        token: a.token.clone(),
-    };
-    let server = match http::start(lib, opts).await {
+    let server = match listen_http(&a, lib).await {
         Ok(s) => s,
         Err(e) => {
             session.shutdown().await;

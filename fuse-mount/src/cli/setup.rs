@@ -12,6 +12,7 @@ use rivulet_core::plugin::registry::PluginStatus;
 use rivulet_core::session::{AddTorrent, Mode, Session, SessionError, TorrentSource};
 use rivulet_core::torrent::{DataError, EngineError, TorrentHandle, check_files_present};
 
+use super::port_choice::fallback_ports;
 use super::progress::{Progress, summary};
 use super::{EngineArgs, load_torrent, signals};
 
@@ -50,8 +51,7 @@ pub(super) fn settings(args: &EngineArgs) -> anyhow::Result<Settings> {
 pub(super) async fn session(args: &EngineArgs, settings: Settings) -> anyhow::Result<Session> {
     let named = args.listen.is_some() || settings.listen.port() != DEFAULT_LISTEN_PORT;
     let wanted = settings.listen;
-    let fallbacks = (1..=8).map(|i| DEFAULT_LISTEN_PORT + i).chain([0]);
-    let mut ports = std::iter::once(wanted.port()).chain(fallbacks);
+    let mut ports = fallback_ports(wanted.port());
     loop {
         let port = ports.next().unwrap_or(0);
         let mut s = settings.clone();

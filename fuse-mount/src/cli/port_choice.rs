@@ -1,0 +1,22 @@
+//! The ports a listener tries when its default may be taken by another rivulet: the one wanted,
+//! the next eight, then any free one. The peer listener and `serve`'s HTTP server fall back the
+//! same way; only a port the user did not name falls back at all (the callers decide).
+
+/// `wanted`, `wanted + 1` ..= `wanted + 8`, then 0 (the system picks).
+pub(super) fn fallback_ports(wanted: u16) -> impl Iterator<Item = u16> {
+    (0..=8)
+        .filter_map(move |i| wanted.checked_add(i))
+        .chain(std::iter::once(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wanted_port_then_eight_more_then_any() {
+        let p: Vec<u16> = fallback_ports(6881).collect();
+        assert_eq!(p, [6881, 6882, 6883, 6884, 6885, 6886, 6887, 6888, 6889, 0]);
+        assert_eq!(fallback_ports(65534).collect::<Vec<_>>(), [65534, 65535, 0]);
+    }
+}
