@@ -14,7 +14,7 @@
 //! (each answer's proof checked against its file's root, a peer whose proof fails banned) from
 //! libtorrent, caches both, and a restart fetches neither.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -85,7 +85,10 @@ fn libtorrent(args: &[&str]) -> Command {
     cmd
 }
 
-fn payload(root: &Path) -> Vec<(&'static str, Vec<u8>)> {
+/// Relative paths and contents of a payload.
+type Files = Vec<(&'static str, Vec<u8>)>;
+
+fn payload(root: &Path) -> Files {
     let files = vec![
         (
             "pay/a.bin",
@@ -104,12 +107,12 @@ fn payload(root: &Path) -> Vec<(&'static str, Vec<u8>)> {
     files
 }
 
-fn create(work: &WorkDir, root: &Path, kind: &str) -> std::path::PathBuf {
+fn create(work: &WorkDir, root: &Path, kind: &str) -> PathBuf {
     create_with(work, root, kind, &[])
 }
 
 /// [`create`] with more arguments (a tracker URL).
-fn create_with(work: &WorkDir, root: &Path, kind: &str, extra: &[&str]) -> std::path::PathBuf {
+fn create_with(work: &WorkDir, root: &Path, kind: &str, extra: &[&str]) -> PathBuf {
     let out = work.join(&format!("{kind}.torrent"));
     let root_s = root.to_str().expect("utf-8 path");
     let out_s = out.to_str().expect("utf-8 path");
@@ -121,6 +124,16 @@ fn create_with(work: &WorkDir, root: &Path, kind: &str, extra: &[&str]) -> std::
         "libtorrent could not create the {kind} torrent"
     );
     out
+}
+
+/// A work dir named `tag`, the test payload in its `seed/` (the files, as [`payload`] gives
+/// them) and a libtorrent-made `kind` torrent of it.
+fn made(tag: &str, kind: &str) -> (WorkDir, PathBuf, Files, PathBuf) {
+    let work = WorkDir::new(tag);
+    let seed_data = work.subdir("seed");
+    let files = payload(&seed_data);
+    let torrent = create(&work, &seed_data, kind);
+    (work, seed_data, files, torrent)
 }
 
 /// libtorrent seeding `torrent` from `data` on a free address of `ip`, once it has checked its
@@ -159,10 +172,7 @@ fn assert_payload(out: &Path, files: &[(&str, Vec<u8>)]) {
 
 /// `rivulet download` of a libtorrent-made `kind` torrent from a libtorrent seeder.
 fn downloads_from_libtorrent(kind: &str, shown: &str) {
-    let work = WorkDir::new(&format!("{kind}-download"));
-    let seed_data = work.subdir("seed");
-    let files = payload(&seed_data);
-    let torrent = create(&work, &seed_data, kind);
+    let (work, seed_data, files, torrent) = made(&format!("{kind}-download"), kind);
     let info = rivulet::info(work.path(), &torrent);
     assert!(info.status.success(), "info refused: {}", info.stderr);
     assert!(info.stdout.contains(shown), "{}", info.stdout);
@@ -194,10 +204,7 @@ fn a_libtorrent_v2_only_torrent_downloads_from_a_libtorrent_seeder() {
 /// `rivulet seed` of a libtorrent-made `kind` torrent to a libtorrent leecher, which checks
 /// every piece against its own copy of the torrent.
 fn seeds_to_libtorrent(kind: &str) {
-    let work = WorkDir::new(&format!("{kind}-seed"));
-    let seed_data = work.subdir("seed");
-    let files = payload(&seed_data);
-    let torrent = create(&work, &seed_data, kind);
+    let (work, seed_data, files, torrent) = made(&format!("{kind}-seed"), kind);
     let seed_addr = free_addr(LOCALHOST);
     let mut seed = rivulet::seed(
         work.path(),
@@ -225,10 +232,7 @@ fn rivulet_seeds_a_libtorrent_v2_only_torrent_to_libtorrent() {
 
 #[test]
 fn a_v2_only_torrent_reads_byte_identical_through_the_mount() {
-    let work = WorkDir::new("v2-mount");
-    let seed_data = work.subdir("seed");
-    let files = payload(&seed_data);
-    let torrent = create(&work, &seed_data, "v2");
+    let (work, seed_data, files, torrent) = made("v2-mount", "v2");
     let (_seeder, seed_addr) = lt_seeder(&work, &torrent, &seed_data, LOCALHOST, None);
     let mnt = work.subdir("mnt");
     let mut mounted = MountCmd::new(&torrent, &mnt)
@@ -241,10 +245,7 @@ fn a_v2_only_torrent_reads_byte_identical_through_the_mount() {
 
 #[test]
 fn a_v2_piece_corrupted_by_its_seeder_fails_its_merkle_check_and_comes_from_another() {
-    let work = WorkDir::new("v2-corrupt");
-    let seed_data = work.subdir("seed");
-    let files = payload(&seed_data);
-    let torrent = create(&work, &seed_data, "v2");
+    let (work, seed_data, files, torrent) = made("v2-corrupt", "v2");
     // On an address of its own: the ban it earns is per address.
     let (_liar, liar_addr) = lt_seeder(&work, &torrent, &seed_data, own_loopback(), None);
     // After libtorrent checked its copy, one byte in each 32 KiB piece of a.bin changes under
@@ -302,11 +303,9 @@ fn a_v2_piece_corrupted_by_its_seeder_fails_its_merkle_check_and_comes_from_anot
 
 #[test]
 fn a_hybrid_torrent_joins_its_v1_and_its_v2_swarm() {
-    let work = WorkDir::new("hybrid-swarms");
-    let seed_data = work.subdir("seed");
-    payload(&seed_data);
+    let (work, seed_data, _, plain) = made("hybrid-swarms", "hybrid");
     // The info dictionary, so both hashes, does not depend on the tracker named outside it.
-    let plain = Metainfo::from_file(&create(&work, &seed_data, "hybrid")).expect("parse");
+    let plain = Metainfo::from_file(&plain).expect("parse");
     let hashes: Vec<[u8; 20]> = plain.swarm_hashes().iter().map(|h| h.0).collect();
     assert_eq!(hashes.len(), 2, "a hybrid torrent has two swarms");
     let tracker = Tracker::start(&work.subdir("tracker"), &hashes);
@@ -338,13 +337,7 @@ fn a_hybrid_torrent_joins_its_v1_and_its_v2_swarm() {
 /// A v2-only torrent of 601 pieces of 16 KiB in one file, whose layer is asked for 512 hashes
 /// at a time (the second answer is the last, padded chunk with a longer proof), and a file of
 /// one piece, which has no layer: the data directory, the files and the torrent.
-fn many_pieces(
-    work: &WorkDir,
-) -> (
-    std::path::PathBuf,
-    Vec<(&'static str, Vec<u8>)>,
-    std::path::PathBuf,
-) {
+fn many_pieces(work: &WorkDir) -> (PathBuf, Files, PathBuf) {
     let seed_data = work.subdir("seed");
     let files = vec![
         (
@@ -488,10 +481,7 @@ fn a_v2_magnet_link_downloads_from_libtorrent_with_the_piece_layers_from_hash_re
 
 #[test]
 fn a_peer_answering_hash_requests_with_wrong_hashes_is_banned_and_the_layers_come_from_another() {
-    let work = WorkDir::new("v2-magnet-liar");
-    let seed_data = work.subdir("seed");
-    let files = payload(&seed_data);
-    let torrent = create(&work, &seed_data, "v2");
+    let (work, seed_data, files, torrent) = made("v2-magnet-liar", "v2");
     let meta = Metainfo::from_file(&torrent).expect("parse");
     let v2 = meta.info_hash_v2_hex().expect("a v2 torrent");
     // The right metadata, then hashes that prove nothing; on an address of its own (bans are
