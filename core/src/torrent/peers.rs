@@ -14,6 +14,11 @@ use crate::wire::BlockRequest;
 /// Requests kept in flight per peer at first; grows with the peer's rate.
 pub(crate) const MIN_QUEUE: usize = 16;
 pub(crate) const MAX_QUEUE: usize = 512;
+/// Where the growth of an unmeasured peer's pipeline stops (1 MiB, a 4 MB/s peer 250 ms away):
+/// uncapped, a loopback seeder's pipeline reached the full 512 blocks before its first
+/// measurement, and a mount whose disk had just filled still took 5 MB that were in flight
+/// (`tests/full_disk.rs`, which allows a quarter of the torrent).
+const SLOW_START_CAP: usize = 4 * MIN_QUEUE;
 /// The floor while a reader waits, once the peer's rate is known: 16 blocks at a 0.1 MB/s peer
 /// are 2.6 s that a reader's block would queue behind.
 const MIN_STREAM_QUEUE: usize = 4;
@@ -202,14 +207,14 @@ impl PeerState {
 
     /// Records the answer to a request sent at `sent`. Until its rate is first measured, a
     /// peer's pipeline grows by a block per answer (doubling each round trip, as TCP's slow
-    /// start) unless a reader waits: 16 blocks only just cover a 4 MB/s seeder 50 ms away, and
-    /// such links idled about 0.1 s in their first second (swarm scenario 5, the proxies'
-    /// idle figures; benches/RESULTS.md, 2026-12-06).
+    /// start) up to [`SLOW_START_CAP`], unless a reader waits: 16 blocks only just cover a 4 MB/s
+    /// seeder 50 ms away, and such links idled about 0.1 s in their first second (swarm
+    /// scenario 5, the proxies' idle figures; benches/RESULTS.md, 2026-12-06).
     pub fn answered(&mut self, sent: Instant, now: Instant, streaming: bool) {
         let took = now.saturating_duration_since(sent);
         self.min_latency = Some(self.min_latency.map_or(took, |m| m.min(took)));
-        if !streaming && self.down.rate() == 0 {
-            self.queue_target = (self.queue_target + 1).min(MAX_QUEUE);
+        if !streaming && self.down.rate() == 0 && self.queue_target < SLOW_START_CAP {
+            self.queue_target += 1;
         }
     }
 

@@ -48,6 +48,11 @@ fn an_unmeasured_peer_pipeline_grows_per_answer_unless_a_reader_waits() {
     p.down = RateMeter::with_rate(2_000_000);
     p.answered(sent, Instant::now(), false);
     assert_eq!(p.queue_target, 32, "a measured peer is sized by its rate");
+    p.down = RateMeter::default();
+    for _ in 0..100 {
+        p.answered(sent, Instant::now(), false);
+    }
+    assert_eq!(p.queue_target, 64, "the growth stops at 1 MiB in flight");
 }
 
 /// A reader waits for piece 0, asked of `slow` only; `fast` has room. Returns what `fast` is
