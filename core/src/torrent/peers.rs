@@ -16,8 +16,8 @@ pub(crate) const MIN_QUEUE: usize = 16;
 pub(crate) const MAX_QUEUE: usize = 512;
 /// Where the growth of an unmeasured peer's pipeline stops (1 MiB, a 4 MB/s peer 250 ms away):
 /// uncapped, a loopback seeder's pipeline reached the full 512 blocks before its first
-/// measurement, and a mount whose disk had just filled still took 5 MB that were in flight
-/// (`tests/full_disk.rs`, which allows a quarter of the torrent).
+/// measurement; until the rate is known, blocks committed to a peer that may turn out slow are
+/// blocks other peers cannot fetch.
 const SLOW_START_CAP: usize = 4 * MIN_QUEUE;
 /// The floor while a reader waits, once the peer's rate is known: 16 blocks at a 0.1 MB/s peer
 /// are 2.6 s that a reader's block would queue behind.
