@@ -176,6 +176,36 @@ fn a_video_streams_over_http_while_downloading_and_the_api_and_clients_manage_it
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains(&format!("content-length: {len}")), "{head}");
     assert!(head.contains("accept-ranges: bytes") && head.contains("content-type: video/mp4"));
+    // A strong ETag: a resume with If-Range gets the rest, a stale tag or a date the whole
+    // file, and revalidation 304.
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .map(|t| t.trim().to_string())
+        .unwrap_or_else(|| panic!("no etag: {head}"));
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    let code = |tag: &str, args: &[&str]| {
+        let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        all.extend_from_slice(args);
+        all.push(&url);
+        ok(&work, tag, curl(&all))
+    };
+    let if_range = format!("If-Range: {etag}");
+    assert_eq!(
+        code("curl-if-range", &["-r", "10-19", "-H", &if_range]),
+        "206"
+    );
+    let stale = ["-r", "10-19", "-H", "If-Range: \"other\""];
+    assert_eq!(code("curl-if-range-stale", &stale), "200");
+    let date = [
+        "-r",
+        "10-19",
+        "-H",
+        "If-Range: Sun, 06 Dec 2026 06:00:00 GMT",
+    ];
+    assert_eq!(code("curl-if-range-date", &date), "200");
+    let none_match = format!("If-None-Match: {etag}");
+    assert_eq!(code("curl-if-none-match", &["-H", &none_match]), "304");
     let past = format!("{len}-");
     let code = ok(
         &work,

@@ -5,7 +5,8 @@
 //! same one the mount uses: a player seeking over HTTP gets the same read deadline and
 //! readahead as one reading through FUSE. The body is sent a chunk at a time, with the read of
 //! the next chunk already under way while one is sent ([`READS_AHEAD`]), so a slow client holds
-//! two chunks, not the file.
+//! two chunks, not the file. Each file carries a strong `ETag` (its bytes never change), so
+//! `If-Range` resumes and `If-None-Match` revalidation work as they do against a file server.
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -13,6 +14,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
+use rivulet_core::metainfo::InfoHash;
 use rivulet_core::reader::{Reader, ReaderError};
 use rivulet_core::torrent::{ReadError, TorrentHandle};
 
@@ -94,10 +96,15 @@ pub async fn serve(lib: &Library, req: &Request<hyper::body::Incoming>, rest: &[
     };
     let name = handle.meta().files[index].path.last().cloned();
     let len = reader.len();
-    let range = req
-        .headers()
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok());
+    let etag = entity_tag(&hash, index);
+    let text = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if text(header::IF_NONE_MATCH).is_some_and(|v| matches_any(v, &etag)) {
+        let mut resp = Response::new(reply::empty());
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        insert_etag(resp.headers_mut(), &etag);
+        return resp;
+    }
+    let range = text(header::RANGE).filter(|_| range_applies(text(header::IF_RANGE), &etag));
     let (status, start, end) = match parse_range(range, len) {
         Wanted::All => (StatusCode::OK, 0, len),
         Wanted::Part(s, e) => (StatusCode::PARTIAL_CONTENT, s, e),
@@ -118,6 +125,7 @@ pub async fn serve(lib: &Library, req: &Request<hyper::body::Incoming>, rest: &[
         .unwrap_or("application/octet-stream");
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    insert_etag(h, &etag);
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     if status == StatusCode::PARTIAL_CONTENT
         && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1))
@@ -136,6 +144,33 @@ pub async fn serve(lib: &Library, req: &Request<hyper::body::Incoming>, rest: &[
     };
     *resp.body_mut() = body(reader, first, start + first_len, end);
     resp
+}
+
+/// A strong validator of file `index`: its bytes are fixed by the info-hash, so the tag never
+/// changes while the torrent is the same, and players and download managers that resume with
+/// `If-Range` get the rest instead of the whole file again.
+fn entity_tag(hash: &InfoHash, index: usize) -> String {
+    format!("\"{}-{index}\"", hash.hex())
+}
+
+fn insert_etag(h: &mut hyper::HeaderMap, etag: &str) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+}
+
+/// Whether an `If-None-Match` list names `etag` (weak comparison, RFC 9110 §13.1.2) or is `*`.
+fn matches_any(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+/// Whether a `Range` is honoured under `If-Range` (RFC 9110 §13.1.5): always without one;
+/// with one only when it is our strong tag. A date cannot be checked (the files have no
+/// modification time of their own), so it gets the whole file, as the RFC says.
+fn range_applies(if_range: Option<&str>, etag: &str) -> bool {
+    if_range.is_none_or(|v| v.trim() == etag)
 }
 
 fn read_failed(e: &ReaderError) -> Reply {
@@ -171,6 +206,23 @@ fn body(reader: Reader<TorrentHandle>, first: Bytes, next: u64, end: u64) -> rep
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conditional_requests_compare_tags_as_rfc_9110_says() {
+        let tag = entity_tag(&InfoHash([0xab; 20]), 3);
+        assert_eq!(tag, format!("\"{}-3\"", "ab".repeat(20)));
+        assert!(range_applies(None, &tag));
+        assert!(range_applies(Some(&tag), &tag));
+        assert!(!range_applies(Some("\"other\""), &tag));
+        assert!(
+            !range_applies(Some(&format!("W/{tag}")), &tag),
+            "If-Range is strong"
+        );
+        assert!(!range_applies(Some("Sun, 06 Dec 2026 06:00:00 GMT"), &tag));
+        assert!(matches_any(&format!("\"x\", W/{tag}"), &tag));
+        assert!(matches_any("*", &tag));
+        assert!(!matches_any("\"x\"", &tag));
+    }
 
     #[test]
     fn ranges_are_read_as_rfc_9110_says() {
