@@ -13,7 +13,7 @@ use surf::http::Method;
 #[derive(Args, Clone)]
 pub struct RemoteArgs {
     /// URL of a running `rivulet serve`.
-    #[arg(long, default_value = "http://127.0.0.1:7881")]
+    #[arg(long, default_value_t = format!("http://{}", super::serve::DEFAULT_HTTP))]
     pub server: String,
     /// Access token the server was started with (--token).
     #[arg(long)]

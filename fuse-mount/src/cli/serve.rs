@@ -21,9 +21,9 @@ use rivulet_fuse::{MountOptions, Torrents};
 use super::port_choice::fallback_ports;
 use super::{EngineArgs, setup, signals};
 
-/// Where the API listens unless `--http` says otherwise; the thin clients' `--server` default
-/// (`remote.rs`, a literal because clap takes one) names the same address.
-const DEFAULT_HTTP: SocketAddr =
+/// Where the API listens unless `--http` says otherwise, and where the thin clients
+/// (`remote.rs`) look for it.
+pub(super) const DEFAULT_HTTP: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7881);
 
 pub struct ServeArgs {
