@@ -26,10 +26,12 @@ const MIN_STREAM_QUEUE: usize = 4;
 /// then and ride out a peer's pauses.
 const BULK_QUEUE_SECS: f64 = 1.0;
 /// ... and while a reader waits, at least this much (more for a peer many round trips away):
-/// a peer answers requests in order, so a reader's block waits behind the whole pipeline. With
-/// one second, a seek waited 0.99-2.57 s behind background blocks at 2 MB/s seeders 50 ms away
-/// (benches/RESULTS.md, issue 13, scenarios 2 and 3).
-const STREAM_QUEUE_SECS: f64 = 0.3;
+/// a peer answers requests in order, so a reader's block waits behind the whole pipeline, and
+/// that queue sits in the link, where no cancel reaches it. At 2 MB/s seeders 50 ms away
+/// (benches/RESULTS.md, issue 13, scenarios 2 and 3), the first read after a seek took
+/// 0.99-2.57 s with one second, 0.35-0.36 s with 0.3 s (and once, after a seek onto a piece on
+/// disk, the next piece stalled playback 0.134 s), 0.18-0.23 s with 0.15 s, three round trips.
+const STREAM_QUEUE_SECS: f64 = 0.15;
 /// Round trips kept in flight while a reader waits, so a far peer's link stays full.
 const STREAM_QUEUE_RTTS: f64 = 3.0;
 /// Rate assumed for a peer that has not delivered yet.

@@ -24,7 +24,7 @@ fn pipelines_hold_a_second_of_rate_in_bulk_and_a_few_round_trips_while_a_reader_
     p.retarget_queue(false);
     assert_eq!(p.queue_target, 122, "bulk: one second at 2 MB/s");
     p.retarget_queue(true);
-    assert_eq!(p.queue_target, 36, "streaming: 0.3 s at 2 MB/s");
+    assert_eq!(p.queue_target, 18, "streaming: 0.15 s at 2 MB/s");
     p.min_latency = Some(Duration::from_millis(200));
     p.retarget_queue(true);
     assert_eq!(p.queue_target, 73, "streaming, far peer: three round trips");
