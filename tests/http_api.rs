@@ -184,7 +184,7 @@ fn a_video_streams_over_http_while_downloading_and_the_api_and_clients_manage_it
         .map(|t| t.trim().to_string())
         .unwrap_or_else(|| panic!("no etag: {head}"));
     assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
-    let code = |tag: &str, args: &[&str]| {
+    let status = |tag: &str, args: &[&str]| {
         let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
         all.extend_from_slice(args);
         all.push(&url);
@@ -192,20 +192,20 @@ fn a_video_streams_over_http_while_downloading_and_the_api_and_clients_manage_it
     };
     let if_range = format!("If-Range: {etag}");
     assert_eq!(
-        code("curl-if-range", &["-r", "10-19", "-H", &if_range]),
+        status("curl-if-range", &["-r", "10-19", "-H", &if_range]),
         "206"
     );
     let stale = ["-r", "10-19", "-H", "If-Range: \"other\""];
-    assert_eq!(code("curl-if-range-stale", &stale), "200");
+    assert_eq!(status("curl-if-range-stale", &stale), "200");
     let date = [
         "-r",
         "10-19",
         "-H",
         "If-Range: Sun, 06 Dec 2026 06:00:00 GMT",
     ];
-    assert_eq!(code("curl-if-range-date", &date), "200");
+    assert_eq!(status("curl-if-range-date", &date), "200");
     let none_match = format!("If-None-Match: {etag}");
-    assert_eq!(code("curl-if-none-match", &["-H", &none_match]), "304");
+    assert_eq!(status("curl-if-none-match", &["-H", &none_match]), "304");
     let past = format!("{len}-");
     let code = ok(
         &work,
