@@ -12,7 +12,9 @@
 //! with merkle proofs), and ends with the same bytes; the other way round, `rivulet download`
 //! of a v2 magnet link fetches the info dictionary (checked against its SHA-256) and the layers
 //! (each answer's proof checked against its file's root, a peer whose proof fails banned) from
-//! libtorrent, caches both, and a restart fetches neither.
+//! libtorrent, caches both, and a restart fetches neither. A v2 `.torrent` written without its
+//! piece layers gets them the same way, for a download and for a mount; seeded, it computes
+//! them from its files and serves them to libtorrent.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,7 +23,7 @@ use std::time::Duration;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::FileExt;
 
-use rivulet_core::metainfo::Metainfo;
+use rivulet_core::metainfo::{Metainfo, torrent_file};
 use rivulet_tests::metadata_liar::{MetadataLiar, MetadataLie};
 use rivulet_tests::mount::MountCmd;
 use rivulet_tests::ports::{LOCALHOST, free_addr, own_loopback};
@@ -338,6 +340,11 @@ fn a_hybrid_torrent_joins_its_v1_and_its_v2_swarm() {
 /// at a time (the second answer is the last, padded chunk with a longer proof), and a file of
 /// one piece, which has no layer: the data directory, the files and the torrent.
 fn many_pieces(work: &WorkDir) -> (PathBuf, Files, PathBuf) {
+    many_pieces_as(work, "v2")
+}
+
+/// [`many_pieces`] in a `kind` torrent (`v2` or `hybrid`).
+fn many_pieces_as(work: &WorkDir, kind: &str) -> (PathBuf, Files, PathBuf) {
     let seed_data = work.subdir("seed");
     let files = vec![
         (
@@ -353,14 +360,14 @@ fn many_pieces(work: &WorkDir) -> (PathBuf, Files, PathBuf) {
         std::fs::create_dir_all(at.parent().expect("parent")).expect("mkdir payload");
         std::fs::write(at, data).expect("write payload");
     }
-    let torrent = work.join("v2.torrent");
+    let torrent = work.join(&format!("{kind}.torrent"));
     let args = [
         "create",
         seed_data.to_str().expect("utf-8"),
         "pay",
         "16384",
         torrent.to_str().expect("utf-8"),
-        "v2",
+        kind,
     ];
     assert!(libtorrent(&args).status().expect("python3").success());
     (seed_data, files, torrent)
@@ -391,8 +398,18 @@ fn lt_magnet(work: &WorkDir, uri: &str, save: &Path, peer: u16) -> Proc {
 
 #[test]
 fn libtorrent_given_a_v2_magnet_gets_the_piece_layers_from_rivulet_through_hash_requests() {
-    let work = WorkDir::new("v2-hashes");
-    let (seed_data, files, torrent) = many_pieces(&work);
+    gets_the_piece_layers_from_rivulet("v2");
+}
+
+#[test]
+fn libtorrent_given_a_hybrid_torrents_v2_magnet_gets_its_piece_layers_from_rivulet() {
+    gets_the_piece_layers_from_rivulet("hybrid");
+}
+
+/// libtorrent given only the v2 magnet link of a `kind` torrent that `rivulet seed` serves.
+fn gets_the_piece_layers_from_rivulet(kind: &str) {
+    let work = WorkDir::new(&format!("{kind}-hashes"));
+    let (seed_data, files, torrent) = many_pieces_as(&work, kind);
     let meta = Metainfo::from_file(&torrent).expect("parse");
     assert_eq!(meta.piece_layers.len(), 1, "only big.bin has a layer");
     let v2 = meta.info_hash_v2_hex().expect("a v2 torrent");
@@ -518,4 +535,118 @@ fn a_peer_answering_hash_requests_with_wrong_hashes_is_banned_and_the_layers_com
         "{reasons:?}"
     );
     assert!(ev.has("piece_layers_fetched"));
+}
+
+/// The torrent of [`many_pieces`] as BEP 52 allows it to be written: without `piece layers`,
+/// which peers then have to send (big.bin's 601 hashes; small.bin has none).
+fn without_layers(work: &WorkDir, torrent: &Path) -> PathBuf {
+    let meta = Metainfo::from_file(torrent).expect("parse");
+    let bare = work.join("bare.torrent");
+    std::fs::write(&bare, torrent_file(&meta.info_bytes, &[])).expect("write bare.torrent");
+    assert!(
+        Metainfo::from_file(&bare)
+            .expect("parse")
+            .lacks_piece_layers()
+    );
+    bare
+}
+
+#[test]
+fn a_v2_torrent_without_piece_layers_downloads_with_them_from_libtorrent_and_keeps_them() {
+    let work = WorkDir::new("v2-no-layers");
+    let (seed_data, files, torrent) = many_pieces(&work);
+    let bare = without_layers(&work, &torrent);
+    let info = rivulet::info(work.path(), &bare);
+    assert!(info.status.success(), "info refused: {}", info.stderr);
+    assert!(
+        info.stdout.contains(
+            "1 piece layers missing: computed from complete files, else fetched from peers"
+        ),
+        "{}",
+        info.stdout
+    );
+    let (_seeder, seed_addr) = lt_seeder(&work, &torrent, &seed_data, LOCALHOST, None);
+    let state = work.subdir("state");
+    let download = |tag: &str| {
+        let out = work.subdir(tag);
+        let events = work.join(&format!("{tag}.jsonl"));
+        let mut dl = Download::new(&bare, &out)
+            .listen(free_addr(LOCALHOST))
+            .peer(seed_addr)
+            .events(&events)
+            .state_dir(&state)
+            .spawn(work.path(), tag);
+        dl.wait_success(Duration::from_secs(60));
+        assert_payload(&out, &files);
+        dl.events()
+    };
+    // Without big.bin's layer no piece of it could be checked: the download would never end.
+    let first = download("out");
+    let fetched: Vec<_> = first.of("piece_layers_fetched").collect();
+    assert_eq!(fetched.len(), 1, "{}", first.tail(20));
+    assert_eq!(fetched[0]["hashes"], 601);
+    // The layers were kept with the torrent's metadata: the next run asks for none.
+    let again = download("again");
+    assert!(!again.has("piece_layers_fetched"), "{}", again.tail(20));
+}
+
+#[test]
+fn a_v2_torrent_without_piece_layers_mounts_and_reads_byte_identical() {
+    let work = WorkDir::new("v2-no-layers-mount");
+    let (seed_data, files, torrent) = many_pieces(&work);
+    let bare = without_layers(&work, &torrent);
+    let (_seeder, seed_addr) = lt_seeder(&work, &torrent, &seed_data, LOCALHOST, None);
+    let mnt = work.subdir("mnt");
+    let mut mounted = MountCmd::new(&bare, &mnt)
+        .listen(free_addr(LOCALHOST))
+        .peer(seed_addr)
+        .env("XDG_STATE_HOME", work.subdir("state"))
+        .spawn(work.path(), "mount");
+    // The torrent joins the mount once its layers are in; reads then check every piece.
+    wait_for(Duration::from_secs(60), "the torrent in the mount", || {
+        mnt.join("pay/big.bin").exists()
+    });
+    assert_payload(&mnt, &files);
+    mounted.terminate(Duration::from_secs(20));
+}
+
+#[test]
+fn a_v2_torrent_without_piece_layers_is_seeded_with_layers_computed_from_its_files() {
+    let work = WorkDir::new("v2-no-layers-seed");
+    let (seed_data, files, torrent) = many_pieces(&work);
+    let bare = without_layers(&work, &torrent);
+    let v2 = Metainfo::from_file(&torrent)
+        .expect("parse")
+        .info_hash_v2_hex()
+        .expect("a v2 torrent");
+    let seed_addr = free_addr(LOCALHOST);
+    let events = work.join("seed.jsonl");
+    // A state folder of its own: no layers cached by another test.
+    let state = work.subdir("state");
+    let state_arg = ["--state-dir", state.to_str().expect("utf-8")];
+    let mut seed = rivulet::seed_with(
+        work.path(),
+        &bare,
+        &seed_data,
+        seed_addr,
+        &events,
+        &state_arg,
+    );
+    seed.wait_listening();
+    // No other peer has the layers: libtorrent, given only the link, can check big.bin only
+    // with the layer rivulet computed.
+    let out = work.subdir("out");
+    let _lt = lt_magnet(
+        &work,
+        &format!("magnet:?xt=urn:btmh:1220{v2}"),
+        &out,
+        seed_addr.port(),
+    );
+    assert_payload(&out, &files);
+    let ev = seed.events();
+    let hashed: Vec<_> = ev.of("piece_layers_hashed").collect();
+    assert_eq!(hashed.len(), 1, "{}", ev.tail(20));
+    assert_eq!(hashed[0]["hashes"], 601);
+    assert!(ev.has("hashes_served"), "{}", ev.tail(20));
+    seed.terminate(Duration::from_secs(15));
 }

@@ -139,12 +139,17 @@ pub enum Event {
         name: String,
         size: u64,
     },
-    /// A magnet link's metadata fetch ended without a usable torrent.
-    /// A v2 magnet link's piece layers came from peers, each proven against its file's root.
+    /// A v2 torrent's piece layers came from peers, each proven against its file's root.
     PieceLayersFetched {
         files: usize,
         hashes: usize,
     },
+    /// A v2 torrent's piece layers were computed from a complete copy of its files on disk.
+    PieceLayersHashed {
+        files: usize,
+        hashes: usize,
+    },
+    /// A magnet link's metadata fetch ended without a usable torrent.
     MetadataFailed {
         error: String,
     },

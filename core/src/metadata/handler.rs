@@ -152,7 +152,7 @@ impl Fetch {
     /// A v2 torrent's info dictionary is verified: fetch the piece layers it lacks, if any.
     /// One that does not parse, or whose layers could not be held, ends the fetch as it is:
     /// adding it then says why.
-    async fn start_layers(&self, info: Vec<u8>) {
+    pub(super) async fn start_layers(&self, info: Vec<u8>) {
         let (info, fetch) = crate::rt::blocking(move || {
             let fetch = Metainfo::from_bytes(&torrent_file(&info, &[]))
                 .ok()

@@ -5,7 +5,8 @@
 //! A [`Fetch`] is the [`PeerHandler`] of its connections, like a torrent is of its own; its
 //! candidate list is the torrent's [`Swarm`] (bounded, with the same dial backoff and bans).
 //! For a v2 magnet link the info dictionary is checked against its SHA-256, and the piece
-//! layers it lacks are then fetched from the same peers ([`layers`]).
+//! layers it lacks are then fetched from the same peers ([`layers`]); a v2 `.torrent` written
+//! without its layers starts at that second step.
 
 mod assembly;
 mod handler;
@@ -135,8 +136,16 @@ impl Fetch {
     }
 
     /// Fetches until the metadata is verified (with the layers a v2 link lacks) or the fetch is
-    /// cancelled (`None`).
-    pub async fn run(self: &Arc<Self>, trackers: Vec<Arc<dyn Tracker>>) -> Option<Fetched> {
+    /// cancelled (`None`). With `known_info` (a v2 `.torrent` without its piece layers, its
+    /// info dictionary already checked against the hash) only the layers are fetched.
+    pub async fn run(
+        self: &Arc<Self>,
+        trackers: Vec<Arc<dyn Tracker>>,
+        known_info: Option<Vec<u8>>,
+    ) -> Option<Fetched> {
+        if let Some(info) = known_info {
+            self.start_layers(info).await;
+        }
         for t in trackers {
             self.tasks.spawn(trackers::announce(self.clone(), t));
         }

@@ -60,7 +60,12 @@ pub fn root_from_layer(layer: &[Hash], piece_length: u64) -> Hash {
 /// one piece (`width` = its blocks rounded up to a power of two) is checked.
 pub fn data_root(data: &[u8], width: u64) -> Hash {
     let leaves: Vec<Hash> = data.chunks(BLOCK as usize).map(sha256).collect();
-    let mut h = root(&leaves, [0; 32]);
+    leaves_root(&leaves, width)
+}
+
+/// [`data_root`] from the block hashes: for data hashed a block at a time as it is read.
+pub fn leaves_root(leaves: &[Hash], width: u64) -> Hash {
+    let mut h = root(leaves, [0; 32]);
     let mut covered = (leaves.len() as u64).max(1).next_power_of_two();
     while covered < width {
         h = pair(&h, &pad_hash(covered));

@@ -150,10 +150,11 @@ pub struct Metainfo {
     pub piece_length: u64,
     /// v1 piece hashes (empty for a v2-only torrent).
     pub piece_hashes: Vec<[u8; 20]>,
-    /// A v2-only torrent's piece layers by file root (empty otherwise), checked against the
-    /// roots; held as the torrent holds them (plus a 16th for the levels above, to answer hash
-    /// requests), never expanded per piece: a file tree may claim terabytes in 16 KiB pieces
-    /// without a layer to back them.
+    /// The piece layers of a v2 or hybrid torrent by file root (empty for v1), checked against
+    /// the roots; held as the torrent holds them (plus a 16th for the levels above, to answer
+    /// hash requests), never expanded per piece: a file tree may claim terabytes in 16 KiB
+    /// pieces without a layer to back them. A hybrid's pieces are checked by their v1 hashes;
+    /// its layers serve the v2 peers' hash requests.
     pub piece_layers: HashMap<merkle::Hash, piece_tree::PieceTree>,
     pub files: Vec<FileEntry>,
     pub symlinks: Vec<Symlink>,
@@ -216,7 +217,7 @@ pub enum MetainfoError {
 #[derive(Debug, thiserror::Error)]
 pub enum Unsupported {
     #[error(
-        "v2-only torrent without the piece layers of {0} file(s): fetching them from peers (BEP 52 hash requests) is not supported yet"
+        "v2-only torrent without the piece layers of {0} file(s), and they could not be fetched: they would be larger than any .torrent rivulet reads"
     )]
     V2MissingLayers(usize),
     #[error(
@@ -342,9 +343,9 @@ impl Metainfo {
         if want > MAX_PIECES {
             return Err(MetainfoError::TooManyPieces(want));
         }
-        let (piece_hashes, piece_layers) = match version {
-            Version::V2 => (Vec::new(), layers.by_root),
-            _ => (v1_hashes(pieces, want, total_length)?, HashMap::new()),
+        let piece_hashes = match version {
+            Version::V2 => Vec::new(),
+            _ => v1_hashes(pieces, want, total_length)?,
         };
         let opt = optional::read(top);
         Ok(Metainfo {
@@ -355,7 +356,7 @@ impl Metainfo {
             name_original,
             piece_length,
             piece_hashes,
-            piece_layers,
+            piece_layers: layers.by_root,
             files: placed.files,
             symlinks: placed.symlinks,
             total_length,
@@ -392,16 +393,20 @@ impl Metainfo {
         out
     }
 
+    /// A v2-only torrent whose pieces cannot all be checked until peers send the piece layers
+    /// it was written without (a hybrid checks its pieces by their v1 hashes).
+    pub fn lacks_piece_layers(&self) -> bool {
+        self.version == Version::V2 && self.missing_piece_layers > 0
+    }
+
     /// The v2 info-hash in hex, for v2 and hybrid torrents.
     pub fn info_hash_v2_hex(&self) -> Option<String> {
         self.info_hash_v2.as_ref().map(|h| hex(h))
     }
 
-    /// Whether downloading, seeding and mounting can handle this torrent.
+    /// Whether downloading, seeding and mounting can handle this torrent (once a v2-only one
+    /// that [lacks piece layers](Self::lacks_piece_layers) has them from peers).
     pub fn transferable(&self) -> Result<(), Unsupported> {
-        if self.version == Version::V2 && self.missing_piece_layers > 0 {
-            return Err(Unsupported::V2MissingLayers(self.missing_piece_layers));
-        }
         if self.piece_length > MAX_TRANSFER_PIECE_LENGTH {
             return Err(Unsupported::PieceTooLarge(self.piece_length));
         }

@@ -2,12 +2,14 @@
 //! fetched from the swarm (the link's trackers and `x.pe` peers, the add's peers, and any
 //! other source through [`Session::feed_pending`]) while the session lists it as pending;
 //! then the verified metadata is cached as a `.torrent` and the torrent is added as any other.
+//! A v2 `.torrent` written without its piece layers (BEP 52 lets a torrent leave them to
+//! peers) takes the same path from the second step: only the layers are fetched and cached.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Inner, Session, SessionError};
+use super::{Inner, Session, SessionError, layers_on_disk};
 use crate::events::Event;
 use crate::metadata::Fetch;
 use crate::metainfo::{InfoHash, Magnet, Metainfo, torrent_file_with_layers};
@@ -62,13 +64,13 @@ pub fn cached_torrent_path(state_dir: &Path, hash: &InfoHash) -> PathBuf {
         .join(format!("{}.torrent", hash.hex()))
 }
 
-/// The cached metadata of `magnet`, if a readable copy with the right info-hash is there.
-fn from_cache(path: &Path, magnet: &Magnet) -> Option<Metainfo> {
+/// The cached metadata of `hash`, if a readable copy with the right info-hash is there.
+fn from_cache(path: &Path, hash: &InfoHash) -> Option<Metainfo> {
     if !path.exists() {
         return None;
     }
     match Metainfo::from_file(path) {
-        Ok(m) if m.info_hash == magnet.info_hash => Some(m),
+        Ok(m) if m.info_hash == *hash => Some(m),
         Ok(_) => {
             tracing::warn!(
                 "{}: cached metadata of another torrent, ignored",
@@ -131,7 +133,9 @@ impl Session {
         magnet: &Magnet,
         peers: &[SocketAddr],
     ) -> Result<Metainfo, SessionError> {
-        resolve(&self.inner, magnet, peers).await.map(|(m, _)| m)
+        resolve(&self.inner, magnet, peers, None)
+            .await
+            .map(|(m, _)| m)
     }
 
     /// Cancels a pending fetch; false if `hash` is not pending.
@@ -162,17 +166,84 @@ fn add_trackers(meta: &mut Metainfo, trackers: &[String]) {
     }
 }
 
-/// The verified metadata of `magnet` (cached or fetched) and the peers found on the way.
+/// A v2-only `.torrent` that lacks piece layers, completed with them: computed from a complete
+/// copy in `data_dir`, else from the cache when an earlier add fetched them, else from the
+/// swarm; its own trackers, web seeds and notes are kept. The peers found on the way come
+/// with it.
+pub(super) async fn complete_layers(
+    inner: &Arc<Inner>,
+    meta: &Arc<Metainfo>,
+    data_dir: &Path,
+    extra_peers: &[SocketAddr],
+) -> Result<(Metainfo, Vec<SocketAddr>), SessionError> {
+    let path = cached_torrent_path(&inner.settings.state_dir, &meta.info_hash);
+    let (m, dir, p) = (meta.clone(), data_dir.to_owned(), path.clone());
+    let (cached, on_disk) = rt::blocking(move || match from_cache(&p, &m.info_hash) {
+        Some(c) if !c.lacks_piece_layers() => (Some(c), Vec::new()),
+        _ => (None, layers_on_disk::hash(&m, &dir)),
+    })
+    .await;
+    if let Some(mut full) = cached {
+        keep_notes(&mut full, meta);
+        return Ok((full, Vec::new()));
+    }
+    let bytes = torrent_file_with_layers(&meta.info_bytes, &[], &on_disk);
+    if let Ok(mut full) = Metainfo::from_bytes(&bytes)
+        && !full.lacks_piece_layers()
+    {
+        rt::blocking(move || {
+            if let Err(e) = write_cache(&path, &bytes) {
+                tracing::warn!("cannot cache piece layers in {}: {e}", path.display());
+            }
+        })
+        .await;
+        inner
+            .env
+            .events
+            .sink()
+            .for_torrent(&meta.info_hash.hex())
+            .emit(Event::PieceLayersHashed {
+                files: on_disk.len(),
+                hashes: on_disk.iter().map(|(_, l)| l.len()).sum(),
+            });
+        keep_notes(&mut full, meta);
+        return Ok((full, Vec::new()));
+    }
+    let link = Magnet {
+        info_hash: meta.info_hash,
+        info_hash_v2: meta.info_hash_v2,
+        name: Some(meta.name.clone()),
+        trackers: meta.trackers.iter().flatten().cloned().collect(),
+        peers: Vec::new(),
+    };
+    let known = Some(meta.info_bytes.to_vec());
+    let (mut full, found) = resolve(inner, &link, extra_peers, known).await?;
+    keep_notes(&mut full, meta);
+    Ok((full, found))
+}
+
+/// What `from` says beside its info dictionary, onto its completed copy.
+fn keep_notes(full: &mut Metainfo, from: &Metainfo) {
+    full.trackers = from.trackers.clone();
+    full.url_list = from.url_list.clone();
+    full.comment = from.comment.clone();
+    full.created_by = from.created_by.clone();
+    full.creation_date = from.creation_date;
+}
+
+/// The verified metadata of `magnet` (cached or fetched) and the peers found on the way;
+/// with `known_info` the info dictionary is in hand and only its piece layers are fetched.
 pub(super) async fn resolve(
     inner: &Arc<Inner>,
     magnet: &Magnet,
     extra_peers: &[SocketAddr],
+    known_info: Option<Vec<u8>>,
 ) -> Result<(Metainfo, Vec<SocketAddr>), SessionError> {
     let hash = magnet.info_hash;
     let events = inner.env.events.sink().for_torrent(&hash.hex());
     let path = cached_torrent_path(&inner.settings.state_dir, &hash);
-    let (p, m) = (path.clone(), magnet.clone());
-    if let Some(mut meta) = rt::blocking(move || from_cache(&p, &m)).await {
+    let p = path.clone();
+    if let Some(mut meta) = rt::blocking(move || from_cache(&p, &hash)).await {
         add_trackers(&mut meta, &magnet.trackers);
         return Ok((meta, Vec::new()));
     }
@@ -226,7 +297,7 @@ pub(super) async fn resolve(
         }
     };
     let stopped_or_found = rt::race(inner.stopped.cancelled(), dht);
-    let fetched = rt::race(fetch.run(trackers), stopped_or_found).await;
+    let fetched = rt::race(fetch.run(trackers, known_info), stopped_or_found).await;
     // Still listed: not removed by `Session::remove` meanwhile.
     let still_pending = inner.pending_fetch(&hash).is_some();
     let fetched = match fetched {

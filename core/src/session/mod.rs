@@ -4,6 +4,7 @@
 //! it: add, pause, resume, remove, shut down.
 
 mod compose;
+mod layers_on_disk;
 mod listener;
 mod magnet;
 pub mod watch;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::events::{Event, EventBus, EventFile, EventSink};
-use crate::metainfo::InfoHash;
+use crate::metainfo::{InfoHash, Unsupported};
 use crate::peer_sources::dht_node::{self, DhtNode};
 use crate::plugin::registry::Registry;
 use crate::plugin::{PiecePicker, PluginError, StorageError};
@@ -80,6 +81,8 @@ pub enum SessionError {
     Lock(#[from] crate::data_lock::LockError),
     #[error("fetching the metadata of {0} was cancelled")]
     Cancelled(String),
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
     #[error("the metadata peers sent is verified but unusable: {0}")]
     Metadata(crate::metainfo::MetainfoError),
 }
@@ -211,27 +214,33 @@ impl Session {
         if self.get(&hash).is_some() {
             return Err(SessionError::Duplicate(hash.hex()));
         }
-        let (meta, add) = match &add.source {
-            TorrentSource::Metainfo(meta) => (meta.clone(), add),
-            TorrentSource::Magnet(link) => {
-                let (meta, found) = magnet::resolve(&self.inner, link, &add.peers).await?;
-                let meta = Arc::new(meta);
-                let mut peers = add.peers.clone();
-                for p in link.peers.iter().chain(&found) {
-                    if !peers.contains(p) {
-                        peers.push(*p);
-                    }
-                }
-                let source = TorrentSource::Metainfo(meta.clone());
-                (
-                    meta,
-                    AddTorrent {
-                        source,
-                        peers,
-                        ..add
-                    },
-                )
+        let (meta, found, link_peers) = match &add.source {
+            TorrentSource::Metainfo(meta) if meta.lacks_piece_layers() => {
+                let (full, found) =
+                    magnet::complete_layers(&self.inner, meta, &add.data_dir, &add.peers).await?;
+                (Arc::new(full), found, &[][..])
             }
+            TorrentSource::Metainfo(meta) => (meta.clone(), Vec::new(), &[][..]),
+            TorrentSource::Magnet(link) => {
+                let (meta, found) = magnet::resolve(&self.inner, link, &add.peers, None).await?;
+                (Arc::new(meta), found, &link.peers[..])
+            }
+        };
+        if meta.lacks_piece_layers() {
+            return Err(Unsupported::V2MissingLayers(meta.missing_piece_layers).into());
+        }
+        meta.transferable()?;
+        // The torrent dials whom the link named and the fetch met, besides the add's peers.
+        let mut peers = add.peers.clone();
+        for p in link_peers.iter().chain(&found) {
+            if !peers.contains(p) {
+                peers.push(*p);
+            }
+        }
+        let add = AddTorrent {
+            source: TorrentSource::Metainfo(meta.clone()),
+            peers,
+            ..add
         };
         let (cfg, plugins, lock) = compose::compose(&self.inner, &meta, &add)?;
         let name = cfg.meta.name.clone();

@@ -28,7 +28,7 @@ pub fn render(m: &Metainfo) -> String {
     if m.missing_piece_layers > 0 {
         let _ = writeln!(
             o,
-            "            ({} piece layers missing: they come from peers)",
+            "            ({} piece layers missing: computed from complete files, else fetched from peers)",
             m.missing_piece_layers
         );
     }

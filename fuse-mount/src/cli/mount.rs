@@ -105,11 +105,12 @@ pub async fn run(mut m: MountArgs, quiet: bool) -> anyhow::Result<()> {
         .iter()
         .map(|t| super::magnet::source(t))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    // Torrents known now are in the tree before the kernel shows the mount; magnet links
-    // join it once their metadata is verified (root listings wait for them, bounded).
+    // Torrents known now are in the tree before the kernel shows the mount; magnet links (and
+    // v2 torrents whose piece layers come from peers) join it once their metadata is complete
+    // (root listings wait for them, bounded).
     let (metas, magnets): (Vec<_>, Vec<_>) = sources
         .into_iter()
-        .partition(|s| matches!(s, TorrentSource::Metainfo(_)));
+        .partition(|s| matches!(s, TorrentSource::Metainfo(m) if !m.lacks_piece_layers()));
     // Before the engine starts: a mount point that cannot be used must not cost a tracker
     // announce and a cache directory first.
     rivulet_fuse::check_mount_point(&mountpoint)?;
