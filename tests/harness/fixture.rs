@@ -76,6 +76,15 @@ const SINGLE_SMALL: Spec = Spec {
     dir: None,
     piece_exp: 16,
 };
+const BIG_PIECES: Spec = Spec {
+    id: "big-pieces",
+    files: &[
+        ("big-pieces/a.bin", Content::Random(100 * MIB + 5)),
+        ("big-pieces/b.bin", Content::Random(36 * MIB)),
+    ],
+    dir: Some("big-pieces"),
+    piece_exp: 27,
+};
 const MEDIA: Spec = Spec {
     id: "media",
     files: &[("video.mp4", Content::Video(10))],
@@ -155,6 +164,11 @@ impl Fixture {
         /// 3 MiB + 12345 B single file, 64 KiB pieces, short last piece.
         single_small,
         SINGLE_SMALL
+    );
+    fixture_getter!(
+        /// a.bin 100 MiB + 5 B, b.bin 36 MiB; 128 MiB pieces: the first spans both files.
+        big_pieces,
+        BIG_PIECES
     );
     fixture_getter!(
         /// video.mp4: 10 s of 640x360 MPEG-4 video (~4 MB, index at the end), 64 KiB pieces.

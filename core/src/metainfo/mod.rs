@@ -20,6 +20,7 @@ pub mod value;
 
 pub use info_bytes::{InfoBytes, torrent_file, torrent_file_with_layers};
 pub use magnet::{MAX_MAGNET_LEN, Magnet, MagnetError};
+pub use piece_check::PieceHasher;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -30,9 +31,6 @@ use value::Value;
 
 /// Largest piece we accept: libtorrent's limit (32767 blocks of 16 KiB).
 pub const MAX_PIECE_LENGTH: u64 = 32767 * 16384;
-/// Largest piece downloading and seeding handle: a piece is held in memory while it is
-/// assembled and hashed.
-pub const MAX_TRANSFER_PIECE_LENGTH: u64 = 64 << 20;
 /// Most pieces a torrent may have (libtorrent's bound; piece indices stay well inside u32).
 pub const MAX_PIECES: u64 = (1 << 30) - 1;
 /// Largest .torrent file we read.
@@ -220,10 +218,6 @@ pub enum Unsupported {
         "v2-only torrent without the piece layers of {0} file(s), and they could not be fetched: they would be larger than any .torrent rivulet reads"
     )]
     V2MissingLayers(usize),
-    #[error(
-        "pieces of {0} bytes are not supported yet for transfers (at most {MAX_TRANSFER_PIECE_LENGTH})"
-    )]
-    PieceTooLarge(u64),
 }
 
 impl Metainfo {
@@ -402,15 +396,6 @@ impl Metainfo {
     /// The v2 info-hash in hex, for v2 and hybrid torrents.
     pub fn info_hash_v2_hex(&self) -> Option<String> {
         self.info_hash_v2.as_ref().map(|h| hex(h))
-    }
-
-    /// Whether downloading, seeding and mounting can handle this torrent (once a v2-only one
-    /// that [lacks piece layers](Self::lacks_piece_layers) has them from peers).
-    pub fn transferable(&self) -> Result<(), Unsupported> {
-        if self.piece_length > MAX_TRANSFER_PIECE_LENGTH {
-            return Err(Unsupported::PieceTooLarge(self.piece_length));
-        }
-        Ok(())
     }
 }
 

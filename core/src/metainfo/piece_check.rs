@@ -23,18 +23,102 @@ struct V2Piece {
     width: u64,
 }
 
+/// A piece hashed as its bytes come, in order and in any number of parts: a piece of up to
+/// 512 MiB is checked from storage a chunk at a time, never held whole.
+pub struct PieceHasher {
+    want: Want,
+}
+
+enum Want {
+    V1 {
+        hash: [u8; 20],
+        sha: Sha1,
+    },
+    V2(V2Hashing),
+    /// No hash to check against (a v2 piece whose layer is missing): never matches.
+    Nothing,
+}
+
+struct V2Hashing {
+    piece: V2Piece,
+    leaves: Vec<Hash>,
+    /// The start of a block cut by the end of the last part.
+    partial: Vec<u8>,
+    /// File bytes taken so far.
+    taken: u64,
+}
+
+impl PieceHasher {
+    /// The next bytes of the piece.
+    pub fn update(&mut self, mut data: &[u8]) {
+        match &mut self.want {
+            Want::V1 { sha, .. } => sha.update(data),
+            Want::V2(h) => {
+                // Past the file's data the piece is padding, never hashed.
+                let room = (h.piece.data_len - h.taken).min(data.len() as u64) as usize;
+                data = &data[..room];
+                h.taken += room as u64;
+                let block = merkle::BLOCK as usize;
+                if !h.partial.is_empty() {
+                    let fill = (block - h.partial.len()).min(data.len());
+                    h.partial.extend_from_slice(&data[..fill]);
+                    data = &data[fill..];
+                    if h.partial.len() == block {
+                        h.leaves.push(merkle::sha256(&h.partial));
+                        h.partial.clear();
+                    }
+                }
+                let whole = data.len() / block * block;
+                h.leaves
+                    .extend(data[..whole].chunks(block).map(merkle::sha256));
+                h.partial.extend_from_slice(&data[whole..]);
+            }
+            Want::Nothing => {}
+        }
+    }
+
+    /// Whether the bytes given make the whole piece the torrent describes.
+    pub fn matches(self) -> bool {
+        match self.want {
+            Want::V1 { hash, sha } => sha.finalize().as_slice() == hash,
+            Want::V2(mut h) => {
+                if h.taken < h.piece.data_len {
+                    return false;
+                }
+                if !h.partial.is_empty() {
+                    h.leaves.push(merkle::sha256(&h.partial));
+                }
+                merkle::leaves_root(&h.leaves, h.piece.width) == h.piece.root
+            }
+            Want::Nothing => false,
+        }
+    }
+}
+
 impl Metainfo {
     /// Whether `data`, the whole of piece `index`, is what the torrent says it is.
     pub fn piece_matches(&self, index: u32, data: &[u8]) -> bool {
-        if let Some(want) = self.piece_hashes.get(index as usize) {
-            return Sha1::digest(data).as_slice() == want;
-        }
-        match self.v2_piece(index) {
-            Some(p) => data
-                .get(..p.data_len as usize)
-                .is_some_and(|d| merkle::data_root(d, p.width) == p.root),
-            None => false,
-        }
+        let mut h = self.piece_hasher(index);
+        h.update(data);
+        h.matches()
+    }
+
+    /// A hasher for piece `index`, to be given its bytes in order.
+    pub fn piece_hasher(&self, index: u32) -> PieceHasher {
+        let want = match (self.piece_hashes.get(index as usize), self.v2_piece(index)) {
+            (Some(hash), _) => Want::V1 {
+                hash: *hash,
+                sha: Sha1::new(),
+            },
+            (None, Some(piece)) => Want::V2(V2Hashing {
+                piece,
+                leaves: Vec::new(),
+                partial: Vec::new(),
+                taken: 0,
+            }),
+            (None, None) => Want::Nothing,
+        };
+        PieceHasher { want }
     }
 
     /// Whether a v2-only torrent can check piece `index` (its file's layer is known).

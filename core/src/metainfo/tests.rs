@@ -249,7 +249,7 @@ fn v2_only_pieces_are_checked_by_their_merkle_roots() {
     assert_eq!(&m.info_hash.0, &sha256(&info)[..20]);
     assert_eq!(m.piece_count(), 3);
     assert_eq!(m.files[1].offset, 16384, "b starts on a piece boundary");
-    m.transferable().unwrap();
+    assert!(!m.lacks_piece_layers());
     let mut piece0 = a.clone();
     piece0.resize(16384, 0);
     assert!(m.piece_matches(0, &piece0));
@@ -354,5 +354,59 @@ fn hash_requests_are_answered_from_the_piece_layer_with_a_proof_and_refused_othe
             None,
             "{base} {index} {length} {proof}"
         );
+    }
+}
+
+#[test]
+fn a_piece_hashed_in_parts_of_any_size_matches_as_the_whole_does() {
+    use super::merkle::{self, Hash};
+    // One file of 2.5 pieces of 64 KiB (four blocks each): v2 with its layer, and v1.
+    let data: Vec<u8> = (0..163_840u32).map(|i| (i * 13 % 251) as u8).collect();
+    let piece = 65536u64;
+    let layer: Vec<Hash> = data
+        .chunks(piece as usize)
+        .map(|p| merkle::data_root(p, 4))
+        .collect();
+    let root = merkle::root_from_layer(&layer, piece);
+    let mut info = format!(
+        "d9:file treed1:fd0:d6:lengthi{}e11:pieces root32:",
+        data.len()
+    )
+    .into_bytes();
+    info.extend(root);
+    info.extend(format!("eee12:meta versioni2e4:name1:f12:piece lengthi{piece}ee").bytes());
+    let v2 = Metainfo::from_bytes(&torrent_file_with_layers(&info, &[], &[(root, layer)])).unwrap();
+    let hashes: Vec<u8> = data
+        .chunks(piece as usize)
+        .flat_map(|p| <[u8; 20]>::from(sha1::Sha1::digest(p)))
+        .collect();
+    let mut v1 = format!(
+        "d6:lengthi{}e4:name1:f12:piece lengthi{piece}e6:pieces60:",
+        data.len()
+    )
+    .into_bytes();
+    v1.extend(hashes);
+    v1.push(b'e');
+    let v1 = Metainfo::from_bytes(&torrent_file(&v1, &[])).unwrap();
+    for m in [&v1, &v2] {
+        for p in 0..3u32 {
+            let start = p as usize * piece as usize;
+            let bytes = &data[start..(start + piece as usize).min(data.len())];
+            let mut padded = bytes.to_vec();
+            padded.resize(m.piece_len(p) as usize, 0);
+            for cut in [1usize, 1000, 16384, 20000] {
+                let mut h = m.piece_hasher(p);
+                padded.chunks(cut).for_each(|c| h.update(c));
+                assert!(h.matches(), "piece {p} in parts of {cut}");
+            }
+            let mut wrong = padded.clone();
+            wrong[bytes.len() / 2] ^= 1;
+            let mut h = m.piece_hasher(p);
+            h.update(&wrong);
+            assert!(!h.matches(), "piece {p} with a flipped byte");
+            let mut h = m.piece_hasher(p);
+            h.update(&padded[..bytes.len() - 1]);
+            assert!(!h.matches(), "piece {p} one byte short");
+        }
     }
 }

@@ -229,7 +229,6 @@ impl Session {
         if meta.lacks_piece_layers() {
             return Err(Unsupported::V2MissingLayers(meta.missing_piece_layers).into());
         }
-        meta.transferable()?;
         // The torrent dials whom the link named and the fetch met, besides the add's peers.
         let mut peers = add.peers.clone();
         for p in link_peers.iter().chain(&found) {

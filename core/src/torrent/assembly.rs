@@ -3,10 +3,22 @@
 //! Tracks per block whether it is missing, requested (and from how many peers, for endgame
 //! duplicates) or received, and who sent each block, so a piece that fails its hash can be
 //! blamed on the peer whose block was wrong rather than on everyone who helped.
+//!
+//! A piece of up to [`MAX_HELD_PIECE`] is held in memory until it is checked. A longer one
+//! (libtorrent accepts 512 MiB) is *spilled*: each block is written to storage as it comes
+//! (off the lock, by the runner) and only its SHA-1 is kept, for blame; the piece is complete
+//! once every block is written, and is then checked from storage a chunk at a time.
 
 use std::net::SocketAddr;
 
 use crate::wire::BLOCK_SIZE;
+
+/// Longest piece assembled in memory: sixteen of them (the unfinished-piece floor) are
+/// 256 MiB, already more than the 128 MiB cap meant for ordinary pieces.
+pub(crate) const MAX_HELD_PIECE: u64 = 16 << 20;
+
+/// SHA-1 of one block of a spilled piece.
+pub(crate) type BlockDigest = [u8; 20];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BlockState {
@@ -37,7 +49,18 @@ impl std::fmt::Debug for PieceAssembly {
 
 pub(crate) struct PieceAssembly {
     pub index: u32,
+    /// Which assembly of the piece this is: a spilled block written after its piece was
+    /// dropped and started again must not count for the new one.
+    pub id: u64,
+    len: u64,
+    /// The piece's bytes; empty for a spilled piece.
     pub data: Vec<u8>,
+    /// Blocks go to storage as they come ([`MAX_HELD_PIECE`]).
+    pub spilled: bool,
+    /// Spilled blocks received but not yet written.
+    unwritten: usize,
+    /// Digests of the spilled blocks written, to compare with a good copy.
+    digests: Vec<Option<BlockDigest>>,
     blocks: Vec<BlockState>,
     received: usize,
     /// Who sent each received block.
@@ -50,11 +73,22 @@ pub(crate) struct PieceAssembly {
 }
 
 impl PieceAssembly {
-    pub fn new(index: u32, len: u64) -> Self {
+    /// Piece `index` of `len` bytes, spilled if longer than [`MAX_HELD_PIECE`].
+    pub fn new(index: u32, id: u64, len: u64) -> Self {
         let n = len.div_ceil(BLOCK_SIZE as u64) as usize;
+        let spilled = len > MAX_HELD_PIECE;
         PieceAssembly {
             index,
-            data: vec![0; len as usize],
+            id,
+            len,
+            data: if spilled {
+                Vec::new()
+            } else {
+                vec![0; len as usize]
+            },
+            spilled,
+            unwritten: 0,
+            digests: if spilled { vec![None; n] } else { Vec::new() },
             blocks: vec![BlockState::Missing; n],
             received: 0,
             senders: vec![None; n],
@@ -70,7 +104,7 @@ impl PieceAssembly {
     /// (offset, len) of block `i`.
     pub fn block(&self, i: usize) -> (u32, u32) {
         let off = i as u32 * BLOCK_SIZE;
-        (off, (self.data.len() as u32 - off).min(BLOCK_SIZE))
+        (off, (self.len as u32 - off).min(BLOCK_SIZE))
     }
 
     pub fn state(&self, i: usize) -> BlockState {
@@ -112,13 +146,21 @@ impl PieceAssembly {
         all
     }
 
+    /// Bytes this assembly holds in memory.
+    pub fn held(&self) -> u64 {
+        self.data.len() as u64
+    }
+
     /// Senders of the blocks in which `self` differs from `good` (the same piece, verified).
-    pub fn senders_of_differing_blocks(&self, good: &[u8]) -> Vec<SocketAddr> {
+    pub fn senders_of_differing_blocks(&self, good: &PieceAssembly) -> Vec<SocketAddr> {
         let mut liars: Vec<SocketAddr> = (0..self.blocks.len())
-            .filter(|&i| {
-                let (off, len) = self.block(i);
-                let r = off as usize..(off + len) as usize;
-                good.get(r.clone()) != self.data.get(r)
+            .filter(|&i| match self.spilled {
+                true => good.digests.get(i) != self.digests.get(i),
+                false => {
+                    let (off, len) = self.block(i);
+                    let r = off as usize..(off + len) as usize;
+                    good.data.get(r.clone()) != self.data.get(r)
+                }
             })
             .filter_map(|i| self.senders[i])
             .collect();
@@ -168,12 +210,32 @@ impl PieceAssembly {
         if self.blocks[i] == BlockState::Received {
             return Accepted::Duplicate;
         }
-        self.data[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+        match self.spilled {
+            true => self.unwritten += 1,
+            false => self.data[offset as usize..offset as usize + data.len()].copy_from_slice(data),
+        }
         self.blocks[i] = BlockState::Received;
         self.received += 1;
         self.senders[i] = Some(from);
         self.touched = std::time::Instant::now();
-        if self.received == self.blocks.len() {
+        self.progress()
+    }
+
+    /// A spilled block is in storage; `Complete` when it was the last one.
+    pub fn written(&mut self, offset: u32, digest: BlockDigest) -> Accepted {
+        let i = (offset / BLOCK_SIZE) as usize;
+        match self.digests.get_mut(i) {
+            Some(d @ None) if self.unwritten > 0 => {
+                *d = Some(digest);
+                self.unwritten -= 1;
+                self.progress()
+            }
+            _ => Accepted::Invalid,
+        }
+    }
+
+    fn progress(&self) -> Accepted {
+        if self.received == self.blocks.len() && self.unwritten == 0 {
             Accepted::Complete
         } else {
             Accepted::Partial
@@ -188,7 +250,7 @@ mod tests {
     #[test]
     fn assembles_short_last_block() {
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let mut p = PieceAssembly::new(3, BLOCK_SIZE as u64 + 10);
+        let mut p = PieceAssembly::new(3, 0, BLOCK_SIZE as u64 + 10);
         assert_eq!(p.block_count(), 2);
         assert_eq!(p.block(1), (BLOCK_SIZE, 10));
         p.mark_requested(0);
@@ -211,7 +273,7 @@ mod tests {
     #[test]
     fn padding_blocks_are_never_asked_for_but_one_block_always_is() {
         let a = "127.0.0.1:1".parse().unwrap();
-        let mut p = PieceAssembly::new(0, 4 * BLOCK_SIZE as u64);
+        let mut p = PieceAssembly::new(0, 0, 4 * BLOCK_SIZE as u64);
         p.assume_zeros(BLOCK_SIZE as u64 + 5..4 * BLOCK_SIZE as u64);
         assert_eq!(p.missing().collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(p.accept(0, &[1; BLOCK_SIZE as usize], a), Accepted::Partial);
@@ -219,8 +281,42 @@ mod tests {
             p.accept(BLOCK_SIZE, &[2; BLOCK_SIZE as usize], a),
             Accepted::Complete
         );
-        let mut all = PieceAssembly::new(1, 2 * BLOCK_SIZE as u64);
+        let mut all = PieceAssembly::new(1, 0, 2 * BLOCK_SIZE as u64);
         all.assume_zeros(0..2 * BLOCK_SIZE as u64);
         assert_eq!(all.missing().count(), 1);
+    }
+
+    #[test]
+    fn a_spilled_piece_is_complete_when_its_last_block_is_written_and_blames_by_digest() {
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        );
+        let len = MAX_HELD_PIECE + 10;
+        let mut p = PieceAssembly::new(0, 7, len);
+        assert!(p.spilled && p.held() == 0);
+        let last = (p.block_count() - 1) as u32 * BLOCK_SIZE;
+        let block = vec![1; BLOCK_SIZE as usize];
+        for i in 0..p.block_count() as u32 - 1 {
+            assert_eq!(p.accept(i * BLOCK_SIZE, &block, a), Accepted::Partial);
+        }
+        assert_eq!(
+            p.accept(last, &[2; 10], b),
+            Accepted::Partial,
+            "none written"
+        );
+        for i in 0..p.block_count() as u32 - 1 {
+            assert_eq!(p.written(i * BLOCK_SIZE, [1; 20]), Accepted::Partial);
+        }
+        assert_eq!(p.written(last, [2; 20]), Accepted::Complete);
+        assert_eq!(p.written(last, [2; 20]), Accepted::Invalid, "written twice");
+        // A good copy differing in the last block only names its sender.
+        let mut good = PieceAssembly::new(0, 8, len);
+        for i in 0..good.block_count() as u32 {
+            let n = good.block(i as usize).1 as usize;
+            good.accept(i * BLOCK_SIZE, &vec![1; n], a);
+            good.written(i * BLOCK_SIZE, [1; 20]);
+        }
+        assert_eq!(p.senders_of_differing_blocks(&good), vec![b]);
     }
 }

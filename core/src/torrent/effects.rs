@@ -33,6 +33,24 @@ pub(crate) struct Effects {
     pub list: Vec<Effect>,
     /// A whole piece to hash and store.
     pub verify: Vec<PieceAssembly>,
+    /// Blocks of spilled pieces to write to storage, each reported back when written.
+    pub spill: Vec<SpillBlock>,
+}
+
+/// A block of a piece too long to hold in memory, on its way to storage.
+pub(crate) struct SpillBlock {
+    pub piece: u32,
+    /// The assembly it belongs to ([`PieceAssembly::id`]).
+    pub assembly: u64,
+    pub offset: u32,
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for SpillBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (piece, offset, len) = (self.piece, self.offset, self.data.len());
+        write!(f, "SpillBlock({piece}, {offset}+{len})")
+    }
 }
 
 impl Effects {

@@ -55,6 +55,8 @@ pub(crate) struct PieceTracker {
     /// Failed pieces with several senders, kept until a good copy names the liar.
     suspects: HashMap<u32, PieceAssembly>,
     partial_bytes: u64,
+    /// The id the next assembly gets.
+    next_assembly: u64,
 }
 
 /// Strikes for a piece that failed with one sender only: two such failures ban it.
@@ -82,6 +84,7 @@ impl PieceTracker {
             evicting: false,
             suspects: HashMap::new(),
             partial_bytes: 0,
+            next_assembly: 0,
         }
     }
 
@@ -122,21 +125,22 @@ impl PieceTracker {
     /// reserved for `key` alone.
     pub fn start(&mut self, piece: u32, key: PeerKey) {
         let len = self.meta.piece_len(piece);
-        let mut a = PieceAssembly::new(piece, len);
+        self.next_assembly += 1;
+        let mut a = PieceAssembly::new(piece, self.next_assembly, len);
         for gap in self.layout.padding(self.layout.piece_range(piece)) {
             a.assume_zeros(gap);
         }
         if self.suspects.contains_key(&piece) {
             a.owner = Some(key);
         }
-        self.partial_bytes += len;
+        self.partial_bytes += a.held();
         self.assemblies.insert(piece, a);
     }
 
     /// Drops an unfinished piece (its memory too); the picker may hand it out again.
     pub fn release(&mut self, piece: u32) {
         if let Some(a) = self.assemblies.remove(&piece) {
-            self.partial_bytes -= a.data.len() as u64;
+            self.partial_bytes -= a.held();
             self.picker.piece_lost(piece);
         }
     }
@@ -144,7 +148,7 @@ impl PieceTracker {
     /// Moves a whole piece from assembling to verifying.
     pub fn take_complete(&mut self, piece: u32) -> Option<PieceAssembly> {
         let a = self.assemblies.remove(&piece)?;
-        self.partial_bytes -= a.data.len() as u64;
+        self.partial_bytes -= a.held();
         self.verifying.insert(piece);
         Some(a)
     }
@@ -207,7 +211,7 @@ impl PieceTracker {
         self.picker.piece_verified(piece);
         let mut blame = Blame::default();
         if let Some(bad) = self.suspects.remove(&piece) {
-            for addr in bad.senders_of_differing_blocks(&asm.data) {
+            for addr in bad.senders_of_differing_blocks(asm) {
                 blame.strikes.push((addr, BAN_STRIKES));
             }
         }
@@ -234,8 +238,11 @@ impl PieceTracker {
 
     /// A piece could not be stored: it is wanted again.
     pub fn store_failed(&mut self, piece: u32) {
-        self.verifying.remove(&piece);
-        self.picker.piece_lost(piece);
+        // A spilled block that could not be written leaves its piece assembling: released
+        // with the rest, and the picker told then.
+        if self.verifying.remove(&piece) {
+            self.picker.piece_lost(piece);
+        }
     }
 
     /// The storage no longer holds a verified piece: it is wanted again. False if we did not

@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::assembly::MAX_HELD_PIECE;
 use super::file_stamp::{FileStamp, stamp_files};
 use super::resume::{self, Saved};
 use crate::bitfield::Bitfield;
@@ -97,10 +98,7 @@ pub(crate) fn initial_have(
             continue;
         }
         hashed += 1;
-        let Ok(data) = read_range(layout, storage, range) else {
-            continue;
-        };
-        if meta.piece_matches(p, &data) {
+        if let Ok(true) = stored_piece_matches(meta, layout, storage, p) {
             have.set(p);
             verified_pieces.set(p);
             verified += 1;
@@ -113,6 +111,31 @@ pub(crate) fn initial_have(
         verified,
         verified_pieces,
     }
+}
+
+/// Bytes of a stored piece read at once to hash it.
+const HASH_CHUNK: u64 = 1 << 20;
+
+/// Whether the storage holds piece `p` as the torrent describes it. A piece longer than
+/// [`MAX_HELD_PIECE`] is read and hashed a chunk at a time, never held whole.
+pub(crate) fn stored_piece_matches(
+    meta: &Metainfo,
+    layout: &Layout,
+    storage: &dyn Storage,
+    p: u32,
+) -> Result<bool, StorageError> {
+    let piece = layout.piece_range(p);
+    if piece.end - piece.start <= MAX_HELD_PIECE {
+        return Ok(meta.piece_matches(p, &read_range(layout, storage, piece)?));
+    }
+    let mut hasher = meta.piece_hasher(p);
+    let mut at = piece.start;
+    while at < piece.end {
+        let end = (at + HASH_CHUNK).min(piece.end);
+        hasher.update(&read_range(layout, storage, at..end)?);
+        at = end;
+    }
+    Ok(hasher.matches())
 }
 
 /// Reads a torrent-global byte range from the storage, file by file.

@@ -9,7 +9,7 @@ use anyhow::Context;
 use rivulet_core::metainfo::{Magnet, Metainfo, torrent_file_with_layers};
 use rivulet_core::session::TorrentSource;
 
-use super::{EngineArgs, info, load_torrent, print, read_torrent, setup};
+use super::{EngineArgs, info, load_torrent, print, setup};
 
 /// The magnet link in `arg`, if it is one rather than a path.
 fn as_magnet(arg: &Path) -> Option<&str> {
@@ -29,10 +29,9 @@ pub fn source(arg: &Path) -> anyhow::Result<TorrentSource> {
 /// `rivulet info`: a `.torrent` read at once, a magnet link's metadata fetched first; with
 /// `save`, the `.torrent` written there.
 pub async fn info(arg: PathBuf, save: Option<PathBuf>, args: EngineArgs) -> anyhow::Result<()> {
-    // A torrent only described need not be one the engine can transfer (v2 without layers).
     let meta = match as_magnet(&arg) {
         Some(uri) => fetch(&Magnet::parse(uri).context("invalid magnet link")?, &args).await?,
-        None => read_torrent(&arg)?,
+        None => load_torrent(&arg)?,
     };
     print(&info::render(&meta))?;
     if let Some(path) = save {

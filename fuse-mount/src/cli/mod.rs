@@ -222,17 +222,8 @@ pub fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Loads a torrent to download, seed or mount: one the engine cannot transfer yet is refused
-/// here, with the reason.
+/// Loads a torrent to download, seed, mount or describe.
 pub fn load_torrent(path: &std::path::Path) -> anyhow::Result<Metainfo> {
-    let meta = read_torrent(path)?;
-    meta.transferable()
-        .with_context(|| format!("cannot use {}", path.display()))?;
-    Ok(meta)
-}
-
-/// Loads a torrent to describe it.
-fn read_torrent(path: &std::path::Path) -> anyhow::Result<Metainfo> {
     Metainfo::from_file(path).with_context(|| format!("cannot load {}", path.display()))
 }
 

@@ -8,6 +8,7 @@
 mod lifecycle;
 mod peer_link;
 mod read_path;
+mod spill;
 mod verifier;
 
 use std::net::SocketAddr;
@@ -225,6 +226,12 @@ impl Torrent {
     /// Carries out effects; verification work is queued without waiting (callers that must
     /// wait for room use [`Torrent::apply_waiting`]).
     fn apply(self: &Arc<Self>, mut fx: Effects) {
+        let spill = std::mem::take(&mut fx.spill);
+        if !spill.is_empty() {
+            let t = self.clone();
+            self.tasks
+                .spawn(async move { t.write_spilled(spill).await });
+        }
         for asm in std::mem::take(&mut fx.verify) {
             let tx = self.verify_tx.clone();
             self.tasks.spawn(async move {
@@ -238,7 +245,9 @@ impl Torrent {
     /// the connection that delivered the piece).
     pub(super) async fn apply_waiting(self: &Arc<Self>, mut fx: Effects) -> Result<(), DropReason> {
         let verify = std::mem::take(&mut fx.verify);
+        let spill = std::mem::take(&mut fx.spill);
         self.carry(fx);
+        self.write_spilled(spill).await;
         for asm in verify {
             if self.verify_tx.send(asm).await.is_err() {
                 return Err(DropReason::ShuttingDown);

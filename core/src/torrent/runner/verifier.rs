@@ -1,4 +1,5 @@
-//! The verifier: whole pieces are hashed and written on blocking threads, several at once, so
+//! The verifier: whole pieces are hashed and written (a spilled one, already in storage, is
+//! hashed from there) on blocking threads, several at once, so
 //! a connection's reader goes on receiving while pieces are checked; results are reported in the
 //! order the pieces were completed, so a reader's pieces come before the readahead behind them.
 
@@ -8,6 +9,7 @@ use super::Torrent;
 use crate::plugin::StorageError;
 use crate::rt::{self, Receiver};
 use crate::torrent::assembly::PieceAssembly;
+use crate::torrent::recheck;
 
 /// Pieces hashed and written at once. Results are taken oldest first, so with only as many as
 /// there are cores a finished newer piece would hold its slot idle behind a slower older one
@@ -50,8 +52,18 @@ impl Torrent {
         }
     }
 
-    /// Verifies a whole piece against its hash and stores it.
+    /// Verifies a whole piece against its hash and stores it; a spilled piece is in storage
+    /// already and is checked there.
     fn check_and_write(&self, asm: &PieceAssembly) -> Checked {
+        if asm.spilled {
+            let stored = self.storage.as_ref();
+            return match recheck::stored_piece_matches(&self.meta, &self.layout, stored, asm.index)
+            {
+                Ok(true) => Checked::Stored,
+                Ok(false) => Checked::HashMismatch,
+                Err(e) => Checked::NotStored(e),
+            };
+        }
         if !self.meta.piece_matches(asm.index, &asm.data) {
             return Checked::HashMismatch;
         }

@@ -15,9 +15,9 @@ mod pex;
 pub(crate) use extended::PeerExtensions;
 pub(crate) use fast::Upload;
 
-use super::assembly::Accepted;
+use super::assembly::{Accepted, BlockDigest};
 use super::choker::Choker;
-use super::effects::Effects;
+use super::effects::{Effects, SpillBlock};
 use super::peers::{MAX_PENDING_UPLOADS, MAX_UNREQUESTED, PeerState};
 use super::pieces::PieceTracker;
 use super::rate::RateMeter;
@@ -429,26 +429,63 @@ impl TorrentState {
                 }
             }
         }
-        if outcome == Accepted::Complete
-            && let Some(done) = self.pieces.take_complete(piece)
+        if matches!(outcome, Accepted::Partial | Accepted::Complete)
+            && let Some(a) = self.pieces.assemblies.get(&piece)
+            && a.spilled
         {
-            // Requests still out for a finished piece (endgame) are cancelled too.
-            for p in self.swarm.peers.values_mut() {
-                let stale: Vec<_> = p
-                    .requests
-                    .keys()
-                    .filter(|r| r.piece == piece)
-                    .copied()
-                    .collect();
-                for r in stale {
-                    p.withdraw(r);
-                    fx.send(&p.tx, Message::Cancel(r));
-                }
-            }
-            fx.verify.push(done);
+            fx.spill.push(SpillBlock {
+                piece,
+                assembly: a.id,
+                offset,
+                data,
+            });
+        }
+        if outcome == Accepted::Complete {
+            self.finish_piece(piece, fx);
         }
         self.fill(key, false, fx);
         Ok(())
+    }
+
+    /// A block of a spilled piece is in storage (or could not be written).
+    pub fn block_written(
+        &mut self,
+        block: &SpillBlock,
+        written: Result<BlockDigest, StorageError>,
+        fx: &mut Effects,
+    ) {
+        let digest = match written {
+            Ok(d) => d,
+            Err(e) => return self.piece_not_stored(block.piece, e, fx),
+        };
+        let outcome = match self.pieces.assemblies.get_mut(&block.piece) {
+            Some(a) if a.id == block.assembly => a.written(block.offset, digest),
+            // Dropped (or dropped and started again) while the block was written.
+            _ => return,
+        };
+        if outcome == Accepted::Complete {
+            self.finish_piece(block.piece, fx);
+        }
+    }
+
+    /// Hands a whole piece to the verifier; requests still out for it (endgame) are cancelled.
+    fn finish_piece(&mut self, piece: u32, fx: &mut Effects) {
+        let Some(done) = self.pieces.take_complete(piece) else {
+            return;
+        };
+        for p in self.swarm.peers.values_mut() {
+            let stale: Vec<_> = p
+                .requests
+                .keys()
+                .filter(|r| r.piece == piece)
+                .copied()
+                .collect();
+            for r in stale {
+                p.withdraw(r);
+                fx.send(&p.tx, Message::Cancel(r));
+            }
+        }
+        fx.verify.push(done);
     }
 
     /// Sends `interested`/`not interested` when that changed.
