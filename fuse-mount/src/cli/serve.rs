@@ -18,7 +18,7 @@ use rivulet_fuse::http::library::parse_hash;
 use rivulet_fuse::http::{self, HttpError, Library, ServeOptions};
 use rivulet_fuse::{MountOptions, Torrents};
 
-use super::port_choice::fallback_ports;
+use super::port_choice::bind_with_fallback;
 use super::{EngineArgs, setup, signals};
 
 /// Where the API listens unless `--http` says otherwise, and where the thin clients
@@ -41,30 +41,22 @@ pub struct ServeArgs {
 /// default, on the next free port, said on stderr (a named address is never replaced).
 async fn listen_http(a: &ServeArgs, lib: Arc<Library>) -> Result<http::Server, HttpError> {
     let wanted = a.http.unwrap_or(DEFAULT_HTTP);
-    let mut ports = fallback_ports(wanted.port());
-    loop {
-        let port = ports.next().unwrap_or(0);
+    let start = |port| {
         let opts = ServeOptions {
             addr: SocketAddr::new(wanted.ip(), port),
             token: a.token.clone(),
         };
-        match http::start(lib.clone(), opts).await {
-            Ok(server) => {
-                if port != wanted.port() {
-                    eprintln!(
-                        "{wanted} is in use; serving HTTP on {} instead (--http chooses)",
-                        server.local_addr()
-                    );
-                }
-                return Ok(server);
-            }
-            Err(HttpError::Bind { source, .. })
-                if a.http.is_none()
-                    && port != 0
-                    && source.kind() == std::io::ErrorKind::AddrInUse => {}
-            Err(e) => return Err(e),
-        }
+        http::start(lib.clone(), opts)
+    };
+    let in_use = |e: &HttpError| matches!(e, HttpError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse);
+    let (server, port) = bind_with_fallback(wanted.port(), a.http.is_none(), start, in_use).await?;
+    if port != wanted.port() {
+        eprintln!(
+            "{wanted} is in use; serving HTTP on {} instead (--http chooses)",
+            server.local_addr()
+        );
     }
+    Ok(server)
 }
 
 pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ use rivulet_core::plugin::registry::PluginStatus;
 use rivulet_core::session::{AddTorrent, Mode, Session, SessionError, TorrentSource};
 use rivulet_core::torrent::{DataError, EngineError, TorrentHandle, check_files_present};
 
-use super::port_choice::fallback_ports;
+use super::port_choice::bind_with_fallback;
 use super::progress::{Progress, summary};
 use super::{EngineArgs, load_torrent, signals};
 
@@ -51,34 +51,32 @@ pub(super) fn settings(args: &EngineArgs) -> anyhow::Result<Settings> {
 pub(super) async fn session(args: &EngineArgs, settings: Settings) -> anyhow::Result<Session> {
     let named = args.listen.is_some() || settings.listen.port() != DEFAULT_LISTEN_PORT;
     let wanted = settings.listen;
-    let mut ports = fallback_ports(wanted.port());
-    loop {
-        let port = ports.next().unwrap_or(0);
+    let start = |port| {
         let mut s = settings.clone();
         s.listen.set_port(port);
-        match Session::new(rivulet_plugins::session_options(s, args.events.clone())).await {
-            Ok(session) => {
-                if port != wanted.port() {
-                    eprintln!(
-                        "port {} is in use; accepting peers on port {} instead",
-                        wanted.port(),
-                        session.listen_addr().port()
-                    );
-                }
-                return Ok(session);
+        Session::new(rivulet_plugins::session_options(s, args.events.clone()))
+    };
+    let in_use = |e: &SessionError| matches!(e, SessionError::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse);
+    match bind_with_fallback(wanted.port(), !named, start, in_use).await {
+        Ok((session, port)) => {
+            if port != wanted.port() {
+                eprintln!(
+                    "port {} is in use; accepting peers on port {} instead",
+                    wanted.port(),
+                    session.listen_addr().port()
+                );
             }
-            Err(SessionError::Listen { source, .. })
-                if !named && port != 0 && source.kind() == std::io::ErrorKind::AddrInUse => {}
-            Err(SessionError::Listen { addr, source }) if named => {
-                let option = if args.listen.is_some() {
-                    "--listen"
-                } else {
-                    "the `listen` setting"
-                };
-                bail!("cannot accept peers on {addr} (given by {option}): {source}");
-            }
-            Err(e) => return Err(e.into()),
+            Ok(session)
         }
+        Err(SessionError::Listen { addr, source }) if named => {
+            let option = if args.listen.is_some() {
+                "--listen"
+            } else {
+                "the `listen` setting"
+            };
+            bail!("cannot accept peers on {addr} (given by {option}): {source}");
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
