@@ -24,6 +24,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::FileExt;
 
 use rivulet_core::metainfo::{Metainfo, torrent_file};
+use rivulet_tests::events::Events;
 use rivulet_tests::metadata_liar::{MetadataLiar, MetadataLie};
 use rivulet_tests::mount::MountCmd;
 use rivulet_tests::ports::{LOCALHOST, free_addr, own_loopback};
@@ -396,6 +397,15 @@ fn lt_magnet(work: &WorkDir, uri: &str, save: &Path, peer: u16) -> Proc {
     lt
 }
 
+/// libtorrent given only the v2 magnet link (`v2`: the info-hash in hex) fetching from
+/// 127.0.0.1:`peer` into `work`'s `out`, which must end byte-exact.
+fn lt_from_v2_link(work: &WorkDir, v2: &str, peer: u16, files: &Files) -> Proc {
+    let out = work.subdir("out");
+    let lt = lt_magnet(work, &format!("magnet:?xt=urn:btmh:1220{v2}"), &out, peer);
+    assert_payload(&out, files);
+    lt
+}
+
 #[test]
 fn libtorrent_given_a_v2_magnet_gets_the_piece_layers_from_rivulet_through_hash_requests() {
     gets_the_piece_layers_from_rivulet("v2");
@@ -416,16 +426,9 @@ fn gets_the_piece_layers_from_rivulet(kind: &str) {
     let events = work.join("seed.jsonl");
     let seed_addr = free_addr(LOCALHOST);
     let mut seed = rivulet::seed(work.path(), &torrent, &seed_data, seed_addr, &events);
-    let out = work.subdir("out");
     // A magnet link holds no piece layer: without the hashes from rivulet libtorrent could
     // check no piece of big.bin and would never finish.
-    let _lt = lt_magnet(
-        &work,
-        &format!("magnet:?xt=urn:btmh:1220{v2}"),
-        &out,
-        seed_addr.port(),
-    );
-    assert_payload(&out, &files);
+    let _lt = lt_from_v2_link(&work, &v2, seed_addr.port(), &files);
     let log = std::fs::read_to_string(work.join("magnet.log")).unwrap_or_default();
     assert!(
         log.contains("UT_METADATA"),
@@ -445,6 +448,30 @@ fn gets_the_piece_layers_from_rivulet(kind: &str) {
     seed.terminate(Duration::from_secs(15));
 }
 
+/// `rivulet download` of `source` (dialling `peer` too) into `work`'s folder `tag`, its state
+/// in `state`: it must end byte-exact. Its events.
+fn download_exact(
+    work: &WorkDir,
+    source: &Path,
+    peer: Option<SocketAddr>,
+    state: &Path,
+    files: &Files,
+    tag: &str,
+) -> Events {
+    let out = work.subdir(tag);
+    let mut dl = Download::new(source, &out)
+        .listen(free_addr(LOCALHOST))
+        .events(&work.join(&format!("{tag}.jsonl")))
+        .state_dir(state);
+    if let Some(p) = peer {
+        dl = dl.peer(p);
+    }
+    let mut run = dl.spawn(work.path(), tag);
+    run.wait_success(Duration::from_secs(60));
+    assert_payload(&out, files);
+    run.events()
+}
+
 #[test]
 fn a_v2_magnet_link_downloads_from_libtorrent_with_the_piece_layers_from_hash_requests() {
     let work = WorkDir::new("v2-magnet");
@@ -456,18 +483,7 @@ fn a_v2_magnet_link_downloads_from_libtorrent_with_the_piece_layers_from_hash_re
     let (_seeder, seed_addr) = lt_seeder(&work, &torrent, &seed_data, LOCALHOST, None);
     let link = format!("magnet:?xt=urn:btmh:1220{v2}&x.pe={seed_addr}");
     let state = work.subdir("state");
-    let download = |tag: &str| {
-        let out = work.subdir(tag);
-        let events = work.join(&format!("{tag}.jsonl"));
-        let mut dl = Download::new(Path::new(&link), &out)
-            .listen(free_addr(LOCALHOST))
-            .events(&events)
-            .state_dir(&state)
-            .spawn(work.path(), tag);
-        dl.wait_success(Duration::from_secs(60));
-        assert_payload(&out, &files);
-        dl.events()
-    };
+    let download = |tag| download_exact(&work, Path::new(&link), None, &state, &files, tag);
     // big.bin cannot be checked without its layer: two chunks of it, the last padded.
     let first = download("out");
     let fetched: Vec<_> = first.of("piece_layers_fetched").collect();
@@ -567,19 +583,7 @@ fn a_v2_torrent_without_piece_layers_downloads_with_them_from_libtorrent_and_kee
     );
     let (_seeder, seed_addr) = lt_seeder(&work, &torrent, &seed_data, LOCALHOST, None);
     let state = work.subdir("state");
-    let download = |tag: &str| {
-        let out = work.subdir(tag);
-        let events = work.join(&format!("{tag}.jsonl"));
-        let mut dl = Download::new(&bare, &out)
-            .listen(free_addr(LOCALHOST))
-            .peer(seed_addr)
-            .events(&events)
-            .state_dir(&state)
-            .spawn(work.path(), tag);
-        dl.wait_success(Duration::from_secs(60));
-        assert_payload(&out, &files);
-        dl.events()
-    };
+    let download = |tag| download_exact(&work, &bare, Some(seed_addr), &state, &files, tag);
     // Without big.bin's layer no piece of it could be checked: the download would never end.
     let first = download("out");
     let fetched: Vec<_> = first.of("piece_layers_fetched").collect();
@@ -635,14 +639,7 @@ fn a_v2_torrent_without_piece_layers_is_seeded_with_layers_computed_from_its_fil
     seed.wait_listening();
     // No other peer has the layers: libtorrent, given only the link, can check big.bin only
     // with the layer rivulet computed.
-    let out = work.subdir("out");
-    let _lt = lt_magnet(
-        &work,
-        &format!("magnet:?xt=urn:btmh:1220{v2}"),
-        &out,
-        seed_addr.port(),
-    );
-    assert_payload(&out, &files);
+    let _lt = lt_from_v2_link(&work, &v2, seed_addr.port(), &files);
     let ev = seed.events();
     let hashed: Vec<_> = ev.of("piece_layers_hashed").collect();
     assert_eq!(hashed.len(), 1, "{}", ev.tail(20));

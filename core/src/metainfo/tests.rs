@@ -359,22 +359,10 @@ fn hash_requests_are_answered_from_the_piece_layer_with_a_proof_and_refused_othe
 
 #[test]
 fn a_piece_hashed_in_parts_of_any_size_matches_as_the_whole_does() {
-    use super::merkle::{self, Hash};
     // One file of 2.5 pieces of 64 KiB (four blocks each): v2 with its layer, and v1.
     let data: Vec<u8> = (0..163_840u32).map(|i| (i * 13 % 251) as u8).collect();
     let piece = 65536u64;
-    let layer: Vec<Hash> = data
-        .chunks(piece as usize)
-        .map(|p| merkle::data_root(p, 4))
-        .collect();
-    let root = merkle::root_from_layer(&layer, piece);
-    let mut info = format!(
-        "d9:file treed1:fd0:d6:lengthi{}e11:pieces root32:",
-        data.len()
-    )
-    .into_bytes();
-    info.extend(root);
-    info.extend(format!("eee12:meta versioni2e4:name1:f12:piece lengthi{piece}ee").bytes());
+    let (info, root, layer) = super::v2::one_file_for_tests(&data, piece);
     let v2 = Metainfo::from_bytes(&torrent_file_with_layers(&info, &[], &[(root, layer)])).unwrap();
     let hashes: Vec<u8> = data
         .chunks(piece as usize)

@@ -230,3 +230,22 @@ pub(super) fn agree(
     }
     Ok(())
 }
+
+/// A v2-only info dictionary of one file `f` of `data` in pieces of `piece` bytes, with the
+/// file's root and piece layer: for tests that need a real tree.
+#[cfg(test)]
+pub(crate) fn one_file_for_tests(data: &[u8], piece: u64) -> (Vec<u8>, Hash, Vec<Hash>) {
+    let layer: Vec<Hash> = data
+        .chunks(piece as usize)
+        .map(|p| merkle::data_root(p, piece / merkle::BLOCK))
+        .collect();
+    let root = merkle::root_from_layer(&layer, piece);
+    let mut info = format!(
+        "d9:file treed1:fd0:d6:lengthi{}e11:pieces root32:",
+        data.len()
+    )
+    .into_bytes();
+    info.extend(root);
+    info.extend(format!("eee12:meta versioni2e4:name1:f12:piece lengthi{piece}ee").bytes());
+    (info, root, layer)
+}

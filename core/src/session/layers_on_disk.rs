@@ -69,19 +69,7 @@ mod tests {
 
     /// A v2-only torrent of one file `f` of `data` in 32 KiB pieces, written without its layer.
     fn bare(data: &[u8]) -> Metainfo {
-        let piece = 2 * BLOCK;
-        let layer: Vec<Hash> = data
-            .chunks(piece as usize)
-            .map(|p| merkle::data_root(p, 2))
-            .collect();
-        let root = merkle::root_from_layer(&layer, piece);
-        let mut info = format!(
-            "d9:file treed1:fd0:d6:lengthi{}e11:pieces root32:",
-            data.len()
-        )
-        .into_bytes();
-        info.extend(root);
-        info.extend(format!("eee12:meta versioni2e4:name1:f12:piece lengthi{piece}ee").bytes());
+        let (info, _, _) = crate::metainfo::v2::one_file_for_tests(data, 2 * BLOCK);
         Metainfo::from_bytes(&torrent_file(&info, &[])).unwrap()
     }
 
