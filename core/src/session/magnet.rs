@@ -166,9 +166,9 @@ fn add_trackers(meta: &mut Metainfo, trackers: &[String]) {
     }
 }
 
-/// A v2-only `.torrent` that lacks piece layers, completed with them: computed from a complete
-/// copy in `data_dir`, else from the cache when an earlier add fetched them, else from the
-/// swarm; its own trackers, web seeds and notes are kept. The peers found on the way come
+/// A v2-only `.torrent` that lacks piece layers, completed with them: from the cache when an
+/// earlier add got them, else computed from a complete copy in `data_dir`, else fetched from
+/// the swarm; its own trackers, web seeds and notes are kept. The peers found on the way come
 /// with it.
 pub(super) async fn complete_layers(
     inner: &Arc<Inner>,
