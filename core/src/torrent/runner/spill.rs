@@ -29,14 +29,7 @@ impl Torrent {
 
     fn write_block(&self, block: &SpillBlock) -> Result<BlockDigest, StorageError> {
         let start = self.layout.piece_range(block.piece).start + u64::from(block.offset);
-        for span in self.layout.spans(start..start + block.data.len() as u64) {
-            let at = span.range_offset as usize;
-            self.storage.write(
-                span.file,
-                span.offset,
-                &block.data[at..at + span.len as usize],
-            )?;
-        }
+        self.write_at(start, &block.data)?;
         Ok(Sha1::digest(&block.data).into())
     }
 }

@@ -67,7 +67,7 @@ impl Torrent {
         if !self.meta.piece_matches(asm.index, &asm.data) {
             return Checked::HashMismatch;
         }
-        match self.write_piece(asm.index, &asm.data) {
+        match self.write_at(self.layout.piece_range(asm.index).start, &asm.data) {
             Ok(()) => Checked::Stored,
             Err(e) => Checked::NotStored(e),
         }
@@ -86,8 +86,10 @@ impl Torrent {
         });
     }
 
-    fn write_piece(&self, piece: u32, data: &[u8]) -> Result<(), StorageError> {
-        for span in self.layout.spans(self.layout.piece_range(piece)) {
+    /// Writes `data` at torrent-global offset `start`, file by file (a whole piece, or a block
+    /// of a spilled one).
+    pub(super) fn write_at(&self, start: u64, data: &[u8]) -> Result<(), StorageError> {
+        for span in self.layout.spans(start..start + data.len() as u64) {
             let at = span.range_offset as usize;
             self.storage
                 .write(span.file, span.offset, &data[at..at + span.len as usize])?;
