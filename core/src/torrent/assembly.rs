@@ -55,8 +55,6 @@ pub(crate) struct PieceAssembly {
     len: u64,
     /// The piece's bytes; empty for a spilled piece.
     pub data: Vec<u8>,
-    /// Blocks go to storage as they come ([`MAX_HELD_PIECE`]).
-    pub spilled: bool,
     /// Spilled blocks received but not yet written.
     unwritten: usize,
     /// Digests of the spilled blocks written, to compare with a good copy.
@@ -86,7 +84,6 @@ impl PieceAssembly {
             } else {
                 vec![0; len as usize]
             },
-            spilled,
             unwritten: 0,
             digests: if spilled { vec![None; n] } else { Vec::new() },
             blocks: vec![BlockState::Missing; n],
@@ -146,6 +143,11 @@ impl PieceAssembly {
         all
     }
 
+    /// Whether its blocks go to storage as they come (longer than [`MAX_HELD_PIECE`]).
+    pub fn spilled(&self) -> bool {
+        self.len > MAX_HELD_PIECE
+    }
+
     /// Bytes this assembly holds in memory.
     pub fn held(&self) -> u64 {
         self.data.len() as u64
@@ -154,7 +156,7 @@ impl PieceAssembly {
     /// Senders of the blocks in which `self` differs from `good` (the same piece, verified).
     pub fn senders_of_differing_blocks(&self, good: &PieceAssembly) -> Vec<SocketAddr> {
         let mut liars: Vec<SocketAddr> = (0..self.blocks.len())
-            .filter(|&i| match self.spilled {
+            .filter(|&i| match self.spilled() {
                 true => good.digests.get(i) != self.digests.get(i),
                 false => {
                     let (off, len) = self.block(i);
@@ -210,7 +212,7 @@ impl PieceAssembly {
         if self.blocks[i] == BlockState::Received {
             return Accepted::Duplicate;
         }
-        match self.spilled {
+        match self.spilled() {
             true => self.unwritten += 1,
             false => self.data[offset as usize..offset as usize + data.len()].copy_from_slice(data),
         }
@@ -294,7 +296,7 @@ mod tests {
         );
         let len = MAX_HELD_PIECE + 10;
         let mut p = PieceAssembly::new(0, 7, len);
-        assert!(p.spilled && p.held() == 0);
+        assert!(p.spilled() && p.held() == 0);
         let last = (p.block_count() - 1) as u32 * BLOCK_SIZE;
         let block = vec![1; BLOCK_SIZE as usize];
         for i in 0..p.block_count() as u32 - 1 {

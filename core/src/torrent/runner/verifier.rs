@@ -55,7 +55,7 @@ impl Torrent {
     /// Verifies a whole piece against its hash and stores it; a spilled piece is in storage
     /// already and is checked there.
     fn check_and_write(&self, asm: &PieceAssembly) -> Checked {
-        if asm.spilled {
+        if asm.spilled() {
             let stored = self.storage.as_ref();
             return match recheck::stored_piece_matches(&self.meta, &self.layout, stored, asm.index)
             {

@@ -431,7 +431,7 @@ impl TorrentState {
         }
         if matches!(outcome, Accepted::Partial | Accepted::Complete)
             && let Some(a) = self.pieces.assemblies.get(&piece)
-            && a.spilled
+            && a.spilled()
         {
             fx.spill.push(SpillBlock {
                 piece,
