@@ -18,7 +18,7 @@ SUDO=""
 step() { echo "==> $*" >&2; }
 
 PACKAGES=(fuse3 libfuse3-dev pkg-config opentracker aria2 mktorrent qbittorrent-nox
-          transmission-cli ffmpeg iproute2 util-linux chromium curl python3-libtorrent)
+          transmission-cli ffmpeg iproute2 util-linux chromium curl python3-libtorrent rtorrent)
 missing_packages() {
   local p
   for p in "${PACKAGES[@]}"; do

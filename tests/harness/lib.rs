@@ -1,5 +1,6 @@
-//! The test harness: real trackers and peers on loopback (opentracker, aria2, qBittorrent, libtorrent),
-//! deterministic fixtures, a fault-injecting fake peer, and a driver for the `rivulet` binary.
+//! The test harness: real trackers and peers on loopback (opentracker, aria2, qBittorrent,
+//! libtorrent, rtorrent), deterministic fixtures, a fault-injecting fake peer, and a driver for
+//! the `rivulet` binary.
 //!
 //! Everything a test starts is killed when its handle is dropped, and every wait has a timeout
 //! that fails with the relevant log tail. Run the tests through `tests/run-all.sh`, which puts
@@ -26,6 +27,7 @@ pub mod process;
 pub mod qbittorrent;
 pub mod raw_peer;
 pub mod rivulet;
+pub mod rtorrent;
 pub mod serve;
 pub mod session;
 pub mod swarm;

@@ -1,6 +1,7 @@
 //! libtorrent (Debian's python3-libtorrent) as a real peer and DHT node: a small Python script
 //! runs one libtorrent session on a loopback address of its own, optionally seeding a torrent,
-//! and prints what happens as JSON lines (`listening`, `seeding`, `dht_announce` when another
+//! and prints what happens as JSON lines (`listening`, `checked` once it has checked the data it
+//! has, `seeding`, `dht_announce` when another
 //! node announces a peer to it, `dht_get_peers` when one looks an info-hash up through it,
 //! `peers` with its connected peers and where it learnt of each whenever that changes). The
 //! test waits on those lines.
@@ -103,6 +104,8 @@ while True:
             say("dht_get_peers", info_hash=str(a.info_hash))
         elif isinstance(a, lt.dht_bootstrap_alert):
             say("dht_bootstrapped")
+        elif isinstance(a, lt.torrent_checked_alert):
+            say("checked")
         elif isinstance(a, (lt.listen_failed_alert, lt.torrent_error_alert)):
             say("error", message=a.message())
     if handle is not None:
@@ -228,6 +231,15 @@ impl LibtorrentNode {
             });
         }
         node
+    }
+
+    /// Waits until it has checked the data it holds (a swarm member that is not a seeder).
+    pub fn wait_checked(&mut self) {
+        self.wait_event(
+            Duration::from_secs(60),
+            "libtorrent to check its data",
+            |e| e["event"] == "checked",
+        );
     }
 
     /// The JSON lines the script printed so far.
