@@ -253,7 +253,25 @@ fn rivulet_seeds_a_libtorrent_v2_only_torrent_to_libtorrent() {
 
 #[test]
 fn a_v2_only_torrent_reads_byte_identical_through_the_mount() {
-    let (work, seed_data, files, torrent) = made("v2-mount", "v2");
+    reads_through_the_mount("v2", |_| {});
+}
+
+#[test]
+fn a_hybrid_torrent_reads_byte_identical_through_the_mount_without_its_pad_files() {
+    reads_through_the_mount("hybrid", |mnt| {
+        let shown = tree(mnt);
+        assert!(shown.iter().any(|p| p.ends_with("b.bin")), "{shown:?}");
+        assert!(
+            !shown.iter().any(|p| p.contains(".pad")),
+            "the mount shows pad files: {shown:?}"
+        );
+    });
+}
+
+/// A libtorrent-made `kind` torrent mounted with a libtorrent seeder: every file reads
+/// byte-identical; then `also` looks at the mount point.
+fn reads_through_the_mount(kind: &str, also: impl Fn(&Path)) {
+    let (work, seed_data, files, torrent) = made(&format!("{kind}-mount"), kind);
     let (_seeder, seed_addr) = lt_seeder(&work, &torrent, &seed_data, LOCALHOST, None);
     let mnt = work.subdir("mnt");
     let mut mounted = MountCmd::new(&torrent, &mnt)
@@ -261,6 +279,7 @@ fn a_v2_only_torrent_reads_byte_identical_through_the_mount() {
         .peer(seed_addr)
         .spawn(work.path(), "mount");
     assert_payload(&mnt, &files);
+    also(&mnt);
     mounted.terminate(Duration::from_secs(20));
 }
 
