@@ -1,7 +1,18 @@
 //! `rivulet serve` against rqbit's HTTP server: the same torrent, the same rate-limited seeder
 //! (aria2, or libtorrent with `BENCH_SEEDER=libtorrent`), a fresh server and data directory for
-//! every fresh-file figure. aria2 answers a handshake only on its ~1 s tick, which both clients
-//! wait for alike; libtorrent answers at once, so its figures show the clients themselves.
+//! every fresh-file figure.
+//!
+//! Both seeders work in ticks, and where in a tick a client's add falls can decide more of a
+//! fresh-file figure than the client does. aria2 answers a handshake only on its ~1 s tick: the
+//! 1 MiB at 60 % took 0.81-0.87 s for either client, of which the 1 MiB itself was 8 ms after
+//! the connection (rivulet's events); which client got the earlier phase depended on how long
+//! its steps before took, so the faster one at the completed file was "slower" here. Every
+//! timed add therefore waits a fixed time after the seeder's last transfer, which ends on a
+//! tick, so that both clients meet the tick at the same phase ([`SEEDER_PAUSE`]), and with its
+//! upload limiter in the same state ([`SEEDER_IDLE`]). libtorrent answers at
+//! once but hands out send quota once per tick, by default 500 ms, so a limited libtorrent
+//! sends in bursts (ten pieces in 11 ms, then none for 430 ms) and the figure again measured the
+//! phase (~0.3 s for either client, for what is 0.16 s at 8 MB/s); its tick is 50 ms here.
 //!
 //! Run with `bash benches/run.sh http_vs_rqbit` (release build, network namespace holding only
 //! `lo`). The seeder is limited to 8 MB/s so that a fresh file really has to be fetched. For each
@@ -29,6 +40,17 @@ use rivulet_tests::workdir::WorkDir;
 
 const MIB: u64 = 1 << 20;
 const SEEDER_RATE: u64 = 8_000_000;
+/// libtorrent's tick, for a libtorrent seeder (its default is 500 ms).
+const LIBTORRENT_TICK_MS: u32 = 50;
+/// From the end of a small transfer from the seeder to the next timed add: longer than what a
+/// client does in between (five GETs, a shutdown, a start), so that this does not set the phase.
+const SEEDER_PAUSE: Duration = Duration::from_millis(1500);
+/// The same after the whole file, a whole number of seconds more: aria2's rate meter spans the
+/// last 10 s, and a client that had pulled the file faster than the limit (rivulet took 2-6 s
+/// for 8.4 s at 8 MB/s) left it over the limit for the 1 MiB at 60 % that followed (1.51 s
+/// against 0.51 s, three runs in four). After this pause the meter is empty for every client
+/// alike, the state of a seeder nobody fetched from for a while.
+const SEEDER_IDLE: Duration = Duration::from_millis(11_500);
 /// Timed GETs of the completed file per run (the figure is the median of all).
 const COMPLETE_GETS: usize = 5;
 
@@ -75,11 +97,32 @@ struct Bench {
     fixture: &'static Fixture,
     torrent: PathBuf,
     n: usize,
+    /// When the next timed add may be sent (see [`Bench::seeder_done`]).
+    next_add: Option<Instant>,
 }
 
 impl Bench {
-    /// Starts `client` with an empty data directory, waits until its API answers, then adds the
-    /// torrent; returns the server and the instant the add request was sent.
+    /// Marks the end of a transfer from the seeder: the next timed add waits `pause` from now.
+    fn seeder_done(&mut self, pause: Duration) {
+        self.next_add = Some(Instant::now() + pause);
+    }
+
+    /// Waits until the pause since the seeder's last transfer is over, so that every timed add
+    /// meets the seeder's tick at the same phase and its limiter in the same state, whatever the
+    /// client did before.
+    fn after_seeder_pause(&self) {
+        if let Some(at) = self.next_add {
+            let now = Instant::now();
+            if now > at {
+                println!("(the add comes {:?} late)", now - at);
+            }
+            std::thread::sleep(at.saturating_duration_since(now));
+        }
+    }
+
+    /// Starts `client` with an empty data directory, waits until its API answers and the
+    /// seeder's pause is over, then adds the torrent; returns the server and the instant the
+    /// add request was sent.
     fn start(&mut self, client: Client) -> (Server, Instant) {
         self.n += 1;
         let tag = format!("{}-{}", client.name(), self.n);
@@ -87,6 +130,7 @@ impl Bench {
         match client {
             Client::Rivulet => {
                 let serve = Serve::start(&self.work, &tag, &[]);
+                self.after_seeder_pause();
                 let t0 = Instant::now();
                 let a = serve.post("/api/torrents", &torrent);
                 assert_eq!(a.status, 201, "rivulet add: {}", a.body);
@@ -118,6 +162,7 @@ impl Bench {
                     proc.assert_running("rqbit starting");
                     probe.get(&format!("{base}/torrents")).call().is_ok()
                 });
+                self.after_seeder_pause();
                 let t0 = Instant::now();
                 let mut r = probe
                     .post(&format!("{base}/torrents?overwrite=true"))
@@ -208,7 +253,9 @@ fn run_client(b: &mut Bench, client: Client, run: usize, fig: &mut Figures) {
     let size = b.fixture.total_length();
     // A: add -> first 64 KiB.
     let (server, t0) = b.start(client);
-    match get_range(&server.url, 0, 64 << 10) {
+    let first = get_range(&server.url, 0, 64 << 10);
+    b.seeder_done(SEEDER_PAUSE);
+    match first {
         Ok(got) => {
             let t = t0.elapsed().as_secs_f64();
             fig.first.push(t);
@@ -222,6 +269,7 @@ fn run_client(b: &mut Bench, client: Client, run: usize, fig: &mut Figures) {
     if let Err(e) = get_all(&server.url) {
         println!("{name} run {run} C: FAILED fetching {e}");
     }
+    b.seeder_done(SEEDER_IDLE);
     for get in 1..=COMPLETE_GETS {
         match get_all(&server.url) {
             Ok((n, t)) if n == size => {
@@ -241,7 +289,9 @@ fn run_client(b: &mut Bench, client: Client, run: usize, fig: &mut Figures) {
     // B: add -> 1 MiB at 60 % on a fresh server.
     let (server, t0) = b.start(client);
     let offset = size * 6 / 10;
-    match get_range(&server.url, offset, MIB) {
+    let seek = get_range(&server.url, offset, MIB);
+    b.seeder_done(SEEDER_PAUSE);
+    match seek {
         Ok(got) => {
             let t = t0.elapsed().as_secs_f64();
             fig.seek.push(t);
@@ -270,6 +320,7 @@ fn main() {
             own_loopback(),
             SwarmPeer {
                 upload_limit: SEEDER_RATE as u32,
+                tick_ms: LIBTORRENT_TICK_MS,
                 ..SwarmPeer::seeder(&seed_torrent, &fixture.root)
             },
         );
@@ -300,6 +351,7 @@ fn main() {
         fixture,
         torrent,
         n: 0,
+        next_add: None,
     };
     // aria2's upload limiter takes its rate over the samples of the last 10 s: with none yet,
     // the first 16 KiB block it sends counts as ~16 MB/s, over the limit, and the rest waits
@@ -310,6 +362,7 @@ fn main() {
     if let Err(e) = get_range(&warm.url, 0, 64 << 10) {
         println!("warm-up: FAILED {e}");
     }
+    bench.seeder_done(SEEDER_PAUSE);
     drop(warm);
     // The clients take turns, the first of each run alternating: the machine's noise falls on
     // both alike.

@@ -26,7 +26,7 @@ use rivulet_tests::workdir::WorkDir;
 
 /// Least share of the pieces that must have been verified in order (the longest increasing, or
 /// for reverse decreasing, subsequence) for a run to count as sequential. The pieces a
-/// still-choking aria2 seeder allows us (BEP 6 allowed-fast, 8 of 289 here) come first and may
+/// still-choking aria2 seeder allows us (BEP 6 allowed-fast, 8 of 289 here) may come first and
 /// lie anywhere in the file, and a few pieces in flight together may finish out of turn; a random
 /// order keeps about 2·sqrt(289) = 34 pieces in order, 0.12. (Counting inverted pairs instead
 /// failed in CI: eight allowed-fast pieces from the file's end alone invert 0.05 of all pairs.)

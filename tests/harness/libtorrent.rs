@@ -38,7 +38,7 @@ def say(event, **kw):
     kw["event"] = event
     print(json.dumps(kw), flush=True)
 
-s = lt.session({
+settings = {
     "listen_interfaces": "%s:%d" % (cfg["ip"], cfg["port"]),
     "outgoing_interfaces": cfg["ip"],
     "enable_dht": cfg.get("dht", True),
@@ -60,7 +60,12 @@ s = lt.session({
     "alert_mask": lt.alert.category_t.dht_notification
         | lt.alert.category_t.status_notification
         | lt.alert.category_t.error_notification,
-})
+}
+# Its rate limiter hands out send quota once per tick (500 ms by default): a limited peer then
+# sends in bursts that far apart, and a client's wait depends on where in the tick it asked.
+if cfg.get("tick_ms"):
+    settings["tick_interval"] = cfg["tick_ms"]
+s = lt.session(settings)
 handle = None
 if cfg["torrent"]:
     atp = lt.add_torrent_params()
@@ -141,6 +146,9 @@ pub struct SwarmPeer<'a> {
     pub download_limit: u32,
     /// Bytes a second it uploads at most; 0 for no limit.
     pub upload_limit: u32,
+    /// libtorrent's tick in ms (0: its default, 500). A limited peer sends in bursts one tick
+    /// apart; a benchmark timing a fraction of a second wants them closer.
+    pub tick_ms: u32,
 }
 
 impl<'a> SwarmPeer<'a> {
@@ -154,6 +162,7 @@ impl<'a> SwarmPeer<'a> {
             connect: Vec::new(),
             download_limit: 0,
             upload_limit: 0,
+            tick_ms: 0,
         }
     }
 
@@ -211,6 +220,7 @@ impl LibtorrentNode {
             "upload_mode": peer.upload_mode,
             "download_limit": peer.download_limit,
             "upload_limit": peer.upload_limit,
+            "tick_ms": peer.tick_ms,
         });
         Self::spawn(dir, ip, port, cfg, peer.seeding)
     }

@@ -2,10 +2,11 @@
 //! given a hybrid torrent it joins the v1 swarm (SHA-1 info-hash) and knows nothing of v2.
 //!
 //! It runs as a daemon (no curses) from an rc file of its own: one address and port, no DHT, no
-//! peer exchange, the torrent's trackers over HTTP, downloads held to 1 KiB/s. It loads a torrent only if the torrent has a
-//! tracker (or the DHT is on). It treats a hybrid torrent's pad files as ordinary files, so the
-//! data folder must hold them, full of zeros. It is ready once its hash check ended, which an
-//! event hook reports by appending `<INFO-HASH> <complete 0|1>` to a file.
+//! peer exchange, the torrent's trackers over HTTP, downloads held to 1 KiB/s. It loads a
+//! torrent only if the torrent has a tracker (or the DHT is on). It treats a hybrid torrent's
+//! pad files as ordinary files, so the data folder must hold them, full of zeros. It is ready
+//! once its hash check ended, which an event hook reports by appending `<INFO-HASH> <complete
+//! 0|1>` to a file.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -15,8 +16,8 @@ use std::time::Duration;
 use crate::ports::free_port;
 use crate::process::{Proc, wait_for};
 
-/// Its download limit: low enough that, in the seconds a test runs, it passes on nothing it did
-/// not start with, so what a client got from it came from its own data.
+/// Its download limit: low enough that in the seconds a test runs it passes on nothing it did
+/// not start with, so that what a client gets from it was in its data from the start.
 const DOWNLOAD_KIB_PER_SEC: u32 = 1;
 
 /// A running rtorrent; killed on drop.

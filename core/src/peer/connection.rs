@@ -1,11 +1,12 @@
 //! One peer connection over any byte stream: the BEP 3 handshake, then a reader that feeds
 //! messages to the handler and a writer that sends what the handler queued (including served
-//! blocks), until either side ends or the handler drops the peer.
+//! blocks) and the keep-alives (every 90 s, and when the handler wants a quiet peer nudged),
+//! until either side ends or the handler drops the peer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
@@ -128,10 +129,20 @@ async fn writer<H: PeerHandler>(
     rx: Receiver<Outbound>,
 ) -> DropReason {
     let mut buf = Vec::with_capacity(WRITE_BATCH + 64 * 1024);
+    let mut last_write = Instant::now();
     loop {
         buf.clear();
-        let first = match rt::timeout(KEEPALIVE_EVERY, rx.recv()).await {
-            Err(_) => Outbound::Msg(Message::KeepAlive),
+        let keepalive_in = KEEPALIVE_EVERY.saturating_sub(last_write.elapsed());
+        let wait = handler
+            .nudge_in(id)
+            .map_or(keepalive_in, |n| n.min(keepalive_in));
+        let first = match rt::timeout(wait, rx.recv()).await {
+            Err(_) if last_write.elapsed() >= KEEPALIVE_EVERY => Outbound::Msg(Message::KeepAlive),
+            Err(_) if handler.nudge_in(id).is_some_and(|n| n.is_zero()) => {
+                handler.nudged(id);
+                Outbound::Msg(Message::KeepAlive)
+            }
+            Err(_) => continue,
             Ok(Err(_)) => return DropReason::Gone,
             Ok(Ok(o)) => o,
         };
@@ -148,6 +159,7 @@ async fn writer<H: PeerHandler>(
         if let Err(e) = wr.write_all(&buf).await {
             return DropReason::Io(format!("write: {e}"));
         }
+        last_write = Instant::now();
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::link::{DropReason, PeerTx};
 use crate::rt::CancelSource;
@@ -58,4 +59,13 @@ pub(crate) trait PeerHandler: Send + Sync + 'static {
 
     /// The connection ended.
     fn detach(&self, id: Attached, reason: DropReason);
+
+    /// How long until the peer should be nudged with a keep-alive because it holds requests
+    /// we are waiting on and has gone quiet; `None` if no nudge is wanted.
+    fn nudge_in(&self, _id: Attached) -> Option<Duration> {
+        None
+    }
+
+    /// A nudge was sent.
+    fn nudged(&self, _id: Attached) {}
 }

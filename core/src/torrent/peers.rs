@@ -34,6 +34,14 @@ const BULK_QUEUE_SECS: f64 = 1.0;
 const STREAM_QUEUE_SECS: f64 = 0.15;
 /// Round trips kept in flight while a reader waits, so a far peer's link stays full.
 const STREAM_QUEUE_RTTS: f64 = 3.0;
+/// A peer holding requests a reader waits on that has sent nothing for this long gets a
+/// keep-alive, once per quiet spell. aria2 1.36 with an upload limit holds the blocks it owes
+/// while its rate meter reads over the limit, and looks again only when the peer sends
+/// something or at its 1 s tick; after 10 s idle the meter reads the first 16 KiB block as over
+/// it. A stream's first 1 MiB from such a seeder then took 2.0 s (one block, a second's wait,
+/// then the rest), where rqbit, whose next requests happened to come 43 ms later, took 0.69 s
+/// (aria2's debug log); with the nudge 0.68 s (benches/RESULTS.md, 2026-12-06).
+pub(crate) const NUDGE_AFTER: Duration = Duration::from_millis(20);
 /// Rate assumed for a peer that has not delivered yet.
 const UNMEASURED_RATE: f64 = 256.0 * 1024.0;
 /// Their requests we queue before calling it a flood.
@@ -127,6 +135,8 @@ pub(crate) struct PeerState {
     /// When data last moved either way; `None` if it never has. Peers that exchange data keep
     /// their slots; the others make room for newcomers first.
     pub last_data: Option<Instant>,
+    /// When we last nudged it (see [`PeerState::nudge_in`]).
+    pub nudged_at: Option<Instant>,
     /// It dialled us: `addr`'s port is not where it listens (see `ext.listen_port`).
     pub incoming: bool,
     /// The extensions (BEP 10) it speaks.
@@ -180,6 +190,7 @@ impl PeerState {
             choked_requests: 0,
             connected_at: now,
             last_data: None,
+            nudged_at: None,
             incoming: false,
             ext: Default::default(),
             fast: false,
@@ -218,6 +229,32 @@ impl PeerState {
         if !streaming && self.down.rate() == 0 && self.queue_target < SLOW_START_CAP {
             self.queue_target += 1;
         }
+    }
+
+    /// How long until this peer should be nudged: it is not choking us, holds a request for a
+    /// piece `waited_on`, has sent nothing since that request or its last data for
+    /// [`NUDGE_AFTER`] or two of its quickest answers, whichever is longer, and was not nudged
+    /// since its last data. `None` if no nudge is due at all.
+    pub fn nudge_in(&self, waited_on: impl Fn(u32) -> bool, now: Instant) -> Option<Duration> {
+        if self.peer_choking
+            || self
+                .nudged_at
+                .is_some_and(|n| self.last_data.is_none_or(|d| n >= d))
+        {
+            return None;
+        }
+        let oldest = self
+            .requests
+            .iter()
+            .filter(|(r, _)| waited_on(r.piece))
+            .map(|(_, &sent)| sent)
+            .min()?;
+        let quiet_from = self.last_data.map_or(oldest, |d| d.max(oldest));
+        // A far peer's answers take a while anyway: quiet is only what outlasts two trips.
+        let after = self
+            .min_latency
+            .map_or(NUDGE_AFTER, |l| NUDGE_AFTER.max(l * 2));
+        Some(after.saturating_sub(now.saturating_duration_since(quiet_from)))
     }
 
     /// Seconds until this peer would deliver `more` blocks asked of it now, behind its

@@ -1,6 +1,8 @@
 //! The torrent as the handler of its peer connections: registering a connection, a message
-//! in (under the state lock, effects after), a block out (read off the async threads), a
-//! connection gone.
+//! in (under the state lock, effects after), a block out (read off the async threads), whether
+//! a quiet peer holding a reader's requests wants a nudge, a connection gone.
+
+use std::time::{Duration, Instant};
 
 use super::Torrent;
 use crate::bitfield::Bitfield;
@@ -56,6 +58,18 @@ impl PeerHandler for Torrent {
         let this = self.arc();
         this.apply_waiting(fx).await?;
         r
+    }
+
+    fn nudge_in(&self, id: Attached) -> Option<Duration> {
+        let s = self.state();
+        let peer = s.swarm.get(id.key, id.conn)?;
+        peer.nudge_in(|piece| s.readers.deadline(piece).is_some(), Instant::now())
+    }
+
+    fn nudged(&self, id: Attached) {
+        if let Some(peer) = self.state().swarm.get_mut(id.key, id.conn) {
+            peer.nudged_at = Some(Instant::now());
+        }
     }
 
     async fn serve(&self, id: Attached, r: BlockRequest) -> Option<Message> {

@@ -2,6 +2,7 @@
 
 use super::tests::{Remote, connect_with, send, torrent};
 use super::*;
+use crate::rt;
 
 fn connect_fast(s: &mut TorrentState, n: u8) -> Remote {
     connect_with(s, n, None, true)
@@ -100,4 +101,26 @@ fn a_choking_peer_is_asked_only_for_its_allowed_fast_pieces() {
     send(&mut s, &p, Message::Unchoke).0.unwrap();
     let rest = p.requests();
     assert_eq!(rest.len(), 6, "{rest:?}");
+}
+
+#[test]
+fn while_a_reader_waits_a_choking_peer_is_asked_only_for_allowed_fast_pieces_it_wants() {
+    let mut s = torrent(4, Bitfield::new(4));
+    let (tx, _rx) = rt::bounded(1);
+    let have = s.pieces.have.clone();
+    s.readers.register(3..4, 0, tx, &have, s.pieces.picker());
+    let p = connect_fast(&mut s, 1);
+    send(&mut s, &p, Message::HaveAll).0.unwrap();
+    p.sent();
+    send(&mut s, &p, Message::AllowedFast(2)).0.unwrap();
+    assert!(
+        p.requests().is_empty(),
+        "piece 2 would go ahead of the reader's"
+    );
+    send(&mut s, &p, Message::AllowedFast(3)).0.unwrap();
+    let reqs = p.requests();
+    assert!(
+        !reqs.is_empty() && reqs.iter().all(|r| r.piece == 3),
+        "{reqs:?}"
+    );
 }

@@ -111,3 +111,51 @@ fn a_new_peers_first_tick_already_gives_its_rate_and_pipeline() {
         p.queue_target
     );
 }
+
+#[test]
+fn a_quiet_peer_holding_a_readers_requests_is_nudged_once_per_quiet_spell() {
+    use crate::torrent::peers::NUDGE_AFTER;
+    let mut s = torrent(8, Bitfield::new(8));
+    let r = connect_with(&mut s, 1, Some(Bitfield::full(8)), false);
+    let p = peer(&mut s, &r);
+    let t0 = Instant::now();
+    p.peer_choking = false;
+    let req = crate::wire::BlockRequest {
+        piece: 3,
+        offset: 0,
+        len: crate::wire::BLOCK_SIZE,
+    };
+    p.requests.clear();
+    p.requests.insert(req, t0);
+    let waited = |piece: u32| piece == 3;
+    assert_eq!(p.nudge_in(|_| false, t0), None, "no reader waits on it");
+    assert_eq!(p.nudge_in(waited, t0), Some(NUDGE_AFTER));
+    assert_eq!(
+        p.nudge_in(waited, t0 + NUDGE_AFTER * 2),
+        Some(Duration::ZERO)
+    );
+    p.nudged_at = Some(t0 + NUDGE_AFTER * 2);
+    assert_eq!(
+        p.nudge_in(waited, t0 + NUDGE_AFTER * 9),
+        None,
+        "once per quiet spell"
+    );
+    p.last_data = Some(t0 + NUDGE_AFTER * 3);
+    assert_eq!(
+        p.nudge_in(waited, t0 + NUDGE_AFTER * 3),
+        Some(NUDGE_AFTER),
+        "data starts a new spell"
+    );
+    p.min_latency = Some(NUDGE_AFTER * 5);
+    assert_eq!(
+        p.nudge_in(waited, t0 + NUDGE_AFTER * 3),
+        Some(NUDGE_AFTER * 10),
+        "a far peer is given two of its round trips"
+    );
+    p.peer_choking = true;
+    assert_eq!(
+        p.nudge_in(waited, t0 + NUDGE_AFTER * 30),
+        None,
+        "choking us"
+    );
+}
