@@ -33,6 +33,7 @@ use rivulet_tests::mount::MountCmd;
 use rivulet_tests::ports::{LOCALHOST, free_addr, own_loopback};
 use rivulet_tests::process::{Proc, wait_for};
 use rivulet_tests::raw_peer::RawPeer;
+use rivulet_tests::resume_check::kill_half_way_then_resume;
 use rivulet_tests::rivulet::{self, Download};
 use rivulet_tests::rtorrent::Rtorrent;
 use rivulet_tests::tracker::Tracker;
@@ -439,9 +440,6 @@ fn a_hybrid_download_killed_half_way_resumes_without_refetching() {
     resumes_after_kill_9("hybrid");
 }
 
-/// Pieces verified in the last moments before a kill may not have reached the resume state.
-const REFETCH_ALLOWANCE: usize = 16;
-
 /// `rivulet download` of a `kind` torrent of 8 MiB (256 pieces) from a libtorrent seeder held to
 /// 1 MiB/s, killed with SIGKILL once half of it is verified, then started again: the second run
 /// finds the first run's pieces on disk (`resumed`), fetches the rest and ends byte-exact.
@@ -478,40 +476,8 @@ fn resumes_after_kill_9(kind: &str) {
             .events(&work.join(&format!("run-{n}.jsonl")))
             .spawn(work.path(), &format!("run-{n}"))
     };
-    let mut first = run(1);
-    first.wait_events(Duration::from_secs(60), "half of the pieces", |e| {
-        e.verified().len() as u32 >= pieces / 2
-    });
-    first.proc.kill_hard();
-    let before = first.events().verified();
-    assert!(
-        (before.len() as u32) < pieces,
-        "the first run finished before it was killed"
-    );
-
-    let mut second = run(2);
-    second.wait_success(Duration::from_secs(60));
+    kill_half_way_then_resume(pieces, Duration::from_secs(60), run);
     assert_payload(&out, &files);
-    let after = second.events();
-    let resumed = after
-        .resumed()
-        .unwrap_or_else(|| panic!("no `resumed` event:\n{}", after.tail(10)));
-    let fetched = after.verified();
-    assert!(
-        resumed as usize + REFETCH_ALLOWANCE >= before.len(),
-        "the first run verified {} pieces, {resumed} were resumed",
-        before.len()
-    );
-    assert!(
-        resumed + fetched.len() as u64 >= pieces as u64,
-        "resumed {resumed} + fetched {} do not cover {pieces} pieces",
-        fetched.len()
-    );
-    let refetched = fetched.intersection(&before).count();
-    assert!(
-        refetched <= REFETCH_ALLOWANCE,
-        "the second run fetched {refetched} pieces the first had verified"
-    );
 }
 
 /// A v2-only torrent of 601 pieces of 16 KiB in one file, whose layer is asked for 512 hashes

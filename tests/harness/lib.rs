@@ -26,6 +26,7 @@ pub mod proc_stats;
 pub mod process;
 pub mod qbittorrent;
 pub mod raw_peer;
+pub mod resume_check;
 pub mod rivulet;
 pub mod rtorrent;
 pub mod serve;
