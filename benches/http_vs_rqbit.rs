@@ -6,13 +6,13 @@
 //! fresh-file figure than the client does. aria2 answers a handshake only on its ~1 s tick: the
 //! 1 MiB at 60 % took 0.81-0.87 s for either client, of which the 1 MiB itself was 8 ms after
 //! the connection (rivulet's events); which client got the earlier phase depended on how long
-//! its steps before took, so the faster one at the completed file was "slower" here. Every
-//! timed add therefore waits a fixed time after the seeder's last transfer, which ends on a
-//! tick, so that both clients meet the tick at the same phase ([`SEEDER_PAUSE`]), and with its
-//! upload limiter in the same state ([`SEEDER_IDLE`]). libtorrent answers at
-//! once but hands out send quota once per tick, by default 500 ms, so a limited libtorrent
-//! sends in bursts (ten pieces in 11 ms, then none for 430 ms) and the figure again measured the
-//! phase (~0.3 s for either client, for what is 0.16 s at 8 MB/s); its tick is 50 ms here.
+//! its steps before took, so the faster one at the completed file was "slower" here. Every timed
+//! add therefore waits a fixed time after the seeder's last transfer, which ends on a tick, so
+//! that both clients meet the tick at the same phase ([`SEEDER_PAUSE`]), and with its upload
+//! limiter in the same state ([`SEEDER_IDLE`]). libtorrent answers at once but hands out send
+//! quota once per tick, by default 500 ms, so a limited libtorrent sends in bursts (ten pieces
+//! in 11 ms, then none for 430 ms) and the figure again measured the phase (~0.3 s for either
+//! client, for what is 0.16 s at 8 MB/s); its tick is 50 ms here.
 //!
 //! Run with `bash benches/run.sh http_vs_rqbit` (release build, network namespace holding only
 //! `lo`). The seeder is limited to 8 MB/s so that a fresh file really has to be fetched. For each

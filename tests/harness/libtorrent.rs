@@ -1,10 +1,9 @@
 //! libtorrent (Debian's python3-libtorrent) as a real peer and DHT node: a small Python script
 //! runs one libtorrent session on a loopback address of its own, optionally seeding a torrent,
 //! and prints what happens as JSON lines (`listening`, `checked` once it has checked the data it
-//! has, `seeding`, `dht_announce` when another
-//! node announces a peer to it, `dht_get_peers` when one looks an info-hash up through it,
-//! `peers` with its connected peers and where it learnt of each whenever that changes). The
-//! test waits on those lines.
+//! has, `seeding`, `dht_announce` when another node announces a peer to it, `dht_get_peers` when
+//! one looks an info-hash up through it, `peers` with its connected peers and where it learnt of
+//! each whenever that changes). The test waits on those lines.
 //!
 //! [`LibtorrentNode::start_peer`] runs one as a plain swarm member instead: no DHT, dialling
 //! the peers it is given, optionally in upload mode (it asks nobody for data), which is how the
