@@ -440,7 +440,7 @@ fn a_hybrid_download_killed_half_way_resumes_without_refetching() {
     resumes_after_kill_9("hybrid");
 }
 
-/// `rivulet download` of a `kind` torrent of 8 MiB (256 pieces) from a libtorrent seeder held to
+/// `rivulet download` of a `kind` torrent of 8 MiB (257 pieces) from a libtorrent seeder held to
 /// 1 MiB/s, killed with SIGKILL once half of it is verified, then started again: the second run
 /// finds the first run's pieces on disk (`resumed`), fetches the rest and ends byte-exact.
 fn resumes_after_kill_9(kind: &str) {

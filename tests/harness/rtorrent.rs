@@ -57,7 +57,8 @@ impl Rtorrent {
     }
 }
 
-fn path(p: &Path) -> PathBuf {
+/// rc files name everything by absolute path.
+fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).expect("absolute path")
 }
 
@@ -85,11 +86,11 @@ throttle.global_down.max_rate.set_kb = {down_kib}
 method.set_key = event.download.hash_done, checked, \"execute2={{sh,-c,\\\"echo \\$0 \\$1 >> {checked}\\\",$d.hash=,$d.complete=}}\"
 load.start = {torrent}
 ",
-        data = path(data).display(),
-        session = path(session).display(),
+        data = absolute(data).display(),
+        session = absolute(session).display(),
         ip = addr.ip(),
         down_kib = DOWNLOAD_KIB_PER_SEC,
-        checked = path(checked).display(),
-        torrent = path(torrent).display(),
+        checked = absolute(checked).display(),
+        torrent = absolute(torrent).display(),
     )
 }

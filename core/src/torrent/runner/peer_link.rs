@@ -62,6 +62,10 @@ impl PeerHandler for Torrent {
 
     fn nudge_in(&self, id: Attached) -> Option<Duration> {
         let s = self.state();
+        // Asked before every write of every connection: without a reader, no scan of requests.
+        if !s.readers.has_deadlines() {
+            return None;
+        }
         let peer = s.swarm.get(id.key, id.conn)?;
         peer.nudge_in(|piece| s.readers.deadline(piece).is_some(), Instant::now())
     }
